@@ -1,0 +1,1 @@
+# cli: filled in as the module lands

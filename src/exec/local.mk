@@ -1,0 +1,1 @@
+# exec: filled in as the module lands

@@ -1,0 +1,1 @@
+# gossip: filled in as the module lands

@@ -1,0 +1,1 @@
+# http: filled in as the module lands

@@ -1,0 +1,1 @@
+# jobspec: filled in as the module lands

@@ -1,0 +1,1 @@
+# raft: filled in as the module lands

@@ -1,0 +1,1 @@
+# rpc: filled in as the module lands

@@ -1,0 +1,1 @@
+# sched: filled in as the module lands

@@ -1,0 +1,1 @@
+# state: filled in as the module lands
