@@ -1,0 +1,65 @@
+/*
+ * msgs.c - stype tables for the RPC bodies in msgs.h.
+ */
+#include "structs/msgs.h"
+
+#include "util/util.h"
+
+#define TYPE(var, st, fields)                                                                      \
+    const struct stype var = {#st, sizeof(struct st), fields, CV_ARRAY_LEN(fields), NULL, -1}
+
+static const struct sfield node_register_req_fields[] = {
+    SFT(node_register_req, node, "Node", SF_PTR, &ST_NODE),
+};
+TYPE(ST_NODE_REGISTER_REQ, node_register_req, node_register_req_fields);
+
+static const struct sfield node_update_status_req_fields[] = {
+    SF(node_update_status_req, node_id, "NodeID", SF_STR),
+    SF(node_update_status_req, status, "Status", SF_STR),
+    SF(node_update_status_req, updated_at, "UpdatedAt", SF_INT),
+};
+TYPE(ST_NODE_UPDATE_STATUS_REQ, node_update_status_req, node_update_status_req_fields);
+
+static const struct sfield node_update_resp_fields[] = {
+    SF(node_update_resp, heartbeat_ttl, "HeartbeatTTL", SF_DUR),
+    SF(node_update_resp, index, "Index", SF_UINT),
+    SF(node_update_resp, leader_rpc_addr, "LeaderRPCAddr", SF_STR),
+    SF(node_update_resp, num_nodes, "NumNodes", SF_INT),
+    SF(node_update_resp, servers, "Servers", SF_STRLIST),
+};
+TYPE(ST_NODE_UPDATE_RESP, node_update_resp, node_update_resp_fields);
+
+static const struct sfield node_client_allocs_req_fields[] = {
+    SF(node_client_allocs_req, node_id, "NodeID", SF_STR),
+    SF(node_client_allocs_req, secret_id, "SecretID", SF_STR),
+    SF(node_client_allocs_req, min_query_index, "MinQueryIndex", SF_UINT),
+    SF(node_client_allocs_req, max_query_time, "MaxQueryTime", SF_DUR),
+};
+TYPE(ST_NODE_CLIENT_ALLOCS_REQ, node_client_allocs_req, node_client_allocs_req_fields);
+
+static const struct sfield node_client_allocs_resp_fields[] = {
+    SF(node_client_allocs_resp, allocs, "Allocs", SF_INTMAP),
+    SF(node_client_allocs_resp, index, "Index", SF_UINT),
+};
+TYPE(ST_NODE_CLIENT_ALLOCS_RESP, node_client_allocs_resp, node_client_allocs_resp_fields);
+
+static const struct sfield alloc_get_req_fields[] = {
+    SF(alloc_get_req, alloc_ids, "AllocIDs", SF_STRLIST),
+};
+TYPE(ST_ALLOC_GET_REQ, alloc_get_req, alloc_get_req_fields);
+
+static const struct sfield alloc_get_resp_fields[] = {
+    SFA(alloc_get_resp, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
+    SF(alloc_get_resp, index, "Index", SF_UINT),
+};
+TYPE(ST_ALLOC_GET_RESP, alloc_get_resp, alloc_get_resp_fields);
+
+static const struct sfield alloc_update_req_fields[] = {
+    SFA(alloc_update_req, allocs, n_allocs, "Alloc", SF_ARRAY, &ST_ALLOC),
+};
+TYPE(ST_ALLOC_UPDATE_REQ, alloc_update_req, alloc_update_req_fields);
+
+static const struct sfield generic_resp_fields[] = {
+    SF(generic_resp, index, "Index", SF_UINT),
+};
+TYPE(ST_GENERIC_RESP, generic_resp, generic_resp_fields);

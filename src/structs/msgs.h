@@ -1,0 +1,79 @@
+/*
+ * msgs.h - request and response bodies of the RPC endpoints (Nomad's names).
+ *
+ * Each RPC carries one msgpack map encoded by the stype codec. The same bodies flow
+ * in-process (an agent that is both client and server calls its own endpoints, as Nomad
+ * does) and over TCP between agents, so there is one code path for both.
+ *
+ *   method                  request                   response
+ *   Node.Register           node_register_req         node_update_resp
+ *   Node.UpdateStatus       node_update_status_req    node_update_resp
+ *   Node.GetClientAllocs    node_client_allocs_req    node_client_allocs_resp  (blocking)
+ *   Node.UpdateAlloc        alloc_update_req          generic_resp
+ *   Alloc.GetAllocs         alloc_get_req             alloc_get_resp
+ *
+ * Blocking queries: a request with min_query_index N returns once the relevant index is
+ * greater than N, or after max_query_time (capped at 5 minutes), whichever is first.
+ */
+#ifndef CARAVAN_STRUCTS_MSGS_H
+#define CARAVAN_STRUCTS_MSGS_H
+
+#include "structs/structs.h"
+
+struct node_register_req {
+    struct node *node;
+};
+
+struct node_update_status_req {
+    char *node_id;
+    char *status;     /* ready | down | initializing */
+    int64_t updated_at; /* unix ns */
+};
+
+struct node_update_resp {
+    int64_t heartbeat_ttl; /* ns: heartbeat again within this */
+    uint64_t index;
+    char *leader_rpc_addr;
+    int64_t num_nodes;
+    struct strlist servers; /* RPC addresses of known servers */
+};
+
+struct node_client_allocs_req {
+    char *node_id;
+    char *secret_id;
+    uint64_t min_query_index;
+    int64_t max_query_time; /* ns */
+};
+
+/* alloc ID -> AllocModifyIndex: the client fetches the allocations whose server-side
+ * index moved (Alloc.GetAllocs), so its own status updates do not wake it. */
+struct node_client_allocs_resp {
+    struct intmap allocs;
+    uint64_t index;
+};
+
+struct alloc_get_req {
+    struct strlist alloc_ids;
+};
+
+struct alloc_get_resp {
+    struct alloc *allocs;
+    size_t n_allocs;
+    uint64_t index;
+};
+
+/* Client-side status of allocations: ID, ClientStatus, ClientDescription, TaskStates. */
+struct alloc_update_req {
+    struct alloc *allocs;
+    size_t n_allocs;
+};
+
+struct generic_resp {
+    uint64_t index;
+};
+
+extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NODE_UPDATE_RESP,
+    ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
+    ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP;
+
+#endif
