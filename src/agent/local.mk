@@ -1,2 +1,5 @@
+noinst_LIBRARIES += libcvagent.a
+libcvagent_a_SOURCES = %reldir%/agent.c %reldir%/agent.h
 caravan_SOURCES += %reldir%/main.c
-caravan_LDADD += libcvstructs.a libcvutil.a $(CV_SYSLIBS)
+# Order matters for static libraries: users before what they use.
+caravan_LDADD += libcvagent.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)

@@ -1,6 +1,10 @@
-#include <stdio.h>
-int main(void)
+/*
+ * main.c - the one `caravan` binary: every verb, the agent included, goes through the
+ * CLI's command table.
+ */
+#include "cli/cli.h"
+
+int main(int argc, char **argv)
 {
-    puts("caravan");
-    return 0;
+    return cli_main(argc, argv);
 }

@@ -1,1 +1,3 @@
-# cli: filled in as the module lands
+noinst_LIBRARIES += libcvcli.a
+libcvcli_a_SOURCES = %reldir%/cli.c %reldir%/cli.h
+caravan_LDADD += libcvcli.a
