@@ -1,3 +1,2 @@
 noinst_LIBRARIES += libcvcli.a
 libcvcli_a_SOURCES = %reldir%/cli.c %reldir%/cli.h
-caravan_LDADD += libcvcli.a
