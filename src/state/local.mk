@@ -1,1 +1,4 @@
-# state: filled in as the module lands
+noinst_LIBRARIES += libcvstate.a
+libcvstate_a_SOURCES = \
+	%reldir%/treap.c %reldir%/treap.h \
+	%reldir%/state.c %reldir%/state.h
