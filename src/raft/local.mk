@@ -1,1 +1,2 @@
-# raft: filled in as the module lands
+noinst_LIBRARIES += libcvraft.a
+libcvraft_a_SOURCES = %reldir%/cvraft.c %reldir%/cvraft.h

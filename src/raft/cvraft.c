@@ -1,0 +1,529 @@
+/*
+ * cvraft.c - libraft wiring (see cvraft.h): the libuv loop embedded in libevent, the FSM
+ * adapter, the RPC-port transport, and asynchronous apply.
+ *
+ * Gotchas from ../shared/reference/feasibility.md that this file handles:
+ *   - after calling into raft from a libevent callback, pump uv so that timers started
+ *     outside uv_run are armed (uv_pump);
+ *   - the FSM's restore must raft_free the buffer it is given;
+ *   - SIGPIPE is ignored by the agent (raft writes to dead peers);
+ *   - pre-vote is on, so a healed node does not depose a healthy leader.
+ */
+#include "raft/cvraft.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct cvraft {
+    struct event_base *base;
+    uv_loop_t loop;
+    struct event *ev_uvfd;
+    struct event *ev_uvtimer;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    struct raft raft;
+    struct state *state;
+    struct fsm_hooks fsm_hooks;
+    struct cvraft_hooks hooks;
+    struct cvraft_config cfg;
+    char *address;
+    char *dir;
+    raft_uv_accept_cb accept_cb;
+    bool transport_closed;
+    int last_role;
+    bool started, closing, raft_closed;
+};
+
+/* ---------------------------------------------------------------- uv inside libevent */
+
+static void uv_rearm(struct cvraft *r)
+{
+    int t = uv_backend_timeout(&r->loop);
+    if (t < 0) {
+        evtimer_del(r->ev_uvtimer);
+    } else {
+        struct timeval tv = {t / 1000, (t % 1000) * 1000};
+        evtimer_add(r->ev_uvtimer, &tv);
+    }
+}
+
+static void check_role(struct cvraft *r)
+{
+    if (!r->started || r->closing)
+        return;
+    int role = raft_state(&r->raft);
+    bool was = r->last_role == RAFT_LEADER, is = role == RAFT_LEADER;
+    r->last_role = role;
+    if (was != is && r->hooks.leadership)
+        r->hooks.leadership(is, r->hooks.arg);
+}
+
+static void uv_pump(struct cvraft *r)
+{
+    uv_run(&r->loop, UV_RUN_NOWAIT);
+    uv_rearm(r);
+    check_role(r);
+}
+
+static void on_uv_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    uv_pump(arg);
+}
+
+/* ---------------------------------------------------------------- FSM adapter */
+
+static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct cvraft *r = fsm->data;
+    uint64_t index = raft_last_applied(&r->raft) + 1;
+    char errmsg[CV_ERRMSG_SIZE] = "";
+    int rc = fsm_apply(r->state, index, buf->base, buf->len, &r->fsm_hooks, errmsg);
+    if (rc) {
+        /* Deterministic on every server: a malformed entry changes nothing anywhere. */
+        log_error("raft", "entry %llu not applied: %s", (unsigned long long)index, errmsg);
+        *result = NULL;
+        return 0;
+    }
+    *result = (void *)(uintptr_t)index;
+    return 0;
+}
+
+static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct cvraft *r = fsm->data;
+    struct state_snap *snap = state_snapshot(r->state);
+    char *data;
+    size_t len;
+    fsm_snapshot_encode(snap, &data, &len);
+    snap_unref(snap);
+    *bufs = raft_malloc(sizeof **bufs);
+    (*bufs)[0].base = raft_malloc(len ? len : 1);
+    memcpy((*bufs)[0].base, data, len);
+    (*bufs)[0].len = len;
+    *n_bufs = 1;
+    free(data);
+    return 0;
+}
+
+static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct cvraft *r = fsm->data;
+    char errmsg[CV_ERRMSG_SIZE] = "";
+    struct state_snap *snap;
+    int rc = fsm_snapshot_decode(buf->base, buf->len, &snap, errmsg);
+    raft_free(buf->base);
+    if (rc) {
+        log_error("raft", "snapshot restore failed: %s", errmsg);
+        return RAFT_CORRUPT;
+    }
+    log_info("raft", "restored state from snapshot at index %llu",
+             (unsigned long long)snap_index(snap));
+    state_restore(r->state, snap);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- transport */
+
+struct mux_connect {
+    struct cvraft *r;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    struct raft_uv_connect *req;
+    raft_uv_connect_cb cb;
+    char preamble[1 + 8 + 2 + 64];
+    size_t preamble_len;
+    int status;
+};
+
+static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    (void)t;
+    (void)id;
+    (void)address;
+    return 0;
+}
+
+static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct cvraft *r = t->impl;
+    r->accept_cb = cb;
+    return 0;
+}
+
+static void mc_closed(uv_handle_t *h)
+{
+    struct mux_connect *mc = h->data;
+    mc->cb(mc->req, NULL, mc->status);
+    free(mc);
+}
+
+static void mc_fail(struct mux_connect *mc, int status)
+{
+    mc->status = status;
+    uv_close((uv_handle_t *)&mc->tcp, mc_closed);
+}
+
+static void mc_written(uv_write_t *w, int status)
+{
+    struct mux_connect *mc = w->data;
+    if (status != 0 || mc->r->transport_closed) {
+        mc_fail(mc, status != 0 ? RAFT_NOCONNECTION : RAFT_CANCELED);
+        return;
+    }
+    /* Ownership of the stream (allocated inside mc) moves to libraft: hand it a
+     * separately allocated handle so mc can be freed. */
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    int fd = -1;
+    uv_fileno((uv_handle_t *)&mc->tcp, &fd);
+    int dupfd = dup(fd);
+    uv_tcp_init(&mc->r->loop, tcp);
+    if (dupfd < 0 || uv_tcp_open(tcp, dupfd) != 0) {
+        if (dupfd >= 0)
+            close(dupfd);
+        raft_free(tcp);
+        mc_fail(mc, RAFT_NOCONNECTION);
+        return;
+    }
+    struct raft_uv_connect *req = mc->req;
+    raft_uv_connect_cb cb = mc->cb;
+    mc->cb = NULL;
+    uv_close((uv_handle_t *)&mc->tcp, (uv_close_cb)free);
+    cb(req, (struct uv_stream_s *)tcp, 0);
+}
+
+static void mc_connected(uv_connect_t *c, int status)
+{
+    struct mux_connect *mc = c->data;
+    if (status != 0 || mc->r->transport_closed) {
+        mc_fail(mc, status != 0 ? RAFT_NOCONNECTION : RAFT_CANCELED);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(mc->preamble, (unsigned)mc->preamble_len);
+    mc->write.data = mc;
+    if (uv_write(&mc->write, (uv_stream_t *)&mc->tcp, &b, 1, mc_written) != 0)
+        mc_fail(mc, RAFT_NOCONNECTION);
+}
+
+static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb)
+{
+    (void)id;
+    struct cvraft *r = t->impl;
+    char host[64];
+    const char *colon = strrchr(address, ':');
+    if (!colon || (size_t)(colon - address) >= sizeof host)
+        return RAFT_NOCONNECTION;
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    struct sockaddr_in sa;
+    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0)
+        return RAFT_NOCONNECTION;
+    struct mux_connect *mc = xcalloc(1, sizeof *mc);
+    mc->r = r;
+    mc->req = req;
+    mc->cb = cb;
+    size_t alen = strlen(r->address);
+    if (alen > 64)
+        alen = 64;
+    mc->preamble[0] = CVRAFT_MUX_BYTE;
+    uint64_t self = r->cfg.id;
+    for (int i = 0; i < 8; i++)
+        mc->preamble[1 + i] = (char)((self >> (8 * i)) & 0xff);
+    mc->preamble[9] = (char)(alen & 0xff);
+    mc->preamble[10] = (char)(alen >> 8);
+    memcpy(mc->preamble + 11, r->address, alen);
+    mc->preamble_len = 11 + alen;
+    uv_tcp_init(&r->loop, &mc->tcp);
+    mc->tcp.data = mc;
+    mc->connect.data = mc;
+    if (uv_tcp_connect(&mc->connect, &mc->tcp, (const struct sockaddr *)&sa, mc_connected) != 0) {
+        mc->status = RAFT_NOCONNECTION;
+        uv_close((uv_handle_t *)&mc->tcp, mc_closed);
+    }
+    return 0;
+}
+
+static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct cvraft *r = t->impl;
+    r->transport_closed = true;
+    r->accept_cb = NULL;
+    cb(t);
+}
+
+void cvraft_accept(struct cvraft *r, int fd, uint64_t peer_id, const char *peer_addr)
+{
+    if (!r->accept_cb || r->closing) {
+        close(fd);
+        return;
+    }
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    uv_tcp_init(&r->loop, tcp);
+    if (uv_tcp_open(tcp, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)raft_free);
+        uv_pump(r);
+        return;
+    }
+    r->accept_cb(&r->transport, peer_id, peer_addr, (struct uv_stream_s *)tcp);
+    uv_pump(r);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+uint64_t cvraft_id_from_uuid(const char *uuid)
+{
+    uint64_t v = 0;
+    int digits = 0;
+    for (const char *p = uuid; *p && digits < 16; p++) {
+        int d;
+        if (*p >= '0' && *p <= '9')
+            d = *p - '0';
+        else if (*p >= 'a' && *p <= 'f')
+            d = *p - 'a' + 10;
+        else if (*p >= 'A' && *p <= 'F')
+            d = *p - 'A' + 10;
+        else
+            continue;
+        v = (v << 4) | (uint64_t)d;
+        digits++;
+    }
+    return v ? v : 1;
+}
+
+struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *cfg,
+                          struct state *state, const struct fsm_hooks *fsm_hooks,
+                          const struct cvraft_hooks *hooks, char *errmsg)
+{
+    struct cvraft *r = xcalloc(1, sizeof *r);
+    r->base = base;
+    r->cfg = *cfg;
+    r->address = xstrdup(cfg->address);
+    r->dir = xstrdup(cfg->dir);
+    r->cfg.address = r->address;
+    r->cfg.dir = r->dir;
+    r->state = state;
+    if (fsm_hooks)
+        r->fsm_hooks = *fsm_hooks;
+    if (hooks)
+        r->hooks = *hooks;
+    r->last_role = RAFT_UNAVAILABLE;
+    int rc = uv_loop_init(&r->loop);
+    if (rc != 0) {
+        cv_err(errmsg, CV_EIO, "raft: uv loop: %s", uv_strerror(rc));
+        goto err_after_alloc;
+    }
+    r->transport.impl = r;
+    r->transport.init = tr_init;
+    r->transport.listen = tr_listen;
+    r->transport.connect = tr_connect;
+    r->transport.close = tr_close;
+    rc = raft_uv_init(&r->io, &r->loop, r->dir, &r->transport);
+    if (rc != 0) {
+        cv_err(errmsg, CV_EIO, "raft: init storage in %s: %s", r->dir, r->io.errmsg);
+        goto err_after_loop;
+    }
+    r->fsm.version = 2;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply_cb;
+    r->fsm.snapshot = fsm_snapshot_cb;
+    r->fsm.restore = fsm_restore_cb;
+    rc = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, r->address);
+    if (rc != 0) {
+        cv_err(errmsg, CV_EIO, "raft: init: %s", raft_errmsg(&r->raft));
+        goto err_after_io;
+    }
+    raft_set_election_timeout(&r->raft, cfg->election_ms ? cfg->election_ms : 1000);
+    raft_set_heartbeat_timeout(&r->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms : 100);
+    raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 8192);
+    raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 2048);
+    raft_set_pre_vote(&r->raft, true);
+    r->ev_uvfd = event_new(base, uv_backend_fd(&r->loop), EV_READ | EV_PERSIST, on_uv_event, r);
+    r->ev_uvtimer = evtimer_new(base, on_uv_event, r);
+    event_add(r->ev_uvfd, NULL);
+    return r;
+
+err_after_io:
+    raft_uv_close(&r->io);
+err_after_loop:
+    uv_loop_close(&r->loop);
+err_after_alloc:
+    free(r->address);
+    free(r->dir);
+    free(r);
+    return NULL;
+}
+
+int cvraft_start(struct cvraft *r, char *errmsg)
+{
+    if (r->cfg.bootstrap) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        raft_configuration_add(&conf, r->cfg.id, r->address, RAFT_VOTER);
+        int rc = raft_bootstrap(&r->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+            uv_pump(r);
+            return cv_err(errmsg, CV_EIO, "raft: bootstrap: %s", raft_errmsg(&r->raft));
+        }
+    }
+    int rc = raft_start(&r->raft);
+    if (rc != 0) {
+        uv_pump(r);
+        return cv_err(errmsg, CV_EIO, "raft: start: %s (%s)", raft_strerror(rc), raft_errmsg(&r->raft));
+    }
+    r->started = true;
+    uv_pump(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- apply */
+
+struct apply_req {
+    struct raft_apply req;
+    struct cvraft *r;
+    cvraft_apply_cb cb;
+    void *arg;
+    int status;
+    char errmsg[CV_ERRMSG_SIZE];
+};
+
+static void apply_done(struct raft_apply *req, int status, void *result)
+{
+    struct apply_req *ar = req->data;
+    if (status != 0) {
+        int code = (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) ? -CV_ENOTLEADER
+                                                                               : -CV_EIO;
+        snprintf(ar->errmsg, sizeof ar->errmsg, "raft apply: %s", raft_strerror(status));
+        ar->cb(code, 0, ar->errmsg, ar->arg);
+    } else if (!result) {
+        ar->cb(-CV_EMALFORMED, 0, "raft apply: entry rejected by the state machine", ar->arg);
+    } else {
+        ar->cb(0, (uint64_t)(uintptr_t)result, NULL, ar->arg);
+    }
+    free(ar);
+}
+
+static void apply_fail_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct apply_req *ar = arg;
+    ar->cb(ar->status, 0, ar->errmsg, ar->arg);
+    free(ar);
+}
+
+void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg)
+{
+    struct apply_req *ar = xcalloc(1, sizeof *ar);
+    ar->r = r;
+    ar->cb = cb;
+    ar->arg = arg;
+    ar->req.data = ar;
+    struct raft_buffer rb;
+    rb.base = raft_malloc(len ? len : 1);
+    rb.len = len;
+    memcpy(rb.base, buf, len);
+    int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &ar->req, &rb, 1, apply_done);
+    if (rc != 0) {
+        raft_free(rb.base);
+        ar->status = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
+        snprintf(ar->errmsg, sizeof ar->errmsg, "%s",
+                 rc == RAFT_NOTLEADER ? "No cluster leader" : raft_strerror(rc));
+        event_base_once(r->base, -1, EV_TIMEOUT, apply_fail_later, ar, NULL);
+        return;
+    }
+    uv_pump(r);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+bool cvraft_is_leader(const struct cvraft *r)
+{
+    return r->started && !r->closing && raft_state((struct raft *)&r->raft) == RAFT_LEADER;
+}
+
+const char *cvraft_leader(const struct cvraft *r, uint64_t *id)
+{
+    raft_id lid = 0;
+    const char *addr = NULL;
+    if (r->started && !r->closing)
+        raft_leader((struct raft *)&r->raft, &lid, &addr);
+    if (id)
+        *id = lid;
+    return addr;
+}
+
+uint64_t cvraft_last_applied(const struct cvraft *r)
+{
+    return raft_last_applied((struct raft *)&r->raft);
+}
+
+const char *cvraft_state_name(const struct cvraft *r)
+{
+    switch (raft_state((struct raft *)&r->raft)) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    default:
+        return "unavailable";
+    }
+}
+
+size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs, bool *voters,
+                      size_t max)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    size_t n = 0;
+    for (unsigned i = 0; i < c->n && n < max; i++, n++) {
+        ids[n] = c->servers[i].id;
+        addrs[n] = c->servers[i].address;
+        voters[n] = c->servers[i].role == RAFT_VOTER;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- close */
+
+static void raft_closed(struct raft *raft)
+{
+    struct cvraft *r = (struct cvraft *)((char *)raft - offsetof(struct cvraft, raft));
+    r->raft_closed = true;
+}
+
+void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
+{
+    r->closing = true;
+    raft_close(&r->raft, raft_closed);
+    /* Shutdown is synchronous: drive libuv (not re-entrantly: we are in a libevent
+     * callback, outside uv_run) until raft has released everything. */
+    while (!r->raft_closed)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    raft_uv_close(&r->io);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+    event_free(r->ev_uvfd);
+    event_free(r->ev_uvtimer);
+    free(r->address);
+    free(r->dir);
+    free(r);
+    if (done)
+        done(arg);
+}

@@ -1,0 +1,79 @@
+/*
+ * cvraft.h - canonical raft (libraft 0.15) behind Caravan's own seam.
+ *
+ * One raft server per Caravan server: durable log and snapshots under <dir> (raft_uv),
+ * the FSM of src/state/fsm.h, and a transport that carries raft on the RPC port: a peer
+ * opens a TCP connection to the RPC port and sends the mux byte 0x02 followed by its
+ * preamble, as Nomad multiplexes its RPC port (0x01 RPC, 0x02 raft):
+ *
+ *     +------+----------------+-------------+-----------------------+
+ *     | 0x02 | server id (8,  | addr length | address "a.b.c.d:port" |
+ *     |      | little endian) | (2, LE)     | (addr length bytes)    |
+ *     +------+----------------+-------------+-----------------------+
+ *
+ * after which the stream belongs to libraft. libuv runs embedded in the agent's libevent
+ * loop (its backend fd and next timeout are mirrored as libevent events), so raft, the
+ * FSM and everything else run on one thread. Only this folder includes <raft.h>/<uv.h>.
+ */
+#ifndef CARAVAN_RAFT_CVRAFT_H
+#define CARAVAN_RAFT_CVRAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "state/fsm.h"
+#include "state/state.h"
+
+#define CVRAFT_MUX_BYTE 0x02
+
+struct cvraft_config {
+    uint64_t id;         /* non-zero, stable across restarts */
+    const char *address; /* "a.b.c.d:port" of our RPC port (what peers dial) */
+    const char *dir;     /* existing directory for the log and snapshots */
+    bool bootstrap;      /* bootstrap a one-voter cluster when there is no raft state */
+    unsigned election_ms;
+    unsigned heartbeat_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+};
+
+struct cvraft_hooks {
+    void (*leadership)(bool leader, void *arg); /* called on every change of our role */
+    void *arg;
+};
+
+struct cvraft;
+
+/* Returns a new raft server over `state` (borrowed; must outlive it) or NULL (errmsg). */
+struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *cfg,
+                          struct state *state, const struct fsm_hooks *fsm_hooks,
+                          const struct cvraft_hooks *hooks, char *errmsg);
+int cvraft_start(struct cvraft *r, char *errmsg);
+
+/* status 0: applied at `index`; else a negative CV_E* code (-CV_ENOTLEADER, ...). */
+typedef void (*cvraft_apply_cb)(int status, uint64_t index, const char *errmsg, void *arg);
+/* Proposes one entry (copied). The callback always runs on a later loop turn. */
+void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg);
+
+bool cvraft_is_leader(const struct cvraft *r);
+/* Leader's address and id, or NULL/0 when unknown. Valid until the next loop turn. */
+const char *cvraft_leader(const struct cvraft *r, uint64_t *id);
+uint64_t cvraft_last_applied(const struct cvraft *r);
+const char *cvraft_state_name(const struct cvraft *r);
+/* Voters in the configuration (address strings valid until the next loop turn). */
+size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs, bool *voters,
+                      size_t max);
+
+/* Hands an accepted raft connection (preamble already read) over to libraft. */
+void cvraft_accept(struct cvraft *r, int fd, uint64_t peer_id, const char *peer_addr);
+
+/* Stops raft; done(arg) runs once everything is released. */
+void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg);
+
+/* The raft id derived from a node UUID (its first 16 hex digits, never 0). */
+uint64_t cvraft_id_from_uuid(const char *uuid);
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * fsm.c - applying raft entries to the state store (see fsm.h), and FSM snapshots.
+ */
+#include "state/fsm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+#include "util/util.h"
+
+static const struct sfield fsm_cmd_fields[] = {
+    SF(fsm_cmd, type, "Type", SF_INT),
+    SF(fsm_cmd, now, "Now", SF_INT),
+    SFT(fsm_cmd, job, "Job", SF_REF, &ST_JOB),
+    SF(fsm_cmd, namespace, "Namespace", SF_STR),
+    SF(fsm_cmd, job_id, "JobID", SF_STR),
+    SF(fsm_cmd, purge, "Purge", SF_BOOL),
+    SFT(fsm_cmd, node, "Node", SF_REF, &ST_NODE),
+    SF(fsm_cmd, node_id, "NodeID", SF_STR),
+    SF(fsm_cmd, status, "Status", SF_STR),
+    SFA(fsm_cmd, node_events, n_node_events, "NodeEvents", SF_ARRAY, &ST_NODE_EVENT),
+    SFA(fsm_cmd, evals, n_evals, "Evals", SF_ARRAY, &ST_EVAL),
+    SFA(fsm_cmd, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
+    SFA(fsm_cmd, stopped, n_stopped, "Stopped", SF_ARRAY, &ST_ALLOC),
+};
+const struct stype ST_FSM_CMD = {"fsm_cmd",      sizeof(struct fsm_cmd), fsm_cmd_fields,
+                                 CV_ARRAY_LEN(fsm_cmd_fields), NULL, -1};
+
+/* Whether two versions of a job differ in what the user submitted (Nomad's SpecChanged):
+ * compare encodings with the server-managed fields blanked. */
+static bool job_spec_changed(const struct job *a, const struct job *b)
+{
+    struct job x, y;
+    st_copy(&ST_JOB, &x, a);
+    st_copy(&ST_JOB, &y, b);
+    struct job *js[2] = {&x, &y};
+    for (int i = 0; i < 2; i++) {
+        struct job *j = js[i];
+        j->stop = false;
+        free(j->status);
+        j->status = NULL;
+        free(j->status_description);
+        j->status_description = NULL;
+        j->stable = false;
+        j->version = 0;
+        j->submit_time = 0;
+        j->create_index = j->modify_index = j->job_modify_index = 0;
+    }
+    char *ea, *eb;
+    size_t la, lb;
+    st_encode(&ST_JOB, &x, &ea, &la);
+    st_encode(&ST_JOB, &y, &eb, &lb);
+    bool changed = la != lb || memcmp(ea, eb, la) != 0;
+    free(ea);
+    free(eb);
+    st_clear(&ST_JOB, &x);
+    st_clear(&ST_JOB, &y);
+    return changed;
+}
+
+static void upsert_evals(struct state_txn *txn, struct fsm_cmd *cmd, int64_t now)
+{
+    for (size_t i = 0; i < cmd->n_evals; i++) {
+        struct eval *e = st_dup(&ST_EVAL, &cmd->evals[i]);
+        if (!e->create_time)
+            e->create_time = now;
+        e->modify_time = now;
+        txn_upsert_eval(txn, e);
+    }
+}
+
+static void fire_eval_hooks(struct state *s, const struct fsm_cmd *cmd, const struct fsm_hooks *h)
+{
+    if (!h || !h->eval_upserted || !cmd->n_evals)
+        return;
+    struct state_snap *snap = state_snapshot(s);
+    for (size_t i = 0; i < cmd->n_evals; i++) {
+        const struct eval *e = snap_eval(snap, cmd->evals[i].id);
+        if (e)
+            h->eval_upserted(e, h->arg);
+    }
+    snap_unref(snap);
+}
+
+static void apply_job_register(struct state_txn *txn, struct fsm_cmd *cmd)
+{
+    struct job *j = st_dup(&ST_JOB, cmd->job);
+    const struct job *old = snap_job(txn_snap(txn), j->namespace, j->id);
+    if (old && !job_spec_changed(old, j)) {
+        j->version = old->version;
+        j->job_modify_index = old->job_modify_index;
+        j->submit_time = old->submit_time;
+    } else {
+        j->version = old ? old->version + 1 : 0;
+        j->job_modify_index = txn_index(txn);
+        j->submit_time = cmd->now;
+    }
+    cv_strset(&j->status, JOB_STATUS_PENDING);
+    txn_upsert_job(txn, j);
+}
+
+static void apply_job_deregister(struct state_txn *txn, struct fsm_cmd *cmd)
+{
+    const struct job *old = snap_job(txn_snap(txn), cmd->namespace, cmd->job_id);
+    if (!old)
+        return;
+    if (cmd->purge) {
+        txn_delete_job(txn, cmd->namespace, cmd->job_id);
+        return;
+    }
+    struct job *j = st_dup(&ST_JOB, old);
+    if (!j->stop) {
+        j->stop = true;
+        j->version = old->version + 1;
+        j->job_modify_index = txn_index(txn);
+        j->submit_time = cmd->now;
+    }
+    txn_upsert_job(txn, j);
+}
+
+static void node_add_events(struct node *n, const struct node_event *ev, size_t nev, uint64_t index)
+{
+    for (size_t i = 0; i < nev; i++) {
+        if (n->n_events >= FSM_MAX_NODE_EVENTS) {
+            st_clear(&ST_NODE_EVENT, &n->events[0]);
+            memmove(n->events, n->events + 1, (n->n_events - 1) * sizeof *n->events);
+            n->n_events--;
+        }
+        n->events = xrealloc(n->events, (n->n_events + 1) * sizeof *n->events);
+        st_copy(&ST_NODE_EVENT, &n->events[n->n_events], &ev[i]);
+        n->events[n->n_events].create_index = index;
+        n->n_events++;
+    }
+}
+
+static void apply_node_register(struct state_txn *txn, struct fsm_cmd *cmd)
+{
+    struct node *n = st_dup(&ST_NODE, cmd->node);
+    const struct node *old = snap_node(txn_snap(txn), n->id);
+    /* Events are the server's record: keep what was there, append the new ones. */
+    for (size_t i = 0; i < n->n_events; i++)
+        st_clear(&ST_NODE_EVENT, &n->events[i]);
+    free(n->events);
+    n->events = NULL;
+    n->n_events = 0;
+    if (old)
+        node_add_events(n, old->events, old->n_events, 0);
+    if (old)
+        for (size_t i = 0; i < old->n_events && i < n->n_events; i++)
+            n->events[i].create_index = old->events[i].create_index;
+    node_add_events(n, cmd->node_events, cmd->n_node_events, txn_index(txn));
+    if (!n->scheduling_eligibility || !*n->scheduling_eligibility)
+        cv_strset(&n->scheduling_eligibility, old ? old->scheduling_eligibility : NODE_ELIGIBLE);
+    n->status_updated_at = cmd->now / 1000000000ll;
+    txn_upsert_node(txn, n);
+}
+
+static int apply_node_status(struct state_txn *txn, struct fsm_cmd *cmd, char *errmsg)
+{
+    const struct node *old = snap_node(txn_snap(txn), cmd->node_id);
+    if (!old)
+        return cv_err(errmsg, CV_ENOTFOUND, "node not found");
+    struct node *n = st_dup(&ST_NODE, old);
+    if (!cv_streq(n->status, cmd->status))
+        n->status_updated_at = cmd->now / 1000000000ll;
+    cv_strset(&n->status, cmd->status);
+    node_add_events(n, cmd->node_events, cmd->n_node_events, txn_index(txn));
+    txn_upsert_node(txn, n);
+    return 0;
+}
+
+static void apply_alloc_client_update(struct state_txn *txn, struct fsm_cmd *cmd,
+                                      struct strlist *freed_nodes)
+{
+    for (size_t i = 0; i < cmd->n_allocs; i++) {
+        const struct alloc *u = &cmd->allocs[i];
+        const struct alloc *old = snap_alloc(txn_snap(txn), u->id);
+        if (!old)
+            continue;
+        bool was_terminal = alloc_terminal_client(old);
+        struct alloc *a = st_dup(&ST_ALLOC, old);
+        cv_strset(&a->client_status, u->client_status);
+        cv_strset(&a->client_description, u->client_description);
+        for (size_t k = 0; k < a->n_task_states; k++)
+            st_clear(&ST_TASK_STATE, &a->task_states[k]);
+        free(a->task_states);
+        a->task_states = NULL;
+        a->n_task_states = u->n_task_states;
+        if (u->n_task_states) {
+            a->task_states = xcalloc(u->n_task_states, sizeof *a->task_states);
+            for (size_t k = 0; k < u->n_task_states; k++)
+                st_copy(&ST_TASK_STATE, &a->task_states[k], &u->task_states[k]);
+        }
+        a->modify_time = cmd->now;
+        if (!was_terminal && alloc_terminal_client(a) && !strlist_has(freed_nodes, cv_str(a->node_id)))
+            strlist_add(freed_nodes, cv_str(a->node_id));
+        txn_upsert_alloc(txn, a);
+    }
+}
+
+static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlist *freed_nodes)
+{
+    const struct state_snap *sn = txn_snap(txn);
+    for (size_t i = 0; i < cmd->n_stopped; i++) {
+        const struct alloc *u = &cmd->stopped[i];
+        const struct alloc *old = snap_alloc(sn, u->id);
+        if (!old)
+            continue;
+        struct alloc *a = st_dup(&ST_ALLOC, old);
+        cv_strset(&a->desired_status, u->desired_status ? u->desired_status : ALLOC_DESIRED_STOP);
+        cv_strset(&a->desired_description, u->desired_description);
+        if (u->client_status && *u->client_status)
+            cv_strset(&a->client_status, u->client_status);
+        if (u->followup_eval_id && *u->followup_eval_id)
+            cv_strset(&a->followup_eval_id, u->followup_eval_id);
+        if (u->next_allocation && *u->next_allocation)
+            cv_strset(&a->next_allocation, u->next_allocation);
+        a->alloc_modify_index = txn_index(txn);
+        a->modify_time = cmd->now;
+        if (!strlist_has(freed_nodes, cv_str(a->node_id)))
+            strlist_add(freed_nodes, cv_str(a->node_id));
+        txn_upsert_alloc(txn, a);
+    }
+    for (size_t i = 0; i < cmd->n_allocs; i++) {
+        struct alloc *a = st_dup(&ST_ALLOC, &cmd->allocs[i]);
+        const struct job *j = snap_job(sn, a->namespace, a->job_id);
+        /* Share the stored job when the plan was made for its current version. */
+        if (j && (!a->job || a->job->job_modify_index == j->job_modify_index)) {
+            st_unref(&ST_JOB, a->job);
+            a->job = st_ref(&ST_JOB, j);
+        }
+        const struct alloc *old = snap_alloc(sn, a->id);
+        if (old) {
+            /* An in-place update keeps what the client reported. */
+            cv_strset(&a->client_status, old->client_status);
+            cv_strset(&a->client_description, old->client_description);
+        }
+        if (!a->create_time)
+            a->create_time = cmd->now;
+        a->modify_time = cmd->now;
+        a->alloc_modify_index = txn_index(txn);
+        txn_upsert_alloc(txn, a);
+    }
+}
+
+int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
+                  const struct fsm_hooks *hooks, char *errmsg)
+{
+    struct strlist freed = {0};
+    struct state_txn *txn = state_txn_begin(s, index);
+    int rc = 0;
+    switch (cmd->type) {
+    case FSM_JOB_REGISTER:
+        if (!cmd->job || !cmd->job->id) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "job register without a job");
+            break;
+        }
+        apply_job_register(txn, cmd);
+        break;
+    case FSM_JOB_DEREGISTER:
+        apply_job_deregister(txn, cmd);
+        break;
+    case FSM_NODE_REGISTER:
+        if (!cmd->node || !cmd->node->id) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "node register without a node");
+            break;
+        }
+        apply_node_register(txn, cmd);
+        strlist_add(&freed, cmd->node->id);
+        break;
+    case FSM_NODE_STATUS:
+        rc = apply_node_status(txn, cmd, errmsg);
+        if (!rc && cv_streq(cmd->status, NODE_STATUS_READY))
+            strlist_add(&freed, cv_str(cmd->node_id));
+        break;
+    case FSM_NODE_DELETE:
+        txn_delete_node(txn, cmd->node_id);
+        break;
+    case FSM_EVAL_UPDATE:
+        break;
+    case FSM_ALLOC_CLIENT_UPDATE:
+        apply_alloc_client_update(txn, cmd, &freed);
+        break;
+    case FSM_PLAN_APPLY:
+        apply_plan(txn, cmd, &freed);
+        break;
+    default:
+        rc = cv_err(errmsg, CV_EMALFORMED, "unknown command type %lld", (long long)cmd->type);
+    }
+    if (rc) {
+        state_txn_abort(txn);
+        strlist_clear(&freed);
+        return rc;
+    }
+    upsert_evals(txn, cmd, cmd->now);
+    const struct node *reg = NULL;
+    if (cmd->type == FSM_NODE_REGISTER || cmd->type == FSM_NODE_STATUS)
+        reg = snap_node(txn_snap(txn), cmd->type == FSM_NODE_REGISTER ? cmd->node->id : cmd->node_id);
+    struct node *reg_ref = reg ? st_ref(&ST_NODE, reg) : NULL;
+    state_txn_commit(txn);
+    if (hooks && hooks->node_upserted && reg_ref)
+        hooks->node_upserted(reg_ref, hooks->arg);
+    st_unref(&ST_NODE, reg_ref);
+    fire_eval_hooks(s, cmd, hooks);
+    if (hooks && hooks->capacity_changed)
+        for (size_t i = 0; i < freed.n; i++)
+            hooks->capacity_changed(freed.v[i], hooks->arg);
+    strlist_clear(&freed);
+    return 0;
+}
+
+int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
+              const struct fsm_hooks *hooks, char *errmsg)
+{
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    int rc = st_decode(&ST_FSM_CMD, buf, len, &cmd, errmsg);
+    if (rc == 0)
+        rc = fsm_apply_cmd(s, index, &cmd, hooks, errmsg);
+    st_clear(&ST_FSM_CMD, &cmd);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+struct fsm_snapshot {
+    uint64_t index;
+    struct job *jobs;
+    size_t n_jobs;
+    struct node *nodes;
+    size_t n_nodes;
+    struct alloc *allocs;
+    size_t n_allocs;
+    struct eval *evals;
+    size_t n_evals;
+};
+
+static const struct sfield fsm_snapshot_fields[] = {
+    SF(fsm_snapshot, index, "Index", SF_UINT),
+    SFA(fsm_snapshot, jobs, n_jobs, "Jobs", SF_ARRAY, &ST_JOB),
+    SFA(fsm_snapshot, nodes, n_nodes, "Nodes", SF_ARRAY, &ST_NODE),
+    SFA(fsm_snapshot, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
+    SFA(fsm_snapshot, evals, n_evals, "Evals", SF_ARRAY, &ST_EVAL),
+};
+static const struct stype ST_FSM_SNAPSHOT = {"fsm_snapshot",
+                                             sizeof(struct fsm_snapshot),
+                                             fsm_snapshot_fields,
+                                             CV_ARRAY_LEN(fsm_snapshot_fields),
+                                             NULL,
+                                             -1};
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+struct pack_ctx {
+    msgpack_packer *pk;
+    const struct stype *t;
+};
+
+static bool pack_one(const void *obj, void *arg)
+{
+    struct pack_ctx *c = arg;
+    st_pack(c->t, obj, c->pk);
+    return true;
+}
+
+void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len)
+{
+    /* Streamed straight from the trees, in the ST_FSM_SNAPSHOT layout. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    pack_str(&pk, "Index");
+    msgpack_pack_uint64(&pk, snap_index(snap));
+    struct pack_ctx c = {&pk, &ST_JOB};
+    pack_str(&pk, "Jobs");
+    msgpack_pack_array(&pk, snap_count(snap, STATE_JOBS));
+    snap_jobs(snap, NULL, NULL, pack_one, &c);
+    c.t = &ST_NODE;
+    pack_str(&pk, "Nodes");
+    msgpack_pack_array(&pk, snap_count(snap, STATE_NODES));
+    snap_nodes(snap, NULL, pack_one, &c);
+    c.t = &ST_ALLOC;
+    pack_str(&pk, "Allocs");
+    msgpack_pack_array(&pk, snap_count(snap, STATE_ALLOCS));
+    snap_allocs(snap, NULL, pack_one, &c);
+    c.t = &ST_EVAL;
+    pack_str(&pk, "Evals");
+    msgpack_pack_array(&pk, snap_count(snap, STATE_EVALS));
+    snap_evals(snap, NULL, pack_one, &c);
+    *out = sb.data;
+    *len = sb.size;
+}
+
+int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, char *errmsg)
+{
+    struct fsm_snapshot fs;
+    memset(&fs, 0, sizeof fs);
+    int rc = st_decode(&ST_FSM_SNAPSHOT, buf, len, &fs, errmsg);
+    if (rc) {
+        st_clear(&ST_FSM_SNAPSHOT, &fs);
+        return rc;
+    }
+    struct state_txn *txn = state_restore_begin(fs.index);
+    for (size_t i = 0; i < fs.n_jobs; i++)
+        txn_upsert_job(txn, st_dup(&ST_JOB, &fs.jobs[i]));
+    for (size_t i = 0; i < fs.n_nodes; i++)
+        txn_upsert_node(txn, st_dup(&ST_NODE, &fs.nodes[i]));
+    for (size_t i = 0; i < fs.n_allocs; i++) {
+        struct alloc *a = st_dup(&ST_ALLOC, &fs.allocs[i]);
+        const struct job *j = snap_job(txn_snap(txn), a->namespace, a->job_id);
+        if (j && a->job && a->job->job_modify_index == j->job_modify_index) {
+            st_unref(&ST_JOB, a->job); /* share one copy of the job */
+            a->job = st_ref(&ST_JOB, j);
+        }
+        txn_upsert_alloc(txn, a);
+    }
+    for (size_t i = 0; i < fs.n_evals; i++)
+        txn_upsert_eval(txn, st_dup(&ST_EVAL, &fs.evals[i]));
+    st_clear(&ST_FSM_SNAPSHOT, &fs);
+    *out = state_restore_finish(txn);
+    return 0;
+}

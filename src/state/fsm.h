@@ -1,0 +1,78 @@
+/*
+ * fsm.h - the replicated state machine: raft entries applied to the state store.
+ *
+ * An entry is one msgpack-encoded `struct fsm_cmd` (a map; `Type` says which fields
+ * matter). Apply is deterministic: it reads no clock and no randomness — the leader
+ * stamps times (`Now`) and IDs into the command before proposing it — so every server
+ * that applies the same log holds the same state.
+ *
+ *   Type                    fields used
+ *   FSM_JOB_REGISTER        Job, Evals (the registration's evaluation), Now
+ *   FSM_JOB_DEREGISTER      Namespace, JobID, Purge, Evals, Now
+ *   FSM_NODE_REGISTER       Node, Evals, Now
+ *   FSM_NODE_STATUS         NodeID, Status, Evals, Now
+ *   FSM_EVAL_UPDATE         Evals (upserted as given)
+ *   FSM_ALLOC_CLIENT_UPDATE Allocs (ID + client fields merged into the stored alloc), Evals
+ *   FSM_PLAN_APPLY          Allocs (placed/updated, complete), Stopped (ID, DesiredStatus,
+ *                           DesiredDescription, ClientStatus), Evals
+ */
+#ifndef CARAVAN_STATE_FSM_H
+#define CARAVAN_STATE_FSM_H
+
+#include "state/state.h"
+
+enum fsm_type {
+    FSM_JOB_REGISTER = 1,
+    FSM_JOB_DEREGISTER,
+    FSM_NODE_REGISTER,
+    FSM_NODE_STATUS,
+    FSM_EVAL_UPDATE,
+    FSM_ALLOC_CLIENT_UPDATE,
+    FSM_PLAN_APPLY,
+    FSM_NODE_DELETE,
+};
+
+struct fsm_cmd {
+    int64_t type;
+    int64_t now; /* unix ns, stamped by the leader */
+    struct job *job;
+    char *namespace;
+    char *job_id;
+    bool purge;
+    struct node *node;
+    char *node_id;
+    char *status;
+    struct node_event *node_events; /* appended to the node (Node Events) */
+    size_t n_node_events;
+    struct eval *evals;
+    size_t n_evals;
+    struct alloc *allocs;
+    size_t n_allocs;
+    struct alloc *stopped;
+    size_t n_stopped;
+};
+extern const struct stype ST_FSM_CMD;
+
+/* What an apply changed that the leader's subsystems react to (broker, blocked evals,
+ * heartbeat timers). Called after the transaction commits; objects are borrowed. */
+struct fsm_hooks {
+    void (*eval_upserted)(const struct eval *e, void *arg);
+    void (*capacity_changed)(const char *node_id, void *arg); /* node up / allocs freed */
+    void (*node_upserted)(const struct node *n, void *arg);
+    void *arg;
+};
+
+/* Applies one entry at raft index `index`. Returns 0 or -CV_EMALFORMED (entry skipped,
+ * state unchanged). Nodes keep at most this many events. */
+#define FSM_MAX_NODE_EVENTS 10
+int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
+              const struct fsm_hooks *hooks, char *errmsg);
+int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
+                  const struct fsm_hooks *hooks, char *errmsg);
+
+/* Serialises a whole snapshot (msgpack) into a new buffer (free()). */
+void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len);
+/* Decodes a snapshot buffer into a new state snapshot. Returns 0 or -CV_EMALFORMED. */
+int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, char *errmsg);
+
+#endif
