@@ -1,1 +1,22 @@
-# gossip: filled in as the module lands
+# gossip: memberlist/serf wire codec, keyring, SWIM core (pure), serf layer and shell.
+# libcvgossipcore.a has no libevent and no sockets: the simulator and unit tests link it
+# alone, so a stray event_*() or socket() call fails to link.
+noinst_LIBRARIES += libcvgossipcore.a
+libcvgossipcore_a_SOURCES = \
+	%reldir%/codec.c %reldir%/codec.h \
+	%reldir%/keyring.c %reldir%/keyring.h
+
+check_PROGRAMS += tests/unit/t_gossip_codec
+TESTS += tests/unit/t_gossip_codec
+tests_unit_t_gossip_codec_SOURCES = tests/unit/t_gossip_codec.c
+tests_unit_t_gossip_codec_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_gossip_codec_LDADD = libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# libFuzzer harness (clang): ./configure CC=clang --enable-fuzz
+if ENABLE_FUZZ
+noinst_PROGRAMS += tests/fuzz/fuzz_gossip_packet
+tests_fuzz_fuzz_gossip_packet_SOURCES = tests/fuzz/fuzz_gossip_packet.c
+tests_fuzz_fuzz_gossip_packet_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address
+tests_fuzz_fuzz_gossip_packet_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address
+tests_fuzz_fuzz_gossip_packet_LDADD = libcvgossipcore.a libcvutil.a $(CV_SYSLIBS)
+endif
