@@ -1,1 +1,22 @@
-# exec: filled in as the module lands
+# exec: the client role (fingerprint, registration, alloc/task runners, drivers, task shim, logs)
+noinst_LIBRARIES += libcvexec.a
+libcvexec_a_SOURCES = \
+	%reldir%/client.c %reldir%/client.h \
+	%reldir%/alloc_runner.c %reldir%/alloc_runner.h \
+	%reldir%/driver.h %reldir%/driver_raw_exec.c \
+	%reldir%/fingerprint.c %reldir%/fingerprint.h \
+	%reldir%/logs.c %reldir%/logs.h \
+	%reldir%/restart.c %reldir%/restart.h \
+	%reldir%/shim.c %reldir%/shim.h \
+	%reldir%/taskenv.c %reldir%/taskenv.h
+
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run
+TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run
+tests_unit_t_exec_pure_SOURCES = tests/unit/t_exec_pure.c
+tests_unit_t_exec_pure_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_pure_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_exec_run_SOURCES = tests/unit/t_exec_run.c
+tests_unit_t_exec_run_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_run_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+endif

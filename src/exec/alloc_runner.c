@@ -1,0 +1,743 @@
+/*
+ * alloc_runner.c - allocation and task runners (see alloc_runner.h for the state
+ * machine and its invariants).
+ *
+ * The agent watches each task's shim through a pidfd on the event loop, so it can watch
+ * a shim it did not start (a later client restart re-attaches from the handle file), and
+ * reads the task's exit status from the file the shim wrote. Task events follow Nomad's
+ * types and display messages; at most TR_MAX_EVENTS are kept per task, as Nomad does.
+ */
+#include "exec/alloc_runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "exec/driver.h"
+#include "exec/restart.h"
+#include "exec/shim.h"
+#include "exec/taskenv.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define TR_MAX_EVENTS 10
+#define NS_PER_SEC 1000000000ll
+
+enum tr_phase { TR_PENDING, TR_STARTING, TR_RUNNING, TR_WAIT_RESTART, TR_DEAD };
+
+struct task_runner {
+    struct alloc_runner *ar;
+    const struct task *task; /* borrowed from ar->job */
+    struct task_state state;
+    struct restart_tracker rt;
+    enum tr_phase phase;
+    bool setup_done;
+    bool kill_requested;
+    bool start_failed;
+    bool start_recoverable;
+    char start_error[CV_ERRMSG_SIZE];
+    pid_t shim_pid;
+    pid_t task_pid;
+    int report_fd;
+    int pidfd;
+    struct event *ev_report, *ev_pidfd, *ev_timer;
+    char report[256];
+    size_t report_len;
+    char *task_dir, *handle_file, *exit_file;
+};
+
+struct alloc_runner {
+    struct event_base *base;
+    char *data_dir, *shim_path, *region;
+    const struct node *node;
+    bool raw_exec_enabled;
+    void (*on_update)(struct alloc_runner *, void *);
+    void *arg;
+    struct alloc *alloc; /* owned copy of the server's latest version */
+    struct job *job;     /* reference: the version the tasks run */
+    char *dir;           /* <data_dir>/alloc/<id> */
+    char *state_dir;     /* <data_dir>/client/allocs/<id> */
+    struct task_runner *tr;
+    size_t n_tr;
+    bool killing;
+    bool started;
+};
+
+static void tr_start(struct task_runner *tr);
+static void tr_kill(struct task_runner *tr, const char *type, const char *display);
+
+/* ---- helpers ---- */
+
+static void notify(struct alloc_runner *ar)
+{
+    if (ar->on_update)
+        ar->on_update(ar, ar->arg);
+}
+
+static struct task_event *tr_event(struct task_runner *tr, const char *type, const char *msg)
+{
+    struct task_state *ts = &tr->state;
+    if (ts->n_events >= TR_MAX_EVENTS) {
+        st_clear(&ST_TASK_EVENT, &ts->events[0]);
+        memmove(&ts->events[0], &ts->events[1], (ts->n_events - 1) * sizeof ts->events[0]);
+        ts->n_events--;
+    }
+    struct task_event *e = task_state_add_event(ts);
+    e->type = xstrdup(type);
+    e->time = cv_wall_ns();
+    e->message = xstrdup(msg ? msg : "");
+    e->display_message = xstrdup(msg ? msg : "");
+    log_debug("client", "alloc %s task %s: %s%s%s", tr->ar->alloc->id, tr->task->name, type,
+              msg && *msg ? ": " : "", msg ? msg : "");
+    return e;
+}
+
+static void tr_set_state(struct task_runner *tr, const char *state)
+{
+    cv_strset(&tr->state.state, state);
+}
+
+static void tr_clear_events(struct task_runner *tr)
+{
+    if (tr->ev_report) {
+        event_free(tr->ev_report);
+        tr->ev_report = NULL;
+    }
+    if (tr->ev_pidfd) {
+        event_free(tr->ev_pidfd);
+        tr->ev_pidfd = NULL;
+    }
+    if (tr->report_fd >= 0)
+        close(tr->report_fd);
+    if (tr->pidfd >= 0)
+        close(tr->pidfd);
+    tr->report_fd = tr->pidfd = -1;
+}
+
+static int64_t kill_signal_of(const struct task *t)
+{
+    const char *s = t->kill_signal;
+    if (!s || !*s)
+        return SIGINT; /* Nomad's default kill_signal */
+    if (cv_has_prefix(s, "SIG"))
+        s += 3;
+    static const struct {
+        const char *n;
+        int v;
+    } sigs[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
+                {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH},
+                {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}};
+    for (size_t i = 0; i < CV_ARRAY_LEN(sigs); i++)
+        if (!strcmp(s, sigs[i].n))
+            return sigs[i].v;
+    return SIGINT;
+}
+
+static bool job_is_batch(const struct job *j)
+{
+    return j && (cv_streq(j->type, JOB_TYPE_BATCH) || cv_streq(j->type, JOB_TYPE_SYSBATCH));
+}
+
+/* ---- task runner: ending ---- */
+
+static void tr_dead(struct task_runner *tr, bool failed)
+{
+    tr->phase = TR_DEAD;
+    tr_set_state(tr, TASK_STATE_DEAD);
+    tr->state.failed = failed;
+    if (!tr->state.finished_at)
+        tr->state.finished_at = cv_wall_ns();
+    if (tr->ev_timer)
+        event_del(tr->ev_timer);
+
+    struct alloc_runner *ar = tr->ar;
+    if (!ar->killing) {
+        /* A failed task takes its siblings down; so does a dead leader. */
+        for (size_t i = 0; i < ar->n_tr; i++) {
+            struct task_runner *o = &ar->tr[i];
+            if (o == tr || o->phase == TR_DEAD)
+                continue;
+            char msg[160];
+            if (failed) {
+                snprintf(msg, sizeof msg, "Task's sibling \"%s\" failed", tr->task->name);
+                tr_kill(o, TASK_EV_SIBLING_FAILED, msg);
+            } else if (tr->task->leader) {
+                snprintf(msg, sizeof msg, "Leader Task \"%s\" is dead", tr->task->name);
+                tr_kill(o, "Leader Task Dead", msg);
+            }
+        }
+    }
+}
+
+static void tr_restart_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct task_runner *tr = arg;
+    (void)fd;
+    (void)what;
+    if (tr->phase != TR_WAIT_RESTART)
+        return;
+    tr_start(tr);
+    notify(tr->ar);
+}
+
+/* The attempt ended (start error or exit): apply the restart policy. */
+static void tr_ended(struct task_runner *tr, bool start_error, bool recoverable,
+                     int64_t exit_code, int64_t sig)
+{
+    if (tr->kill_requested) {
+        tr_event(tr, TASK_EV_KILLED, "Task successfully killed");
+        tr_dead(tr, false);
+        return;
+    }
+    struct restart_input in = {
+        .batch = job_is_batch(tr->ar->job),
+        .start_error = start_error,
+        .recoverable = recoverable,
+        .exit_code = exit_code,
+        .signal = sig,
+        .now = (int64_t)cv_mono_ns(),
+        .jitter = (double)(cv_mono_ns() % 1000) / 1000.0,
+    };
+    struct restart_decision d;
+    restart_decide(tr->task->restart_policy, &tr->rt, &in, &d);
+    switch (d.verdict) {
+    case RESTART_TERMINATED:
+        tr_dead(tr, false);
+        break;
+    case RESTART_NOT_RESTARTING: {
+        struct task_event *e = tr_event(tr, TASK_EV_NOT_RESTARTING, d.reason);
+        e->fails_task = true;
+        cv_strset(&e->restart_reason, d.reason);
+        tr_dead(tr, true);
+        break;
+    }
+    case RESTART_RESTART: {
+        int64_t delay = d.delay_ns / 1000000 * 1000000; /* whole ms reads better */
+        char dur[32], msg[96];
+        cv_format_duration(delay, dur, sizeof dur);
+        snprintf(msg, sizeof msg, "Task restarting in %s", dur);
+        struct task_event *e = tr_event(tr, TASK_EV_RESTARTING, msg);
+        e->start_delay = delay;
+        cv_strset(&e->restart_reason, d.reason);
+        tr->state.restarts++;
+        tr->state.last_restart = cv_wall_ns();
+        tr->phase = TR_WAIT_RESTART;
+        tr_set_state(tr, TASK_STATE_PENDING);
+        struct timeval tv = {(time_t)(delay / NS_PER_SEC), (suseconds_t)(delay % NS_PER_SEC / 1000)};
+        evtimer_add(tr->ev_timer, &tv);
+        break;
+    }
+    }
+}
+
+/* Reads what the shim reported on fd 3. Returns true once a full line (or EOF) is in. */
+static bool tr_read_report(struct task_runner *tr, bool *eof)
+{
+    *eof = false;
+    while (tr->report_fd >= 0 && tr->report_len < sizeof tr->report - 1) {
+        ssize_t n = read(tr->report_fd, tr->report + tr->report_len,
+                         sizeof tr->report - 1 - tr->report_len);
+        if (n > 0) {
+            tr->report_len += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        *eof = true;
+        break;
+    }
+    tr->report[tr->report_len] = '\0';
+    return strchr(tr->report, '\n') != NULL || *eof || tr->report_len >= sizeof tr->report - 1;
+}
+
+static void tr_signal(struct task_runner *tr, int sig)
+{
+    if (tr->task_pid > 0 && kill(-tr->task_pid, sig) != 0 && errno != ESRCH)
+        log_warn("client", "alloc %s task %s: signal %d to group %d: %s", tr->ar->alloc->id,
+                 tr->task->name, sig, (int)tr->task_pid, strerror(errno));
+}
+
+static void tr_kill_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct task_runner *tr = arg;
+    (void)fd;
+    (void)what;
+    if (tr->phase == TR_RUNNING)
+        tr_signal(tr, SIGKILL);
+}
+
+static void tr_begin_kill(struct task_runner *tr)
+{
+    tr_signal(tr, (int)kill_signal_of(tr->task));
+    int64_t t = tr->task->kill_timeout > 0 ? tr->task->kill_timeout : 5 * NS_PER_SEC;
+    struct timeval tv = {(time_t)(t / NS_PER_SEC), (suseconds_t)(t % NS_PER_SEC / 1000)};
+    event_del(tr->ev_timer);
+    event_assign(tr->ev_timer, tr->ar->base, -1, 0, tr_kill_timer_cb, tr);
+    evtimer_add(tr->ev_timer, &tv);
+}
+
+/* Handles the report line: started, or failed to start. */
+static void tr_handle_report(struct task_runner *tr, bool eof)
+{
+    if (tr->phase != TR_STARTING)
+        return;
+    if (cv_has_prefix(tr->report, "ok ")) {
+        tr->task_pid = (pid_t)strtol(tr->report + 3, NULL, 10);
+        tr->phase = TR_RUNNING;
+        tr_set_state(tr, TASK_STATE_RUNNING);
+        tr->state.started_at = cv_wall_ns();
+        tr->state.finished_at = 0;
+        tr_event(tr, TASK_EV_STARTED, "Task started by client");
+        if (tr->kill_requested)
+            tr_begin_kill(tr);
+    } else {
+        char *nl = strchr(tr->report, '\n');
+        if (nl)
+            *nl = '\0';
+        tr->start_failed = true;
+        tr->start_recoverable = !cv_has_prefix(tr->report, "err ");
+        snprintf(tr->start_error, sizeof tr->start_error, "%s",
+                 cv_has_prefix(tr->report, "err ") ? tr->report + 4
+                 : eof ? "task shim exited before it reported"
+                       : tr->report);
+    }
+    if (tr->ev_report) {
+        event_free(tr->ev_report);
+        tr->ev_report = NULL;
+    }
+    close(tr->report_fd);
+    tr->report_fd = -1;
+}
+
+static void tr_report_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct task_runner *tr = arg;
+    bool eof;
+    (void)fd;
+    (void)what;
+    if (!tr_read_report(tr, &eof))
+        return;
+    tr_handle_report(tr, eof);
+    notify(tr->ar);
+}
+
+static void tr_driver_failure(struct task_runner *tr, const char *msg, bool recoverable)
+{
+    struct task_event *e = tr_event(tr, TASK_EV_DRIVER_FAILURE, msg);
+    cv_strset(&e->driver_error, msg);
+    tr->state.failed = false;
+    tr_ended(tr, true, recoverable, 0, 0);
+}
+
+static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct task_runner *tr = arg;
+    struct alloc_runner *ar = tr->ar;
+    int status = 0;
+    (void)fd;
+    (void)what;
+    /* Our child: reap it. A shim we adopted is someone else's to reap (ECHILD). */
+    if (waitpid(tr->shim_pid, &status, WNOHANG) == 0)
+        return; /* spurious */
+    if (tr->phase == TR_STARTING && tr->report_fd >= 0) {
+        bool eof;
+        tr_read_report(tr, &eof);
+        tr_handle_report(tr, true);
+    }
+    tr_clear_events(tr);
+    tr->shim_pid = 0;
+    if (tr->ev_timer)
+        event_del(tr->ev_timer);
+
+    if (tr->start_failed) {
+        tr->start_failed = false;
+        tr_driver_failure(tr, tr->start_error, tr->start_recoverable);
+        notify(ar);
+        return;
+    }
+    struct shim_exit ex = {0, 0, 0};
+    if (shim_read_exit(tr->exit_file, &ex) != 0) {
+        /* The shim died without recording the task's end: make sure nothing of the task
+         * is left behind, and report what we know. */
+        tr_signal(tr, SIGKILL);
+        ex.exit_code = -1;
+        ex.finished_at = cv_wall_ns();
+    }
+    tr->task_pid = 0;
+    char msg[96];
+    if (ex.signal)
+        snprintf(msg, sizeof msg, "Exit Code: %lld, Signal: %lld", (long long)ex.exit_code,
+                 (long long)ex.signal);
+    else
+        snprintf(msg, sizeof msg, "Exit Code: %lld", (long long)ex.exit_code);
+    struct task_event *e = tr_event(tr, TASK_EV_TERMINATED, msg);
+    e->exit_code = ex.exit_code;
+    e->signal = ex.signal;
+    tr->state.finished_at = ex.finished_at;
+    tr_ended(tr, false, false, ex.exit_code, ex.signal);
+    notify(ar);
+}
+
+/* ---- task runner: starting ---- */
+
+static int tr_setup(struct task_runner *tr, char *errmsg)
+{
+    static const char *const sub[] = {"local", "secrets", "tmp"};
+    for (size_t i = 0; i < CV_ARRAY_LEN(sub); i++) {
+        char *p = xasprintf("%s/%s", tr->task_dir, sub[i]);
+        int rc = cv_mkdir_p(p, 0755);
+        free(p);
+        if (rc)
+            return cv_err(errmsg, CV_EIO, "create %s/%s: %s", tr->task_dir, sub[i],
+                          strerror(-rc));
+    }
+    char *sec = xasprintf("%s/secrets", tr->task_dir);
+    chmod(sec, 0700);
+    free(sec);
+    return 0;
+}
+
+static void tr_start(struct task_runner *tr)
+{
+    struct alloc_runner *ar = tr->ar;
+    char errmsg[CV_ERRMSG_SIZE];
+
+    if (!tr->setup_done) {
+        tr_event(tr, TASK_EV_SETUP, "Building Task Directory");
+        if (tr_setup(tr, errmsg) != 0) {
+            struct task_event *e = tr_event(tr, TASK_EV_SETUP_FAILURE, errmsg);
+            cv_strset(&e->setup_error, errmsg);
+            e->fails_task = true;
+            tr_dead(tr, true);
+            return;
+        }
+        tr->setup_done = true;
+    }
+    const struct driver *drv = driver_find(tr->task->driver);
+    if (!drv || (drv == &driver_raw_exec && !ar->raw_exec_enabled)) {
+        snprintf(errmsg, sizeof errmsg, "failed to start task: driver \"%s\" is %s",
+                 cv_str(tr->task->driver), drv ? "disabled" : "not available");
+        tr_driver_failure(tr, errmsg, false);
+        return;
+    }
+
+    struct strmap env = {0};
+    struct taskenv_in in = {ar->alloc, tr->task, ar->node, ar->region, ar->dir};
+    struct alloc tmp = *ar->alloc;
+    tmp.job = ar->job; /* the version the tasks run */
+    in.alloc = &tmp;
+    taskenv_build(&in, &env);
+    char *log_dir = xasprintf("%s/alloc/logs", ar->dir);
+    struct driver_launch l = {
+        .task = tr->task,
+        .alloc = &tmp,
+        .node = ar->node,
+        .region = ar->region,
+        .env = &env,
+        .task_dir = tr->task_dir,
+        .log_dir = log_dir,
+        .handle_file = tr->handle_file,
+        .exit_file = tr->exit_file,
+        .shim_path = ar->shim_path,
+    };
+    unlink(tr->exit_file); /* a stale exit file would end this attempt at once */
+    bool recoverable = false;
+    pid_t pid = 0;
+    int rfd = -1;
+    int rc = drv->start(&l, &pid, &rfd, &recoverable, errmsg);
+    free(log_dir);
+    strmap_clear(&env);
+    if (rc != 0) {
+        tr_driver_failure(tr, errmsg, recoverable);
+        return;
+    }
+    int pfd = pidfd_open(pid, 0);
+    if (pfd < 0) {
+        snprintf(errmsg, sizeof errmsg, "pidfd_open: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(rfd);
+        tr_driver_failure(tr, errmsg, true);
+        return;
+    }
+    tr->shim_pid = pid;
+    tr->report_fd = rfd;
+    tr->pidfd = pfd;
+    tr->report_len = 0;
+    tr->report[0] = '\0';
+    tr->phase = TR_STARTING;
+    tr->ev_report = event_new(ar->base, rfd, EV_READ | EV_PERSIST, tr_report_cb, tr);
+    tr->ev_pidfd = event_new(ar->base, pfd, EV_READ | EV_PERSIST, tr_pidfd_cb, tr);
+    event_add(tr->ev_report, NULL);
+    event_add(tr->ev_pidfd, NULL);
+}
+
+static void tr_kill(struct task_runner *tr, const char *type, const char *display)
+{
+    if (tr->phase == TR_DEAD || tr->kill_requested)
+        return;
+    tr->kill_requested = true;
+    switch (tr->phase) {
+    case TR_PENDING:
+    case TR_WAIT_RESTART:
+        if (type && strcmp(type, TASK_EV_KILLING) != 0)
+            tr_event(tr, type, display);
+        tr_event(tr, TASK_EV_KILLED, "Task successfully killed");
+        tr_dead(tr, false);
+        break;
+    case TR_STARTING:
+    case TR_RUNNING: {
+        int64_t t = tr->task->kill_timeout > 0 ? tr->task->kill_timeout : 5 * NS_PER_SEC;
+        char dur[32], msg[128];
+        cv_format_duration(t, dur, sizeof dur);
+        snprintf(msg, sizeof msg, "Sent interrupt. Waiting %s before force killing", dur);
+        if (type && strcmp(type, TASK_EV_KILLING) != 0)
+            tr_event(tr, type, display);
+        struct task_event *e = tr_event(tr, TASK_EV_KILLING, msg);
+        e->kill_timeout = t;
+        if (tr->phase == TR_RUNNING)
+            tr_begin_kill(tr);
+        break;
+    }
+    case TR_DEAD:
+        break;
+    }
+}
+
+/* ---- alloc runner ---- */
+
+struct alloc_runner *alloc_runner_new(const struct alloc_runner_config *cfg,
+                                      const struct alloc *a)
+{
+    struct alloc_runner *ar = xcalloc(1, sizeof *ar);
+    ar->base = cfg->base;
+    ar->data_dir = xstrdup(cfg->data_dir);
+    ar->shim_path = xstrdup(cfg->shim_path ? cfg->shim_path : "/proc/self/exe");
+    ar->region = xstrdup(cfg->region ? cfg->region : DEFAULT_REGION);
+    ar->node = cfg->node;
+    ar->raw_exec_enabled = cfg->raw_exec_enabled;
+    ar->on_update = cfg->on_update;
+    ar->arg = cfg->arg;
+    ar->alloc = st_dup(&ST_ALLOC, a);
+    ar->job = a->job ? st_ref(&ST_JOB, a->job) : NULL;
+    ar->dir = xasprintf("%s/alloc/%s", ar->data_dir, a->id);
+    ar->state_dir = xasprintf("%s/client/allocs/%s", ar->data_dir, a->id);
+
+    const struct task_group *g = ar->job ? job_group(ar->job, a->task_group) : NULL;
+    ar->n_tr = g ? g->n_tasks : 0;
+    ar->tr = xcalloc(ar->n_tr ? ar->n_tr : 1, sizeof *ar->tr);
+    for (size_t i = 0; i < ar->n_tr; i++) {
+        struct task_runner *tr = &ar->tr[i];
+        tr->ar = ar;
+        tr->task = &g->tasks[i];
+        tr->state.name = xstrdup(tr->task->name);
+        tr->state.state = xstrdup(TASK_STATE_PENDING);
+        tr->phase = TR_PENDING;
+        tr->report_fd = tr->pidfd = -1;
+        tr->task_dir = xasprintf("%s/%s", ar->dir, tr->task->name);
+        tr->handle_file = xasprintf("%s/%s.handle", ar->state_dir, tr->task->name);
+        tr->exit_file = xasprintf("%s/%s.exit", ar->state_dir, tr->task->name);
+        tr->ev_timer = evtimer_new(ar->base, tr_restart_timer_cb, tr);
+        tr_event(tr, TASK_EV_RECEIVED, "Task received by client");
+    }
+    return ar;
+}
+
+static int ar_setup(struct alloc_runner *ar, char *errmsg)
+{
+    static const char *const sub[] = {"alloc/logs", "alloc/data", "alloc/tmp"};
+    for (size_t i = 0; i < CV_ARRAY_LEN(sub); i++) {
+        char *p = xasprintf("%s/%s", ar->dir, sub[i]);
+        int rc = cv_mkdir_p(p, 0755);
+        free(p);
+        if (rc)
+            return cv_err(errmsg, CV_EIO, "create %s/%s: %s", ar->dir, sub[i], strerror(-rc));
+    }
+    int rc = cv_mkdir_p(ar->state_dir, 0700);
+    if (rc)
+        return cv_err(errmsg, CV_EIO, "create %s: %s", ar->state_dir, strerror(-rc));
+    return 0;
+}
+
+void alloc_runner_run(struct alloc_runner *ar)
+{
+    if (ar->started)
+        return;
+    ar->started = true;
+    if (alloc_terminal_desired(ar->alloc)) {
+        alloc_runner_kill(ar);
+        return;
+    }
+    char errmsg[CV_ERRMSG_SIZE];
+    if (ar_setup(ar, errmsg) != 0) {
+        for (size_t i = 0; i < ar->n_tr; i++) {
+            struct task_event *e = tr_event(&ar->tr[i], TASK_EV_SETUP_FAILURE, errmsg);
+            cv_strset(&e->setup_error, errmsg);
+            e->fails_task = true;
+            ar->tr[i].phase = TR_DEAD;
+            tr_set_state(&ar->tr[i], TASK_STATE_DEAD);
+            ar->tr[i].state.failed = true;
+        }
+        notify(ar);
+        return;
+    }
+    for (size_t i = 0; i < ar->n_tr && !ar->killing; i++)
+        if (ar->tr[i].phase == TR_PENDING)
+            tr_start(&ar->tr[i]);
+    notify(ar);
+}
+
+void alloc_runner_update(struct alloc_runner *ar, const struct alloc *a)
+{
+    struct alloc *old = ar->alloc;
+    ar->alloc = st_dup(&ST_ALLOC, a);
+    st_free(&ST_ALLOC, old);
+    if (alloc_terminal_desired(a))
+        alloc_runner_kill(ar);
+}
+
+void alloc_runner_kill(struct alloc_runner *ar)
+{
+    if (ar->killing)
+        return;
+    ar->killing = true;
+    for (size_t i = 0; i < ar->n_tr; i++)
+        tr_kill(&ar->tr[i], TASK_EV_KILLING, NULL);
+    notify(ar);
+}
+
+bool alloc_runner_done(const struct alloc_runner *ar)
+{
+    for (size_t i = 0; i < ar->n_tr; i++)
+        if (ar->tr[i].phase != TR_DEAD || ar->tr[i].shim_pid)
+            return false;
+    return true;
+}
+
+const struct alloc *alloc_runner_alloc(const struct alloc_runner *ar)
+{
+    return ar->alloc;
+}
+
+const char *alloc_runner_id(const struct alloc_runner *ar)
+{
+    return ar->alloc->id;
+}
+
+const char *alloc_runner_dir(const struct alloc_runner *ar)
+{
+    return ar->dir;
+}
+
+void alloc_client_status(const struct task_state *ts, size_t n, const char **status,
+                         const char **desc)
+{
+    size_t failed = 0, running = 0, pending = 0, dead = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cv_streq(ts[i].state, TASK_STATE_PENDING))
+            pending++;
+        else if (cv_streq(ts[i].state, TASK_STATE_RUNNING))
+            running++;
+        else if (ts[i].failed)
+            failed++;
+        else
+            dead++;
+    }
+    if (failed) {
+        *status = ALLOC_CLIENT_FAILED;
+        *desc = "Failed tasks";
+    } else if (running) {
+        *status = ALLOC_CLIENT_RUNNING;
+        *desc = "Tasks are running";
+    } else if (pending) {
+        *status = ALLOC_CLIENT_PENDING;
+        *desc = "No tasks have started";
+    } else if (dead) {
+        *status = ALLOC_CLIENT_COMPLETE;
+        *desc = "All tasks have completed";
+    } else {
+        *status = ALLOC_CLIENT_PENDING;
+        *desc = "No tasks have started";
+    }
+}
+
+const char *alloc_runner_client_status(const struct alloc_runner *ar)
+{
+    struct task_state *ts = xcalloc(ar->n_tr ? ar->n_tr : 1, sizeof *ts);
+    for (size_t i = 0; i < ar->n_tr; i++)
+        ts[i] = ar->tr[i].state; /* shallow: only read */
+    const char *status, *desc;
+    alloc_client_status(ts, ar->n_tr, &status, &desc);
+    free(ts);
+    return status;
+}
+
+void alloc_runner_client_update(const struct alloc_runner *ar, struct alloc *out)
+{
+    const struct alloc *a = ar->alloc;
+    out->id = xstrdup(a->id);
+    out->node_id = xstrdup(a->node_id);
+    out->job_id = xstrdup(a->job_id);
+    out->task_group = xstrdup(a->task_group);
+    out->namespace = xstrdup(a->namespace);
+    out->task_states = xcalloc(ar->n_tr ? ar->n_tr : 1, sizeof *out->task_states);
+    out->n_task_states = ar->n_tr;
+    for (size_t i = 0; i < ar->n_tr; i++)
+        st_copy(&ST_TASK_STATE, &out->task_states[i], &ar->tr[i].state);
+    const char *status, *desc;
+    alloc_client_status(out->task_states, out->n_task_states, &status, &desc);
+    out->client_status = xstrdup(status);
+    out->client_description = xstrdup(desc);
+    out->modify_time = cv_wall_ns();
+}
+
+const struct task_state *alloc_runner_task_state(const struct alloc_runner *ar,
+                                                 const char *task)
+{
+    for (size_t i = 0; i < ar->n_tr; i++)
+        if (cv_streq(ar->tr[i].task->name, task))
+            return &ar->tr[i].state;
+    return NULL;
+}
+
+void alloc_runner_destroy_dirs(struct alloc_runner *ar)
+{
+    cv_rm_rf(ar->dir);
+    cv_rm_rf(ar->state_dir);
+}
+
+void alloc_runner_free(struct alloc_runner *ar)
+{
+    if (!ar)
+        return;
+    for (size_t i = 0; i < ar->n_tr; i++) {
+        struct task_runner *tr = &ar->tr[i];
+        tr_clear_events(tr);
+        if (tr->ev_timer)
+            event_free(tr->ev_timer);
+        st_clear(&ST_TASK_STATE, &tr->state);
+        free(tr->task_dir);
+        free(tr->handle_file);
+        free(tr->exit_file);
+    }
+    free(ar->tr);
+    st_free(&ST_ALLOC, ar->alloc);
+    if (ar->job)
+        st_unref(&ST_JOB, ar->job);
+    free(ar->dir);
+    free(ar->state_dir);
+    free(ar->data_dir);
+    free(ar->shim_path);
+    free(ar->region);
+    free(ar);
+}

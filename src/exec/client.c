@@ -1,0 +1,785 @@
+/*
+ * client.c - the client role: identity, registration, heartbeats, allocation watching,
+ * batched status updates, shutdown, and log access (see client.h).
+ *
+ * Timing (chosen to meet a 300 ms start-to-ready budget while staying gentle on the
+ * servers):
+ *   - register: first attempt at once, then retry after 20 ms doubling to 15 s (Nomad's
+ *     register retry interval), so a dev agent registers as soon as its server leads;
+ *   - heartbeat: Node.UpdateStatus every TTL/2 (the server expires a node only after
+ *     TTL + heartbeat_grace, so one lost heartbeat is retried well in time); on failure
+ *     retry after 1 s; "node not found" re-registers;
+ *   - allocations: one blocking Node.GetClientAllocs at a time (MinQueryIndex = the last
+ *     index, MaxQueryTime 5 min); changed allocations are fetched with Alloc.GetAllocs;
+ *     errors retry after 1 s without advancing the index;
+ *   - status updates: coalesced for 200 ms, one Node.UpdateAlloc in flight at a time;
+ *     failed updates are marked dirty again and retried after 1 s.
+ *
+ * RPCs cannot be cancelled, so each carries a small context that outlives the client if
+ * it must: client_free() orphans outstanding contexts and their callbacks only free them.
+ */
+#include "exec/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "exec/alloc_runner.h"
+#include "exec/fingerprint.h"
+#include "exec/logs.h"
+#include "rpc/rpc.h"
+#include "structs/msgs.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define NS_PER_MS 1000000ll
+#define REGISTER_RETRY_MIN_MS 20
+#define REGISTER_RETRY_MAX_MS 15000
+#define RETRY_MS 1000
+#define UPDATE_BATCH_MS 200
+#define WATCH_WAIT_NS (300ll * 1000 * NS_PER_MS)
+#define SHUTDOWN_FLUSH_MS 3000
+
+struct client_alloc {
+    struct client *c;
+    struct alloc_runner *ar;
+    bool dirty;   /* client-side state changed since the last update sent */
+    bool removed; /* gone from the server: destroy once its tasks are dead */
+};
+
+/* An ignored allocation (already terminal when we first saw it) and its index. */
+struct seen_alloc {
+    char *id;
+    uint64_t index;
+};
+
+struct rpc_ctx {
+    struct client *c; /* NULL once the client is freed */
+    struct rpc_ctx *next, *prev;
+    void (*fn)(struct client *c, int status, const char *resp, size_t len, const char *errmsg,
+               void *data);
+    void *data;
+    void (*data_free)(void *data);
+};
+
+struct client {
+    struct event_base *base;
+    struct rpc_client *rpc;
+    struct client_config cfg; /* strings owned */
+    struct node *node;
+    bool started, registered, registering, shutting_down, stopping_tasks;
+    uint64_t register_backoff_ms;
+    int64_t heartbeat_ttl;
+    uint64_t alloc_index;
+    bool watching;
+    struct client_alloc **allocs;
+    size_t n_allocs, cap_allocs;
+    struct seen_alloc *seen;
+    size_t n_seen, cap_seen;
+    bool update_inflight;
+    struct event *ev_register, *ev_heartbeat, *ev_watch, *ev_update, *ev_gc, *ev_done,
+        *ev_flush_deadline;
+    struct rpc_ctx *rpcs;
+    void (*done)(void *);
+    void *done_arg;
+    bool done_called;
+};
+
+static void client_register(struct client *c);
+static void client_watch(struct client *c);
+static void client_check_shutdown(struct client *c);
+
+/* ---- rpc plumbing ---- */
+
+static void rpc_done(int status, const char *resp, size_t len, const char *errmsg, void *arg)
+{
+    struct rpc_ctx *x = arg;
+    if (x->c) {
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            x->c->rpcs = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        x->fn(x->c, status, resp, len, errmsg ? errmsg : "", x->data);
+    }
+    if (x->data_free)
+        x->data_free(x->data);
+    free(x);
+}
+
+static void client_rpc(struct client *c, const char *method, const struct stype *t,
+                       const void *req,
+                       void (*fn)(struct client *, int, const char *, size_t, const char *,
+                                  void *),
+                       void *data, void (*data_free)(void *))
+{
+    struct rpc_ctx *x = xcalloc(1, sizeof *x);
+    x->c = c;
+    x->fn = fn;
+    x->data = data;
+    x->data_free = data_free;
+    x->next = c->rpcs;
+    if (c->rpcs)
+        c->rpcs->prev = x;
+    c->rpcs = x;
+    rpc_call_st(c->rpc, method, t, req, rpc_done, x);
+}
+
+static void timer_ms(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    evtimer_add(ev, &tv);
+}
+
+/* ---- identity ---- */
+
+static int load_or_create_id(const char *dir, const char *name, char out[37], char *errmsg)
+{
+    char *path = xasprintf("%s/%s", dir, name), *text = NULL;
+    int rc = cv_read_file(path, &text, NULL);
+    if (rc == 0) {
+        size_t n = strcspn(text, " \t\r\n");
+        text[n] = '\0';
+        if (cv_uuid_valid(text)) {
+            snprintf(out, 37, "%s", text);
+            free(text);
+            free(path);
+            return 0;
+        }
+        free(text);
+    }
+    cv_uuid(out);
+    rc = cv_write_file_atomic(path, out, strlen(out));
+    if (rc)
+        cv_err(errmsg, CV_EIO, "write %s: %s", path, strerror(-rc));
+    free(path);
+    return rc ? -CV_EIO : 0;
+}
+
+/* ---- allocations ---- */
+
+static struct client_alloc *find_alloc(const struct client *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_allocs; i++)
+        if (cv_streq(alloc_runner_id(c->allocs[i]->ar), id))
+            return c->allocs[i];
+    return NULL;
+}
+
+static void seen_set(struct client *c, const char *id, uint64_t index)
+{
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (cv_streq(c->seen[i].id, id)) {
+            c->seen[i].index = index;
+            return;
+        }
+    CV_GROW(c->seen, c->cap_seen, c->n_seen + 1);
+    c->seen[c->n_seen].id = xstrdup(id);
+    c->seen[c->n_seen++].index = index;
+}
+
+static const struct seen_alloc *seen_get(const struct client *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (cv_streq(c->seen[i].id, id))
+            return &c->seen[i];
+    return NULL;
+}
+
+static void on_runner_update(struct alloc_runner *ar, void *arg)
+{
+    struct client_alloc *ca = arg;
+    struct client *c = ca->c;
+    (void)ar;
+    ca->dirty = true;
+    if (!c->update_inflight && !evtimer_pending(c->ev_update, NULL))
+        timer_ms(c->ev_update, c->shutting_down ? 0 : UPDATE_BATCH_MS);
+    if (ca->removed || c->shutting_down)
+        event_active(c->ev_gc, 0, 0);
+}
+
+static void add_runner(struct client *c, const struct alloc *a)
+{
+    struct client_alloc *ca = xcalloc(1, sizeof *ca);
+    ca->c = c;
+    struct alloc_runner_config cfg = {
+        .base = c->base,
+        .data_dir = c->cfg.data_dir,
+        .shim_path = c->cfg.shim_path,
+        .node = c->node,
+        .region = c->cfg.region,
+        .raw_exec_enabled = c->cfg.raw_exec_enabled,
+        .on_update = on_runner_update,
+        .arg = ca,
+    };
+    ca->ar = alloc_runner_new(&cfg, a);
+    CV_GROW(c->allocs, c->cap_allocs, c->n_allocs + 1);
+    c->allocs[c->n_allocs++] = ca;
+    log_info("client", "node %s: starting allocation %s (%s)", c->node->id, a->id,
+             cv_str(a->name));
+    alloc_runner_run(ca->ar);
+}
+
+/* Frees runners that the server forgot and whose tasks are all dead. */
+static void gc_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < c->n_allocs;) {
+        struct client_alloc *ca = c->allocs[i];
+        if (ca->removed && alloc_runner_done(ca->ar)) {
+            log_info("client", "node %s: removing allocation %s", c->node->id,
+                     alloc_runner_id(ca->ar));
+            alloc_runner_destroy_dirs(ca->ar);
+            alloc_runner_free(ca->ar);
+            free(ca);
+            c->allocs[i] = c->allocs[--c->n_allocs];
+            continue;
+        }
+        i++;
+    }
+    client_check_shutdown(c);
+}
+
+/* ---- status updates ---- */
+
+static void update_done(struct client *c, int status, const char *resp, size_t len,
+                        const char *errmsg, void *data)
+{
+    struct strlist *ids = data;
+    (void)resp;
+    (void)len;
+    c->update_inflight = false;
+    if (status != 0) {
+        log_warn("client", "node %s: updating allocation status failed: %s", c->node->id,
+                 errmsg);
+        for (size_t i = 0; i < ids->n; i++) {
+            struct client_alloc *ca = find_alloc(c, ids->v[i]);
+            if (ca)
+                ca->dirty = true;
+        }
+        if (!c->shutting_down) {
+            timer_ms(c->ev_update, RETRY_MS);
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i]->dirty && !evtimer_pending(c->ev_update, NULL)) {
+            timer_ms(c->ev_update, c->shutting_down ? 0 : UPDATE_BATCH_MS);
+            break;
+        }
+    client_check_shutdown(c);
+}
+
+static void free_strlist(void *p)
+{
+    strlist_clear(p);
+    free(p);
+}
+
+static void update_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->update_inflight)
+        return;
+    if (!c->registered) {
+        timer_ms(c->ev_update, UPDATE_BATCH_MS);
+        return;
+    }
+    struct alloc_update_req req = {NULL, 0};
+    struct strlist *ids = xcalloc(1, sizeof *ids);
+    for (size_t i = 0; i < c->n_allocs; i++) {
+        struct client_alloc *ca = c->allocs[i];
+        if (!ca->dirty || ca->removed)
+            continue;
+        ca->dirty = false;
+        struct alloc *u = alloc_array_push(&req.allocs, &req.n_allocs);
+        alloc_runner_client_update(ca->ar, u);
+        strlist_add(ids, u->id);
+    }
+    if (!req.n_allocs) {
+        free_strlist(ids);
+        client_check_shutdown(c);
+        return;
+    }
+    c->update_inflight = true;
+    client_rpc(c, "Node.UpdateAlloc", &ST_ALLOC_UPDATE_REQ, &req, update_done, ids,
+               free_strlist);
+    st_clear(&ST_ALLOC_UPDATE_REQ, &req);
+}
+
+/* ---- alloc watching ---- */
+
+static void watch_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    client_watch(c);
+}
+
+struct pull {
+    uint64_t index;
+};
+
+static void get_allocs_done(struct client *c, int status, const char *resp, size_t len,
+                            const char *errmsg, void *data)
+{
+    struct pull *p = data;
+    char err[CV_ERRMSG_SIZE];
+    c->watching = false;
+    if (c->shutting_down)
+        return;
+    struct alloc_get_resp r = {0};
+    if (status != 0 || st_decode(&ST_ALLOC_GET_RESP, resp, len, &r, err) != 0) {
+        log_warn("client", "node %s: fetching allocations failed: %s", c->node->id,
+                 status ? errmsg : err);
+        st_clear(&ST_ALLOC_GET_RESP, &r);
+        timer_ms(c->ev_watch, RETRY_MS);
+        return;
+    }
+    for (size_t i = 0; i < r.n_allocs; i++) {
+        const struct alloc *a = &r.allocs[i];
+        struct client_alloc *ca = find_alloc(c, a->id);
+        if (ca) {
+            alloc_runner_update(ca->ar, a);
+        } else if (alloc_terminal(a) || !a->job) {
+            if (!a->job)
+                log_warn("client", "node %s: allocation %s came without its job; ignored",
+                         c->node->id, a->id);
+            seen_set(c, a->id, a->alloc_modify_index);
+        } else {
+            add_runner(c, a);
+        }
+    }
+    st_clear(&ST_ALLOC_GET_RESP, &r);
+    c->alloc_index = p->index;
+    client_watch(c);
+}
+
+static void client_allocs_done(struct client *c, int status, const char *resp, size_t len,
+                               const char *errmsg, void *data)
+{
+    char err[CV_ERRMSG_SIZE];
+    (void)data;
+    c->watching = false;
+    if (c->shutting_down)
+        return;
+    struct node_client_allocs_resp r = {0};
+    if (status != 0 || st_decode(&ST_NODE_CLIENT_ALLOCS_RESP, resp, len, &r, err) != 0) {
+        if (status == -CV_ENOTFOUND && c->registered) {
+            c->registered = false;
+            client_register(c);
+        }
+        log_warn("client", "node %s: watching allocations failed: %s", c->node->id,
+                 status ? errmsg : err);
+        st_clear(&ST_NODE_CLIENT_ALLOCS_RESP, &r);
+        timer_ms(c->ev_watch, RETRY_MS);
+        return;
+    }
+    /* Allocations the server no longer lists are stopped and, once dead, removed. */
+    for (size_t i = 0; i < c->n_allocs; i++) {
+        struct client_alloc *ca = c->allocs[i];
+        bool listed = false;
+        for (size_t k = 0; k < r.allocs.n && !listed; k++)
+            listed = cv_streq(r.allocs.k[k], alloc_runner_id(ca->ar));
+        if (!listed && !ca->removed) {
+            ca->removed = true;
+            alloc_runner_kill(ca->ar);
+            event_active(c->ev_gc, 0, 0);
+        }
+    }
+    struct alloc_get_req pull = {{NULL, 0}};
+    for (size_t k = 0; k < r.allocs.n; k++) {
+        const char *id = r.allocs.k[k];
+        uint64_t idx = (uint64_t)r.allocs.v[k];
+        struct client_alloc *ca = find_alloc(c, id);
+        const struct seen_alloc *s = seen_get(c, id);
+        if (ca ? alloc_runner_alloc(ca->ar)->alloc_modify_index < idx : !s || s->index < idx)
+            strlist_add(&pull.alloc_ids, id);
+    }
+    uint64_t index = r.index > c->alloc_index ? r.index : c->alloc_index;
+    st_clear(&ST_NODE_CLIENT_ALLOCS_RESP, &r);
+    if (!pull.alloc_ids.n) {
+        c->alloc_index = index;
+        client_watch(c);
+        return;
+    }
+    struct pull *p = xcalloc(1, sizeof *p);
+    p->index = index;
+    c->watching = true;
+    client_rpc(c, "Alloc.GetAllocs", &ST_ALLOC_GET_REQ, &pull, get_allocs_done, p, free);
+    strlist_clear(&pull.alloc_ids);
+}
+
+static void client_watch(struct client *c)
+{
+    if (c->watching || c->shutting_down || !c->registered)
+        return;
+    struct node_client_allocs_req req = {
+        .node_id = c->node->id,
+        .secret_id = c->node->secret_id,
+        .min_query_index = c->alloc_index,
+        .max_query_time = WATCH_WAIT_NS,
+    };
+    c->watching = true;
+    client_rpc(c, "Node.GetClientAllocs", &ST_NODE_CLIENT_ALLOCS_REQ, &req, client_allocs_done,
+               NULL, NULL);
+}
+
+/* ---- registration and heartbeats ---- */
+
+static void schedule_heartbeat(struct client *c, int64_t ttl_ns)
+{
+    if (ttl_ns <= 0)
+        ttl_ns = 10000 * NS_PER_MS; /* Nomad's min_heartbeat_ttl */
+    c->heartbeat_ttl = ttl_ns;
+    timer_ms(c->ev_heartbeat, (uint64_t)(ttl_ns / 2 / NS_PER_MS));
+}
+
+static void heartbeat_done(struct client *c, int status, const char *resp, size_t len,
+                           const char *errmsg, void *data)
+{
+    char err[CV_ERRMSG_SIZE];
+    (void)data;
+    if (c->shutting_down)
+        return;
+    struct node_update_resp r = {0};
+    if (status == -CV_ENOTFOUND) {
+        log_warn("client", "node %s: server does not know this node; registering again",
+                 c->node->id);
+        c->registered = false;
+        client_register(c);
+        return;
+    }
+    if (status != 0 || st_decode(&ST_NODE_UPDATE_RESP, resp, len, &r, err) != 0) {
+        log_warn("client", "node %s: heartbeat failed: %s", c->node->id, status ? errmsg : err);
+        st_clear(&ST_NODE_UPDATE_RESP, &r);
+        timer_ms(c->ev_heartbeat, RETRY_MS);
+        return;
+    }
+    schedule_heartbeat(c, r.heartbeat_ttl);
+    st_clear(&ST_NODE_UPDATE_RESP, &r);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (!c->registered || c->shutting_down)
+        return;
+    struct node_update_status_req req = {
+        .node_id = c->node->id,
+        .status = (char *)NODE_STATUS_READY,
+        .updated_at = cv_wall_ns(),
+    };
+    client_rpc(c, "Node.UpdateStatus", &ST_NODE_UPDATE_STATUS_REQ, &req, heartbeat_done, NULL,
+               NULL);
+}
+
+static void register_done(struct client *c, int status, const char *resp, size_t len,
+                          const char *errmsg, void *data)
+{
+    char err[CV_ERRMSG_SIZE];
+    (void)data;
+    c->registering = false;
+    if (c->shutting_down)
+        return;
+    struct node_update_resp r = {0};
+    if (status != 0 || st_decode(&ST_NODE_UPDATE_RESP, resp, len, &r, err) != 0) {
+        log_debug("client", "node %s: registration failed (retrying in %llu ms): %s",
+                  c->node->id, (unsigned long long)c->register_backoff_ms,
+                  status ? errmsg : err);
+        st_clear(&ST_NODE_UPDATE_RESP, &r);
+        timer_ms(c->ev_register, c->register_backoff_ms);
+        c->register_backoff_ms = CV_MIN(c->register_backoff_ms * 2, REGISTER_RETRY_MAX_MS);
+        return;
+    }
+    c->registered = true;
+    c->register_backoff_ms = REGISTER_RETRY_MIN_MS;
+    cv_strset(&c->node->status, NODE_STATUS_READY);
+    log_info("client", "node %s: registration complete (%s)", c->node->id, c->node->name);
+    schedule_heartbeat(c, r.heartbeat_ttl);
+    st_clear(&ST_NODE_UPDATE_RESP, &r);
+    client_watch(c);
+    for (size_t i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i]->dirty && !c->update_inflight &&
+            !evtimer_pending(c->ev_update, NULL)) {
+            timer_ms(c->ev_update, 0);
+            break;
+        }
+}
+
+static void client_register(struct client *c)
+{
+    if (c->registering || c->registered || c->shutting_down)
+        return;
+    c->registering = true;
+    /* The node registers as ready: fingerprinting is done before the first attempt. */
+    struct node n = *c->node;
+    n.status = (char *)NODE_STATUS_READY;
+    n.status_updated_at = cv_wall_ns() / 1000000000ll;
+    struct node_register_req req = {&n};
+    client_rpc(c, "Node.Register", &ST_NODE_REGISTER_REQ, &req, register_done, NULL, NULL);
+}
+
+static void register_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_register(arg);
+}
+
+/* ---- lifecycle ---- */
+
+struct client *client_new(struct event_base *base, const struct client_config *cfg,
+                          struct rpc_client *rpc)
+{
+    struct client *c = xcalloc(1, sizeof *c);
+    c->base = base;
+    c->rpc = rpc;
+    c->cfg.data_dir = xstrdup(cfg->data_dir ? cfg->data_dir : "/tmp/caravan");
+    c->cfg.node_name = xstrdup(cfg->node_name);
+    c->cfg.datacenter = xstrdup(cfg->datacenter ? cfg->datacenter : "dc1");
+    c->cfg.region = xstrdup(cfg->region ? cfg->region : DEFAULT_REGION);
+    c->cfg.node_class = xstrdup(cfg->node_class);
+    c->cfg.node_pool = xstrdup(cfg->node_pool ? cfg->node_pool : DEFAULT_NODE_POOL);
+    c->cfg.http_addr = xstrdup(cfg->http_addr);
+    c->cfg.node_id = xstrdup(cfg->node_id);
+    c->cfg.raw_exec_enabled = cfg->raw_exec_enabled;
+    c->cfg.dev_mode = cfg->dev_mode;
+    c->cfg.shim_path = xstrdup(cfg->shim_path ? cfg->shim_path : "/proc/self/exe");
+    strmap_copy(&c->cfg.meta, &cfg->meta);
+    c->register_backoff_ms = REGISTER_RETRY_MIN_MS;
+    c->ev_register = evtimer_new(base, register_cb, c);
+    c->ev_heartbeat = evtimer_new(base, heartbeat_cb, c);
+    c->ev_watch = evtimer_new(base, watch_retry_cb, c);
+    c->ev_update = evtimer_new(base, update_cb, c);
+    c->ev_gc = event_new(base, -1, 0, gc_cb, c);
+    return c;
+}
+
+int client_start(struct client *c, char *errmsg)
+{
+    char id[37], secret[37];
+    char *dir = xasprintf("%s/client", c->cfg.data_dir);
+    char *adir = xasprintf("%s/alloc", c->cfg.data_dir);
+    int rc = cv_mkdir_p(dir, 0700);
+    if (!rc)
+        rc = cv_mkdir_p(adir, 0755);
+    if (rc) {
+        cv_err(errmsg, CV_EIO, "client: create %s: %s", dir, strerror(-rc));
+        free(dir);
+        free(adir);
+        return -CV_EIO;
+    }
+    free(adir);
+    if (c->cfg.node_id && *c->cfg.node_id) {
+        snprintf(id, sizeof id, "%s", c->cfg.node_id);
+        rc = 0;
+    } else {
+        rc = load_or_create_id(dir, "node-id", id, errmsg);
+    }
+    if (!rc)
+        rc = load_or_create_id(dir, "secret-id", secret, errmsg);
+    free(dir);
+    if (rc) {
+        cv_errwrap(errmsg, "client");
+        return rc;
+    }
+    uint64_t t0 = cv_mono_ns();
+    c->node = st_new(&ST_NODE);
+    fingerprint_node(&c->cfg, id, secret, c->node);
+    log_info("client", "node %s: fingerprinted in %.1f ms (%s MHz total, %lld MiB memory)",
+             id, (double)(cv_mono_ns() - t0) / 1e6,
+             cv_str(strmap_get(&c->node->attributes, "cpu.totalcompute")),
+             (long long)c->node->node_resources->memory_mb);
+    c->started = true;
+    client_register(c);
+    return 0;
+}
+
+const char *client_node_id(const struct client *c)
+{
+    return c->node ? c->node->id : c->cfg.node_id;
+}
+
+bool client_registered(const struct client *c)
+{
+    return c->registered;
+}
+
+const struct node *client_node(const struct client *c)
+{
+    return c->node;
+}
+
+size_t client_num_allocs(const struct client *c)
+{
+    return c->n_allocs;
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->done_called)
+        return;
+    c->done_called = true;
+    if (c->ev_flush_deadline)
+        event_del(c->ev_flush_deadline);
+    if (c->done)
+        c->done(c->done_arg);
+}
+
+/* Shutdown completes when the tasks we stop are dead and the last updates are sent. */
+static void client_check_shutdown(struct client *c)
+{
+    if (!c->shutting_down || c->done_called || !c->ev_done)
+        return;
+    if (c->stopping_tasks)
+        for (size_t i = 0; i < c->n_allocs; i++)
+            if (!alloc_runner_done(c->allocs[i]->ar))
+                return;
+    if (c->update_inflight)
+        return;
+    if (c->registered)
+        for (size_t i = 0; i < c->n_allocs; i++)
+            if (c->allocs[i]->dirty && !c->allocs[i]->removed) {
+                if (!evtimer_pending(c->ev_update, NULL))
+                    timer_ms(c->ev_update, 0);
+                return;
+            }
+    event_active(c->ev_done, 0, 0);
+}
+
+static void flush_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    log_warn("client", "node %s: shutdown did not finish flushing allocation updates in time",
+             c->node ? c->node->id : "?");
+    done_cb(-1, 0, c);
+}
+
+void client_shutdown(struct client *c, bool stop_tasks, void (*done)(void *arg), void *arg)
+{
+    c->shutting_down = true;
+    c->done = done;
+    c->done_arg = arg;
+    c->stopping_tasks = stop_tasks || c->cfg.dev_mode;
+    event_del(c->ev_register);
+    event_del(c->ev_heartbeat);
+    event_del(c->ev_watch);
+    if (!c->ev_done)
+        c->ev_done = event_new(c->base, -1, 0, done_cb, c);
+    if (!c->ev_flush_deadline)
+        c->ev_flush_deadline = evtimer_new(c->base, flush_deadline_cb, c);
+    /* Tasks get their kill_timeout to stop; the last update gets a few more seconds. */
+    int64_t max_kill = 0;
+    if (c->stopping_tasks) {
+        for (size_t i = 0; i < c->n_allocs; i++) {
+            const struct alloc *a = alloc_runner_alloc(c->allocs[i]->ar);
+            const struct task_group *g = a->job ? job_group(a->job, a->task_group) : NULL;
+            for (size_t k = 0; g && k < g->n_tasks; k++)
+                max_kill = CV_MAX(max_kill, g->tasks[k].kill_timeout);
+            alloc_runner_kill(c->allocs[i]->ar);
+        }
+    }
+    timer_ms(c->ev_flush_deadline, (uint64_t)(max_kill / NS_PER_MS) + SHUTDOWN_FLUSH_MS);
+    client_check_shutdown(c);
+}
+
+void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    for (struct rpc_ctx *x = c->rpcs; x; x = x->next)
+        x->c = NULL;
+    for (size_t i = 0; i < c->n_allocs; i++) {
+        alloc_runner_free(c->allocs[i]->ar);
+        free(c->allocs[i]);
+    }
+    free(c->allocs);
+    for (size_t i = 0; i < c->n_seen; i++)
+        free(c->seen[i].id);
+    free(c->seen);
+    struct event *evs[] = {c->ev_register, c->ev_heartbeat, c->ev_watch, c->ev_update,
+                           c->ev_gc,       c->ev_done,      c->ev_flush_deadline};
+    for (size_t i = 0; i < CV_ARRAY_LEN(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (c->node)
+        st_free(&ST_NODE, c->node);
+    free((char *)c->cfg.data_dir);
+    free((char *)c->cfg.node_name);
+    free((char *)c->cfg.datacenter);
+    free((char *)c->cfg.region);
+    free((char *)c->cfg.node_class);
+    free((char *)c->cfg.node_pool);
+    free((char *)c->cfg.http_addr);
+    free((char *)c->cfg.node_id);
+    free((char *)c->cfg.shim_path);
+    strmap_clear(&c->cfg.meta);
+    free(c);
+}
+
+/* ---- logs ---- */
+
+struct log_arg {
+    struct client *c;
+    char *alloc_id, *task;
+};
+
+static bool log_task_dead(void *arg)
+{
+    struct log_arg *la = arg;
+    struct client_alloc *ca = find_alloc(la->c, la->alloc_id);
+    if (!ca)
+        return true;
+    const struct task_state *ts = alloc_runner_task_state(ca->ar, la->task);
+    return !ts || cv_streq(ts->state, TASK_STATE_DEAD);
+}
+
+static void log_arg_free(void *arg)
+{
+    struct log_arg *la = arg;
+    free(la->alloc_id);
+    free(la->task);
+    free(la);
+}
+
+int client_log_open(struct client *c, const char *alloc_id, const char *task, const char *type,
+                    bool from_end, int64_t offset, struct log_stream **out, char *errmsg)
+{
+    *out = NULL;
+    if (!cv_streq(type, "stdout") && !cv_streq(type, "stderr"))
+        return cv_err(errmsg, CV_EINVAL, "Invalid log type: %s", cv_str(type));
+    struct client_alloc *ca = find_alloc(c, alloc_id);
+    if (!ca)
+        return cv_err(errmsg, CV_ENOTFOUND, "Unknown allocation \"%s\"", cv_str(alloc_id));
+    if (!alloc_runner_task_state(ca->ar, task))
+        return cv_err(errmsg, CV_ENOTFOUND, "Unknown task \"%s\" in allocation \"%s\"",
+                      cv_str(task), alloc_id);
+    struct log_arg *la = xcalloc(1, sizeof *la);
+    la->c = c;
+    la->alloc_id = xstrdup(alloc_id);
+    la->task = xstrdup(task);
+    char *dir = xasprintf("%s/alloc/logs", alloc_runner_dir(ca->ar));
+    char *base = xasprintf("%s.%s", task, type);
+    *out = log_stream_new(dir, base, from_end, offset, log_task_dead, la, log_arg_free);
+    free(dir);
+    free(base);
+    return 0;
+}

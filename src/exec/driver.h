@@ -1,0 +1,41 @@
+/*
+ * driver.h - task drivers. A driver turns a task's config into a running process tree
+ * under a task shim (shim.h); the task runner owns everything after that (watching the
+ * shim, signals, exit status), so a driver is small: validate, build argv/env, spawn.
+ * Isolating drivers (exec) later pass namespace/cgroup options to the same shim.
+ */
+#ifndef CARAVAN_EXEC_DRIVER_H
+#define CARAVAN_EXEC_DRIVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "structs/structs.h"
+
+/* Everything a driver needs to start one task attempt (all borrowed). */
+struct driver_launch {
+    const struct task *task;
+    const struct alloc *alloc;
+    const struct node *node;
+    const char *region;
+    const struct strmap *env; /* interpolated task environment (taskenv_build) */
+    const char *task_dir;     /* <alloc_dir>/<task>: working directory */
+    const char *log_dir;      /* <alloc_dir>/alloc/logs */
+    const char *handle_file, *exit_file;
+    const char *shim_path;
+};
+
+struct driver {
+    const char *name;
+    /* Starts the task's shim. Returns 0 with its pid and report fd, or a negative CV_E*
+     * code with errmsg; *recoverable says whether a retry might succeed. */
+    int (*start)(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
+                 bool *recoverable, char *errmsg);
+};
+
+/* Returns the driver called name, or NULL. */
+const struct driver *driver_find(const char *name);
+
+extern const struct driver driver_raw_exec;
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * driver_raw_exec.c - the raw_exec driver: runs `command` with `args` as the agent's
+ * user, without isolation, in the task directory, under a task shim.
+ *
+ * Config (Nomad's): command (string, required), args (list of strings). Both are
+ * interpolated (${NOMAD_*}, ${attr.*}, ${meta.*}, ${node.*}).
+ */
+#include "exec/driver.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/shim.h"
+#include "exec/taskenv.h"
+#include "util/err.h"
+#include "util/util.h"
+
+extern char **environ;
+
+static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
+                          bool *recoverable, char *errmsg)
+{
+    const json_t *cfg = l->task->config;
+    const json_t *cmd = cfg ? json_object_get(cfg, "command") : NULL;
+    const json_t *args = cfg ? json_object_get(cfg, "args") : NULL;
+    *recoverable = false;
+    if (!cmd || !json_is_string(cmd) || !*json_string_value(cmd))
+        return cv_err(errmsg, CV_EINVAL, "missing required config \"command\"");
+    if (args && !json_is_array(args) && !json_is_null(args))
+        return cv_err(errmsg, CV_EINVAL, "config \"args\" must be a list of strings");
+
+    size_t nargs = args && json_is_array(args) ? json_array_size(args) : 0;
+    char **argv = xcalloc(nargs + 2, sizeof *argv);
+    argv[0] = taskenv_interpolate(json_string_value(cmd), l->env, l->node, l->region);
+    for (size_t i = 0; i < nargs; i++) {
+        const json_t *a = json_array_get(args, i);
+        if (json_is_string(a)) {
+            argv[i + 1] = taskenv_interpolate(json_string_value(a), l->env, l->node, l->region);
+        } else {
+            /* Numbers and bools are accepted as their text, as HCL users write them. */
+            char *s = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT);
+            argv[i + 1] = s ? s : xstrdup("");
+        }
+    }
+    char **envp = taskenv_envp(l->env, environ);
+    int64_t max_files = l->task->log_config ? l->task->log_config->max_files : 10;
+    int64_t max_mb = l->task->log_config ? l->task->log_config->max_file_size_mb : 10;
+    struct shim_spec s = {
+        .shim_path = l->shim_path,
+        .argv = argv,
+        .envp = envp,
+        .cwd = l->task_dir,
+        .handle_file = l->handle_file,
+        .exit_file = l->exit_file,
+        .log_dir = l->log_dir,
+        .log_name = l->task->name,
+        .max_files = max_files > 0 ? max_files : 10,
+        .max_file_bytes = (max_mb > 0 ? max_mb : 10) << 20,
+    };
+    int rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
+    if (rc)
+        *recoverable = true;
+    taskenv_envp_free(envp);
+    for (size_t i = 0; i <= nargs; i++)
+        free(argv[i]);
+    free(argv);
+    return rc ? -CV_EIO : 0;
+}
+
+const struct driver driver_raw_exec = {
+    .name = "raw_exec",
+    .start = raw_exec_start,
+};
+
+const struct driver *driver_find(const char *name)
+{
+    if (cv_streq(name, "raw_exec"))
+        return &driver_raw_exec;
+    return NULL;
+}

@@ -1,0 +1,397 @@
+/*
+ * shim.c - the task shim process and the agent-side code that starts it (see shim.h).
+ *
+ * The shim is deliberately small: no event loop, no allocation after start-up beyond
+ * the log writer, one 32 KiB copy buffer. Its job ends when the task's main process
+ * has exited and its output has been written.
+ */
+#include "exec/shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec/logs.h"
+#include "util/err.h"
+#include "util/util.h"
+
+#define SHIM_REPORT_FD 3
+#define SHIM_DRAIN_MS 2000
+
+/* ---- small files: "key=value" lines, written by rename (no fsync: after a machine
+ * crash the tasks are gone anyway; what matters is surviving the agent's death) ---- */
+
+static int write_kv_atomic(const char *path, const char *text)
+{
+    char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    size_t n = strlen(text);
+    const char *p = text;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            rc = -errno;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+out:
+    free(tmp);
+    return rc;
+}
+
+static int read_kv(const char *path, const char *const *keys, int64_t *vals, size_t n)
+{
+    char *text;
+    int rc = cv_read_file(path, &text, NULL);
+    if (rc)
+        return rc;
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(keys[i]);
+        for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+            if (!strncmp(l, keys[i], kl) && l[kl] == '=') {
+                vals[i] = strtoll(l + kl + 1, NULL, 10);
+                found++;
+                break;
+            }
+        }
+    }
+    free(text);
+    return found == n ? 0 : -1;
+}
+
+int shim_read_handle(const char *path, struct shim_handle *h)
+{
+    static const char *const keys[] = {"shim_pid", "task_pid", "started_at"};
+    int64_t v[3];
+    int rc = read_kv(path, keys, v, 3);
+    if (rc)
+        return rc;
+    h->shim_pid = (pid_t)v[0];
+    h->task_pid = (pid_t)v[1];
+    h->started_at = v[2];
+    return 0;
+}
+
+int shim_read_exit(const char *path, struct shim_exit *e)
+{
+    static const char *const keys[] = {"exit_code", "signal", "finished_at"};
+    int64_t v[3];
+    int rc = read_kv(path, keys, v, 3);
+    if (rc)
+        return rc;
+    e->exit_code = v[0];
+    e->signal = v[1];
+    e->finished_at = v[2];
+    return 0;
+}
+
+/* ---- agent side ---- */
+
+int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char *errmsg)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        int e = errno;
+        cv_err(errmsg, CV_EIO, "pipe: %s", strerror(e));
+        return -e;
+    }
+
+    char mf[32], mb[32];
+    snprintf(mf, sizeof mf, "%lld", (long long)s->max_files);
+    snprintf(mb, sizeof mb, "%lld", (long long)s->max_file_bytes);
+    size_t nargs = 0;
+    while (s->argv[nargs])
+        nargs++;
+    const char **argv = xcalloc(nargs + 16, sizeof *argv);
+    size_t a = 0;
+    argv[a++] = s->shim_path;
+    argv[a++] = "task-shim";
+    argv[a++] = "--handle";
+    argv[a++] = s->handle_file;
+    argv[a++] = "--exit";
+    argv[a++] = s->exit_file;
+    argv[a++] = "--log-dir";
+    argv[a++] = s->log_dir;
+    argv[a++] = "--log-name";
+    argv[a++] = s->log_name;
+    argv[a++] = "--max-files";
+    argv[a++] = mf;
+    argv[a++] = "--max-file-size";
+    argv[a++] = mb;
+    argv[a++] = "--";
+    for (size_t i = 0; i < nargs; i++)
+        argv[a++] = s->argv[i];
+    argv[a] = NULL;
+
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t fa;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], SHIM_REPORT_FD);
+    posix_spawn_file_actions_addclosefrom_np(&fa, SHIM_REPORT_FD + 1);
+    if (s->cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
+    pid_t pid;
+    int rc = posix_spawn(&pid, s->shim_path, &fa, &attr, (char *const *)argv, s->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    free(argv);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        cv_err(errmsg, CV_EIO, "start task shim %s: %s", s->shim_path, strerror(rc));
+        return -rc;
+    }
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    *shim_pid = pid;
+    *report_fd = p[0];
+    return 0;
+}
+
+/* ---- shim side ---- */
+
+struct shim_opts {
+    const char *handle, *exit, *log_dir, *log_name;
+    int64_t max_files, max_bytes;
+    char **cmd;
+};
+
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *fmt, ...)
+{
+    char b[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b, sizeof b, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof b - 1)
+        n = (int)sizeof b - 1;
+    if (n > 0 && write(SHIM_REPORT_FD, b, (size_t)n) < 0) {
+        /* the agent went away; the task runs on regardless */
+    }
+    close(SHIM_REPORT_FD);
+}
+
+static int parse_opts(int argc, char **argv, struct shim_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_files = 10;
+    o->max_bytes = 10ll << 20;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (!strcmp(k, "--")) {
+            o->cmd = &argv[i + 1];
+            break;
+        }
+        if (i + 1 >= argc)
+            return -1;
+        const char *v = argv[++i];
+        if (!strcmp(k, "--handle"))
+            o->handle = v;
+        else if (!strcmp(k, "--exit"))
+            o->exit = v;
+        else if (!strcmp(k, "--log-dir"))
+            o->log_dir = v;
+        else if (!strcmp(k, "--log-name"))
+            o->log_name = v;
+        else if (!strcmp(k, "--max-files"))
+            o->max_files = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--max-file-size"))
+            o->max_bytes = strtoll(v, NULL, 10);
+        else
+            return -1;
+    }
+    if (!o->cmd || !o->cmd[0] || !o->handle || !o->exit || !o->log_dir || !o->log_name)
+        return -1;
+    return 0;
+}
+
+/* Copies what is readable on *fd into r; closes *fd (-1) at EOF. */
+static void pump(int *fd, struct logrot *r, char *buf, size_t n)
+{
+    ssize_t k = read(*fd, buf, n);
+    if (k > 0) {
+        logrot_write(r, buf, (size_t)k);
+        return;
+    }
+    if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    close(*fd);
+    *fd = -1;
+}
+
+int shim_main(int argc, char **argv)
+{
+    static char buf[32768];
+    struct shim_opts o;
+    if (parse_opts(argc, argv, &o) != 0) {
+        report("err task-shim: bad arguments\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < CV_ARRAY_LEN(fwd); i++)
+        sigaddset(&mask, fwd[i]);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    int out[2], err[2], ex[2];
+    if (sfd < 0 || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(ex, O_CLOEXEC)) {
+        report("err task-shim: %s\n", strerror(errno));
+        return 1;
+    }
+    int64_t started = cv_wall_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        report("err fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0 && devnull != 0) {
+            dup2(devnull, 0);
+            close(devnull);
+        }
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(SHIM_REPORT_FD);
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execvp(o.cmd[0], o.cmd);
+        int e = errno;
+        if (write(ex[1], &e, sizeof e) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(out[1]);
+    close(err[1]);
+    close(ex[1]);
+    int e = 0;
+    ssize_t k;
+    do
+        k = read(ex[0], &e, sizeof e);
+    while (k < 0 && errno == EINTR);
+    close(ex[0]);
+    if (k == (ssize_t)sizeof e) {
+        waitpid(pid, NULL, 0);
+        report("err failed to start command %s: %s\n", o.cmd[0], strerror(e));
+        return 1;
+    }
+
+    char *h = xasprintf("shim_pid=%d\ntask_pid=%d\nstarted_at=%lld\n", (int)getpid(), (int)pid,
+                        (long long)started);
+    /* A failed handle write only costs re-attach after an agent restart; the task runs. */
+    write_kv_atomic(o.handle, h);
+    free(h);
+    report("ok %d\n", (int)pid);
+
+    struct logrot lo, le;
+    char *nout = xasprintf("%s.stdout", o.log_name), *nerr = xasprintf("%s.stderr", o.log_name);
+    logrot_open(&lo, o.log_dir, nout, o.max_files, o.max_bytes);
+    logrot_open(&le, o.log_dir, nerr, o.max_files, o.max_bytes);
+    free(nout);
+    free(nerr);
+
+    int ofd = out[0], efd = err[0], status = 0;
+    bool exited = false;
+    uint64_t drain_deadline = 0;
+    for (;;) {
+        if (exited && ofd < 0 && efd < 0)
+            break;
+        int timeout = -1;
+        if (exited) {
+            uint64_t now = cv_mono_ms();
+            if (now >= drain_deadline)
+                break;
+            timeout = (int)(drain_deadline - now);
+        }
+        struct pollfd pf[3] = {{ofd, POLLIN, 0}, {efd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int n = poll(pf, 3, timeout);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n <= 0)
+            continue;
+        if (ofd >= 0 && pf[0].revents)
+            pump(&ofd, &lo, buf, sizeof buf);
+        if (efd >= 0 && pf[1].revents)
+            pump(&efd, &le, buf, sizeof buf);
+        if (!pf[2].revents)
+            continue;
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo != SIGCHLD) {
+                if (!exited)
+                    kill(-pid, (int)si.ssi_signo);
+                continue;
+            }
+            if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+                exited = true;
+                /* The task ends with its main process: sweep the rest of its group so
+                 * nothing is orphaned and the pipes reach EOF. */
+                kill(-pid, SIGKILL);
+                drain_deadline = cv_mono_ms() + SHIM_DRAIN_MS;
+            }
+        }
+    }
+    if (ofd >= 0)
+        close(ofd);
+    if (efd >= 0)
+        close(efd);
+    logrot_close(&lo);
+    logrot_close(&le);
+
+    int64_t code = 0, sig = 0;
+    if (WIFEXITED(status)) {
+        code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        sig = WTERMSIG(status);
+        code = 128 + sig;
+    }
+    char *x = xasprintf("exit_code=%lld\nsignal=%lld\nfinished_at=%lld\n", (long long)code,
+                        (long long)sig, (long long)cv_wall_ns());
+    write_kv_atomic(o.exit, x);
+    free(x);
+    return 0;
+}
