@@ -1,1 +1,2 @@
-# http: filled in as the module lands
+noinst_LIBRARIES += libcvhttp.a
+libcvhttp_a_SOURCES = %reldir%/http.c %reldir%/http.h

@@ -1,1 +1,2 @@
-# rpc: filled in as the module lands
+noinst_LIBRARIES += libcvrpc.a
+libcvrpc_a_SOURCES = %reldir%/rpc.h %reldir%/endpoint.c %reldir%/endpoint.h

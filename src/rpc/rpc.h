@@ -22,6 +22,19 @@ struct rpc_server;
  * resp/len are borrowed for the duration of the callback. */
 typedef void (*rpc_cb)(int status, const char *resp, size_t len, const char *errmsg, void *arg);
 
+struct rpc_client_ops {
+    void (*call)(struct rpc_client *c, const char *method, const char *req, size_t len, rpc_cb cb,
+                 void *arg);
+    void (*free)(struct rpc_client *c);
+};
+
+struct rpc_client {
+    const struct rpc_client_ops *ops;
+    void *impl;
+};
+
+void rpc_client_free(struct rpc_client *c);
+
 /* Sends method(req). The request bytes are copied. */
 void rpc_call(struct rpc_client *c, const char *method, const char *req, size_t len, rpc_cb cb,
               void *arg);

@@ -1,0 +1,1114 @@
+/*
+ * http.c - the /v1 API: routing, JSON views of the state, writes, blocking queries and
+ * log streaming.
+ *
+ * Blocking queries: a read handler renders its answer from one snapshot and reports the
+ * index of the tables it read. With ?index=N and a result index <= N the request parks
+ * on a state watch (and a timer for ?wait, default and cap 300 s + jitter, like Nomad)
+ * and renders again when either fires. evhttp cannot see a client go away while a
+ * request is parked (feasibility.md §5), so waits are bounded and parked requests capped.
+ */
+#include "http/http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+
+#include "exec/client.h"
+#include "jobspec/jobspec.h"
+#include "server/server.h"
+#include "state/state.h"
+#include "structs/structs.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define HTTP_MAX_PARKED 4096
+#define HTTP_MAX_BODY (16 * 1024 * 1024)
+
+struct http_api {
+    struct event_base *base;
+    struct evhttp *http;
+    struct http_deps deps;
+    int parked;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+    struct evbuffer *b = evbuffer_new();
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(b, fmt, ap);
+    va_end(ap);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    const char *reason = code == 400 ? "Bad Request" : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed" : code == 403 ? "Forbidden"
+                                                                            : "Internal Server Error";
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+static int http_code_for(int err)
+{
+    switch (-abs(err)) {
+    case -CV_EINVAL:
+    case -CV_EMALFORMED:
+        return 400;
+    case -CV_ENOTFOUND:
+        return 404;
+    case -CV_EPERM:
+        return 403;
+    default:
+        return 500;
+    }
+}
+
+static bool query_flag(const struct evkeyvalq *q, const char *k)
+{
+    const char *v = evhttp_find_header(q, k);
+    if (!v)
+        return false;
+    return !*v || !strcmp(v, "true") || !strcmp(v, "1");
+}
+
+static void reply_json(struct evhttp_request *req, json_t *j, uint64_t index, bool pretty)
+{
+    char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(4) : JSON_COMPACT));
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    if (pretty)
+        evbuffer_add(b, "\n", 1);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (index) {
+        char ix[32];
+        snprintf(ix, sizeof ix, "%llu", (unsigned long long)index);
+        evhttp_add_header(h, "X-Nomad-Index", ix);
+        evhttp_add_header(h, "X-Nomad-KnownLeader", "true");
+        evhttp_add_header(h, "X-Nomad-LastContact", "0");
+    }
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+    free(s);
+}
+
+static json_t *read_body(struct evhttp_request *req, char *err, size_t errn)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n > HTTP_MAX_BODY) {
+        snprintf(err, errn, "request body too large");
+        return NULL;
+    }
+    char *data = xmalloc(n + 1);
+    evbuffer_copyout(in, data, n);
+    data[n] = '\0';
+    json_error_t je;
+    json_t *j = json_loadb(data, n, JSON_DECODE_ANY, &je);
+    free(data);
+    if (!j)
+        snprintf(err, errn, "%s at line %d column %d", je.text, je.line, je.column);
+    return j;
+}
+
+/* Parses Go duration or plain milliseconds? Nomad takes Go durations ("5s", "1m"). */
+static int parse_wait(const char *s, int64_t *ns)
+{
+    if (!s || !*s) {
+        *ns = 0;
+        return 0;
+    }
+    return cv_parse_duration(s, ns);
+}
+
+/* ---------------------------------------------------------------- JSON views */
+
+static json_t *job_summary_json(const struct state_snap *snap, const struct job *j)
+{
+    struct job_summary sum;
+    snap_job_summary(snap, j, &sum);
+    json_t *o = json_object();
+    json_object_set_new(o, "JobID", json_string(j->id));
+    json_object_set_new(o, "Namespace", json_string(cv_str(j->namespace)));
+    json_t *groups = json_object();
+    for (size_t i = 0; i < sum.n_groups; i++) {
+        struct tg_summary *g = &sum.groups[i];
+        json_t *t = json_object();
+        json_object_set_new(t, "Queued", json_integer(g->queued));
+        json_object_set_new(t, "Complete", json_integer(g->complete));
+        json_object_set_new(t, "Failed", json_integer(g->failed));
+        json_object_set_new(t, "Running", json_integer(g->running));
+        json_object_set_new(t, "Starting", json_integer(g->starting));
+        json_object_set_new(t, "Lost", json_integer(g->lost));
+        json_object_set_new(t, "Unknown", json_integer(g->unknown));
+        json_object_set_new(groups, g->name, t);
+    }
+    job_summary_clear(&sum);
+    json_object_set_new(o, "Summary", groups);
+    json_t *children = json_object();
+    json_object_set_new(children, "Pending", json_integer(0));
+    json_object_set_new(children, "Running", json_integer(0));
+    json_object_set_new(children, "Dead", json_integer(0));
+    json_object_set_new(o, "Children", children);
+    json_object_set_new(o, "CreateIndex", json_integer((json_int_t)j->create_index));
+    json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)j->modify_index));
+    return o;
+}
+
+static json_t *job_json(const struct state_snap *snap, const struct job *j)
+{
+    json_t *o = st_to_json(&ST_JOB, j);
+    json_object_set_new(o, "Status", json_string(snap_job_status(snap, j)));
+    return o;
+}
+
+static json_t *job_stub(const struct state_snap *snap, const struct job *j)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "ID", json_string(j->id));
+    json_object_set_new(o, "ParentID", json_string(cv_str(j->parent_id)));
+    json_object_set_new(o, "Name", json_string(cv_str(j->name)));
+    json_object_set_new(o, "Namespace", json_string(cv_str(j->namespace)));
+    json_t *dcs = json_array();
+    for (size_t i = 0; i < j->datacenters.n; i++)
+        json_array_append_new(dcs, json_string(j->datacenters.v[i]));
+    json_object_set_new(o, "Datacenters", dcs);
+    json_object_set_new(o, "NodePool", json_string(cv_str(j->node_pool)));
+    json_object_set_new(o, "Type", json_string(cv_str(j->type)));
+    json_object_set_new(o, "Priority", json_integer(j->priority));
+    json_object_set_new(o, "Periodic", json_false());
+    json_object_set_new(o, "ParameterizedJob", json_false());
+    json_object_set_new(o, "Stop", json_boolean(j->stop));
+    json_object_set_new(o, "Status", json_string(snap_job_status(snap, j)));
+    json_object_set_new(o, "StatusDescription", json_string(cv_str(j->status_description)));
+    json_object_set_new(o, "JobSummary", job_summary_json(snap, j));
+    json_object_set_new(o, "CreateIndex", json_integer((json_int_t)j->create_index));
+    json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)j->modify_index));
+    json_object_set_new(o, "JobModifyIndex", json_integer((json_int_t)j->job_modify_index));
+    json_object_set_new(o, "SubmitTime", json_integer(j->submit_time));
+    json_object_set_new(o, "Meta", json_null());
+    return o;
+}
+
+static json_t *alloc_stub(const struct alloc *a)
+{
+    static const char *const keep[] = {
+        "ID",           "EvalID",           "Name",           "Namespace",     "NodeID",
+        "NodeName",     "JobID",            "TaskGroup",      "AllocatedResources", "DesiredStatus",
+        "DesiredDescription", "ClientStatus", "ClientDescription", "TaskStates", "FollowupEvalID",
+        "NextAllocation", "PreviousAllocation", "CreateIndex", "ModifyIndex", "CreateTime",
+        "ModifyTime"};
+    json_t *full = st_to_json(&ST_ALLOC, a);
+    json_t *o = json_object();
+    for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(full, keep[i]);
+        if (v)
+            json_object_set(o, keep[i], v);
+    }
+    json_object_set_new(o, "JobType", json_string(a->job ? cv_str(a->job->type) : ""));
+    json_object_set_new(o, "JobVersion", json_integer(a->job ? (json_int_t)a->job->version : 0));
+    json_object_set_new(o, "DeploymentStatus", json_null());
+    json_object_set_new(o, "RescheduleTracker", json_null());
+    json_object_set_new(o, "PreemptedAllocations", json_null());
+    json_object_set_new(o, "PreemptedByAllocation", json_string(""));
+    json_decref(full);
+    return o;
+}
+
+static json_t *node_stub(const struct node *n, bool with_attrs)
+{
+    json_t *full = st_to_json(&ST_NODE, n);
+    static const char *const keep[] = {"ID", "Datacenter", "Name", "NodeClass", "NodePool", "Drain",
+                                       "SchedulingEligibility", "Status", "StatusDescription",
+                                       "Drivers", "NodeResources", "ReservedResources",
+                                       "CreateIndex", "ModifyIndex"};
+    json_t *o = json_object();
+    const char *ip = strmap_get(&n->attributes, "unique.network.ip-address");
+    json_object_set_new(o, "Address", json_string(cv_str(ip)));
+    for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(full, keep[i]);
+        if (v)
+            json_object_set(o, keep[i], v);
+    }
+    json_object_set_new(o, "Version", json_string(cv_str(strmap_get(&n->attributes, "nomad.version"))));
+    json_object_set_new(o, "LastDrain", json_null());
+    if (with_attrs)
+        json_object_set(o, "Attributes", json_object_get(full, "Attributes"));
+    json_decref(full);
+    return o;
+}
+
+/* ---------------------------------------------------------------- reads (blocking) */
+
+struct read_req;
+/* Renders the answer for one snapshot. Returns NULL with *code/msg set for errors. */
+typedef json_t *(*render_fn)(struct read_req *r, const struct state_snap *snap, int *code,
+                             char *msg);
+
+struct read_req {
+    struct http_api *h;
+    struct evhttp_request *req;
+    render_fn render;
+    unsigned mask;
+    char *a1, *a2; /* path arguments */
+    uint64_t min_index;
+    int64_t wait_ns;
+    bool pretty;
+    struct state_watch *watch;
+    struct event *timer;
+    bool timed_out;
+};
+
+static void read_free(struct read_req *r)
+{
+    if (r->timer)
+        event_free(r->timer);
+    free(r->a1);
+    free(r->a2);
+    free(r);
+}
+
+static void read_run(struct read_req *r);
+
+static void read_wake(void *arg)
+{
+    struct read_req *r = arg;
+    r->watch = NULL;
+    read_run(r);
+}
+
+static void read_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct read_req *r = arg;
+    r->timed_out = true;
+    if (r->watch) {
+        state_watch_cancel(server_state(r->h->deps.server), r->watch);
+        r->watch = NULL;
+    }
+    read_run(r);
+}
+
+static void read_run(struct read_req *r)
+{
+    struct state *st = server_state(r->h->deps.server);
+    struct state_snap *snap = state_snapshot(st);
+    uint64_t idx = snap_tables_index(snap, r->mask);
+    if (!idx)
+        idx = 1;
+    if (r->min_index && idx <= r->min_index && !r->timed_out &&
+        (r->watch || r->timer || r->h->parked < HTTP_MAX_PARKED)) {
+        if (!r->timer) {
+            r->h->parked++;
+            r->timer = evtimer_new(r->h->base, read_timeout, r);
+            int64_t w = r->wait_ns > 0 && r->wait_ns < 300ll * 1000000000ll ? r->wait_ns
+                                                                             : 300ll * 1000000000ll;
+            w += (int64_t)((uint64_t)rand() % 1024 * (uint64_t)(w / 16) / 1024);
+            struct timeval tv = {(time_t)(w / 1000000000ll), (suseconds_t)(w % 1000000000ll / 1000)};
+            evtimer_add(r->timer, &tv);
+        }
+        r->watch = state_watch_add(st, r->mask, r->min_index, read_wake, r);
+        snap_unref(snap);
+        return;
+    }
+    if (r->timer) {
+        r->h->parked--;
+        evtimer_del(r->timer);
+    }
+    int code = 500;
+    char msg[CV_ERRMSG_SIZE] = "";
+    json_t *j = r->render(r, snap, &code, msg);
+    if (j) {
+        reply_json(r->req, j, idx, r->pretty);
+        json_decref(j);
+    } else {
+        reply_text(r->req, code, "%s", msg);
+    }
+    snap_unref(snap);
+    read_free(r);
+}
+
+static void start_read(struct http_api *h, struct evhttp_request *req, const struct evkeyvalq *q,
+                       render_fn fn, unsigned mask, const char *a1, const char *a2)
+{
+    if (!h->deps.server) {
+        reply_text(req, 500, "No path to region");
+        return;
+    }
+    struct read_req *r = xcalloc(1, sizeof *r);
+    r->h = h;
+    r->req = req;
+    r->render = fn;
+    r->mask = mask;
+    r->a1 = xstrdup(a1);
+    r->a2 = xstrdup(a2);
+    r->pretty = evhttp_find_header(q, "pretty") != NULL;
+    const char *ix = evhttp_find_header(q, "index");
+    if (ix) {
+        char *end;
+        r->min_index = strtoull(ix, &end, 10);
+        if (*end || !*ix) {
+            reply_text(req, 400, "Invalid index");
+            read_free(r);
+            return;
+        }
+    }
+    if (parse_wait(evhttp_find_header(q, "wait"), &r->wait_ns) != 0) {
+        reply_text(req, 400, "Invalid wait time");
+        read_free(r);
+        return;
+    }
+    read_run(r);
+}
+
+struct list_ctx {
+    json_t *arr;
+    const struct state_snap *snap;
+    bool flag;
+};
+
+static bool add_job_stub(const void *obj, void *arg)
+{
+    struct list_ctx *c = arg;
+    json_array_append_new(c->arr, job_stub(c->snap, obj));
+    return true;
+}
+
+static bool add_alloc_stub(const void *obj, void *arg)
+{
+    struct list_ctx *c = arg;
+    json_array_append_new(c->arr, alloc_stub(obj));
+    return true;
+}
+
+static bool add_eval(const void *obj, void *arg)
+{
+    struct list_ctx *c = arg;
+    json_array_append_new(c->arr, st_to_json(&ST_EVAL, obj));
+    return true;
+}
+
+static bool add_node_stub(const void *obj, void *arg)
+{
+    struct list_ctx *c = arg;
+    json_array_append_new(c->arr, node_stub(obj, c->flag));
+    return true;
+}
+
+static const char *ns_of(struct read_req *r)
+{
+    const char *ns = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Nomad-Namespace");
+    (void)ns;
+    return DEFAULT_NAMESPACE;
+}
+
+static json_t *render_jobs(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_jobs(snap, ns_of(r), r->a1, add_job_stub, &c);
+    return c.arr;
+}
+
+static json_t *render_job(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    const struct job *j = snap_job(snap, ns_of(r), r->a1);
+    if (!j) {
+        *code = 404;
+        snprintf(msg, CV_ERRMSG_SIZE, "job not found");
+        return NULL;
+    }
+    return job_json(snap, j);
+}
+
+static json_t *render_job_summary(struct read_req *r, const struct state_snap *snap, int *code,
+                                  char *msg)
+{
+    const struct job *j = snap_job(snap, ns_of(r), r->a1);
+    if (!j) {
+        *code = 404;
+        snprintf(msg, CV_ERRMSG_SIZE, "job not found");
+        return NULL;
+    }
+    return job_summary_json(snap, j);
+}
+
+static json_t *render_job_allocs(struct read_req *r, const struct state_snap *snap, int *code,
+                                 char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_allocs_by_job(snap, ns_of(r), r->a1, add_alloc_stub, &c);
+    return c.arr;
+}
+
+static json_t *render_job_evals(struct read_req *r, const struct state_snap *snap, int *code,
+                                char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_evals_by_job(snap, ns_of(r), r->a1, add_eval, &c);
+    return c.arr;
+}
+
+static json_t *render_allocs(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_allocs(snap, r->a1, add_alloc_stub, &c);
+    return c.arr;
+}
+
+static json_t *render_alloc(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    const struct alloc *a = snap_alloc(snap, r->a1);
+    if (!a) {
+        *code = 404;
+        snprintf(msg, CV_ERRMSG_SIZE, "alloc not found");
+        return NULL;
+    }
+    return st_to_json(&ST_ALLOC, a);
+}
+
+static json_t *render_evals(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_evals(snap, r->a1, add_eval, &c);
+    return c.arr;
+}
+
+static json_t *render_eval(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    const struct eval *e = snap_eval(snap, r->a1);
+    if (!e) {
+        *code = 404;
+        snprintf(msg, CV_ERRMSG_SIZE, "eval not found");
+        return NULL;
+    }
+    return st_to_json(&ST_EVAL, e);
+}
+
+struct eval_allocs_ctx {
+    json_t *arr;
+    const char *eval_id;
+};
+
+static bool add_eval_alloc(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    struct eval_allocs_ctx *c = arg;
+    if (cv_streq(a->eval_id, c->eval_id))
+        json_array_append_new(c->arr, alloc_stub(a));
+    return true;
+}
+
+static json_t *render_eval_allocs(struct read_req *r, const struct state_snap *snap, int *code,
+                                  char *msg)
+{
+    (void)code;
+    (void)msg;
+    const struct eval *e = snap_eval(snap, r->a1);
+    struct eval_allocs_ctx c = {json_array(), r->a1};
+    if (e)
+        snap_allocs_by_job(snap, e->namespace, e->job_id, add_eval_alloc, &c);
+    return c.arr;
+}
+
+static json_t *render_nodes(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    c.flag = query_flag(evhttp_request_get_input_headers(r->req), "os") || r->a2 != NULL;
+    snap_nodes(snap, r->a1, add_node_stub, &c);
+    return c.arr;
+}
+
+static json_t *render_node(struct read_req *r, const struct state_snap *snap, int *code, char *msg)
+{
+    const struct node *n = snap_node(snap, r->a1);
+    if (!n) {
+        *code = 404;
+        snprintf(msg, CV_ERRMSG_SIZE, "node not found");
+        return NULL;
+    }
+    return st_to_json(&ST_NODE, n);
+}
+
+static bool add_full_alloc(const void *obj, void *arg)
+{
+    struct list_ctx *c = arg;
+    json_array_append_new(c->arr, st_to_json(&ST_ALLOC, obj));
+    return true;
+}
+
+static json_t *render_node_allocs(struct read_req *r, const struct state_snap *snap, int *code,
+                                  char *msg)
+{
+    (void)code;
+    (void)msg;
+    struct list_ctx c = {json_array(), snap, false};
+    snap_allocs_by_node(snap, r->a1, add_full_alloc, &c);
+    return c.arr;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+struct write_req {
+    struct http_api *h;
+    struct evhttp_request *req;
+    char *ns, *job_id;
+    bool deregister;
+};
+
+static void write_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                       void *arg)
+{
+    struct write_req *w = arg;
+    if (status) {
+        reply_text(w->req, http_code_for(status), "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        json_t *o = json_object();
+        json_object_set_new(o, "EvalID", json_string(cv_str(eval_id)));
+        json_object_set_new(o, "EvalCreateIndex", json_integer(eval_id ? (json_int_t)index : 0));
+        uint64_t jmi = 0;
+        struct state_snap *snap = state_snapshot(server_state(w->h->deps.server));
+        const struct job *j = snap_job(snap, w->ns, w->job_id);
+        if (j)
+            jmi = j->job_modify_index;
+        snap_unref(snap);
+        json_object_set_new(o, "JobModifyIndex", json_integer((json_int_t)jmi));
+        if (!w->deregister)
+            json_object_set_new(o, "Warnings", json_string(""));
+        json_object_set_new(o, "Index", json_integer((json_int_t)index));
+        json_object_set_new(o, "LastContact", json_integer(0));
+        json_object_set_new(o, "KnownLeader", json_true());
+        reply_json(w->req, o, index, false);
+        json_decref(o);
+    }
+    free(w->ns);
+    free(w->job_id);
+    free(w);
+}
+
+static void handle_register(struct http_api *h, struct evhttp_request *req, const char *path_id)
+{
+    char err[CV_ERRMSG_SIZE * 4];
+    json_t *body = read_body(req, err, sizeof err);
+    if (!body) {
+        reply_text(req, 400, "Failed to decode request body: %s", err);
+        return;
+    }
+    json_t *jj = json_is_object(body) ? json_object_get(body, "Job") : NULL;
+    if (!jj || json_is_null(jj)) {
+        json_decref(body);
+        reply_text(req, 400, "Job must be specified");
+        return;
+    }
+    struct job *job = st_new(&ST_JOB);
+    if (st_from_json(&ST_JOB, jj, job, err) != 0) {
+        json_decref(body);
+        st_unref(&ST_JOB, job);
+        reply_text(req, 400, "Failed to decode job: %s", err);
+        return;
+    }
+    json_decref(body);
+    if (!job->id || !*job->id) {
+        st_unref(&ST_JOB, job);
+        reply_text(req, 400, "Job ID hasn't been provided");
+        return;
+    }
+    if (path_id && strcmp(path_id, job->id) != 0) {
+        st_unref(&ST_JOB, job);
+        reply_text(req, 400, "Job ID does not match name");
+        return;
+    }
+    job_canonicalize(job);
+    if (job_validate(job, err, sizeof err) != 0) {
+        st_unref(&ST_JOB, job);
+        reply_text(req, 400, "Job validation failed: %s", err);
+        return;
+    }
+    if (!server_is_leader(h->deps.server)) {
+        st_unref(&ST_JOB, job);
+        reply_text(req, 500, "No cluster leader");
+        return;
+    }
+    struct write_req *w = xcalloc(1, sizeof *w);
+    w->h = h;
+    w->req = req;
+    w->ns = xstrdup(job->namespace);
+    w->job_id = xstrdup(job->id);
+    server_job_register(h->deps.server, job, write_done, w);
+}
+
+static void handle_deregister(struct http_api *h, struct evhttp_request *req,
+                              const struct evkeyvalq *q, const char *id)
+{
+    struct state_snap *snap = state_snapshot(server_state(h->deps.server));
+    bool exists = snap_job(snap, DEFAULT_NAMESPACE, id) != NULL;
+    snap_unref(snap);
+    if (!exists) {
+        reply_text(req, 404, "job not found");
+        return;
+    }
+    if (!server_is_leader(h->deps.server)) {
+        reply_text(req, 500, "No cluster leader");
+        return;
+    }
+    struct write_req *w = xcalloc(1, sizeof *w);
+    w->h = h;
+    w->req = req;
+    w->ns = xstrdup(DEFAULT_NAMESPACE);
+    w->job_id = xstrdup(id);
+    w->deregister = true;
+    server_job_deregister(h->deps.server, DEFAULT_NAMESPACE, id, query_flag(q, "purge"), write_done,
+                          w);
+}
+
+static void handle_parse(struct evhttp_request *req)
+{
+    char err[4096];
+    json_t *body = read_body(req, err, sizeof err);
+    if (!body) {
+        reply_text(req, 400, "Failed to decode request body: %s", err);
+        return;
+    }
+    json_t *hcl = json_object_get(body, "JobHCL");
+    if (!json_is_string(hcl)) {
+        json_decref(body);
+        reply_text(req, 400, "Job HCL must be specified");
+        return;
+    }
+    struct job *job = NULL;
+    int rc = jobspec_parse(json_string_value(hcl), json_string_length(hcl), "input.hcl", NULL, 0,
+                           &job, err, sizeof err);
+    if (rc) {
+        json_decref(body);
+        reply_text(req, 400, "Failed to parse job: %s", err);
+        return;
+    }
+    if (json_is_true(json_object_get(body, "Canonicalize")))
+        job_canonicalize(job);
+    json_decref(body);
+    json_t *o = st_to_json(&ST_JOB, job);
+    st_unref(&ST_JOB, job);
+    reply_json(req, o, 0, false);
+    json_decref(o);
+}
+
+/* ---------------------------------------------------------------- logs */
+
+struct log_req {
+    struct http_api *h;
+    struct evhttp_request *req;
+    struct log_stream *ls;
+    struct event *timer;
+    bool follow, plain;
+    int64_t offset;
+    char *file;
+};
+
+static void log_req_free(struct log_req *l)
+{
+    if (l->timer)
+        event_free(l->timer);
+    if (l->ls)
+        log_stream_close(l->ls);
+    free(l->file);
+    free(l);
+}
+
+static void log_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct log_req *l = arg;
+    log_req_free(l);
+}
+
+static void log_pump(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct log_req *l = arg;
+    char buf[65536];
+    struct evbuffer *out = evbuffer_new();
+    size_t total = 0;
+    ssize_t n;
+    while (total < 4 * sizeof buf && (n = log_stream_read(l->ls, buf, sizeof buf)) > 0) {
+        if (l->plain) {
+            evbuffer_add(out, buf, (size_t)n);
+        } else {
+            /* Nomad's framing: {"Offset":N,"Data":"<base64>","File":"..."} */
+            char *b64 = xmalloc((size_t)(4 * ((n + 2) / 3) + 1));
+            EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)buf, (int)n);
+            evbuffer_add_printf(out, "{\"Offset\":%lld,\"Data\":\"%s\",\"File\":\"%s\"}",
+                                (long long)(l->offset + n), b64, l->file);
+            free(b64);
+        }
+        l->offset += n;
+        total += (size_t)n;
+    }
+    if (evbuffer_get_length(out))
+        evhttp_send_reply_chunk(l->req, out);
+    evbuffer_free(out);
+    bool done = n < 0 || (!l->follow && total == 0) || (l->follow && total == 0 &&
+                                                         log_stream_task_dead(l->ls));
+    if (done) {
+        struct evhttp_connection *conn = evhttp_request_get_connection(l->req);
+        if (conn)
+            evhttp_connection_set_closecb(conn, NULL, NULL);
+        evhttp_send_reply_end(l->req);
+        log_req_free(l);
+        return;
+    }
+    struct timeval tv = {0, total ? 0 : 100000};
+    evtimer_add(l->timer, &tv);
+}
+
+static void handle_logs(struct http_api *h, struct evhttp_request *req, const struct evkeyvalq *q,
+                        const char *alloc_id)
+{
+    if (!h->deps.client) {
+        reply_text(req, 500, "Unknown allocation \"%s\": this agent runs no client", alloc_id);
+        return;
+    }
+    const char *task = evhttp_find_header(q, "task");
+    const char *type = evhttp_find_header(q, "type");
+    if (!task || !*task) {
+        reply_text(req, 400, "must include task name");
+        return;
+    }
+    if (!type)
+        type = "stdout";
+    if (strcmp(type, "stdout") && strcmp(type, "stderr")) {
+        reply_text(req, 400, "illegal logs type \"%s\"", type);
+        return;
+    }
+    const char *origin = evhttp_find_header(q, "origin");
+    if (origin && strcmp(origin, "start") && strcmp(origin, "end")) {
+        reply_text(req, 400, "origin must be start or end");
+        return;
+    }
+    int64_t offset = 0;
+    const char *off = evhttp_find_header(q, "offset");
+    if (off)
+        offset = strtoll(off, NULL, 10);
+    if (offset < 0) {
+        reply_text(req, 400, "offset must be non-negative");
+        return;
+    }
+    char err[CV_ERRMSG_SIZE] = "";
+    struct log_stream *ls;
+    int rc = client_log_open(h->deps.client, alloc_id, task, type, origin && !strcmp(origin, "end"),
+                             offset, &ls, err);
+    if (rc) {
+        reply_text(req, http_code_for(rc), "%s", err);
+        return;
+    }
+    struct log_req *l = xcalloc(1, sizeof *l);
+    l->h = h;
+    l->req = req;
+    l->ls = ls;
+    l->follow = query_flag(q, "follow");
+    l->plain = query_flag(q, "plain");
+    l->file = xasprintf("alloc/logs/%s.%s.0", task, type);
+    l->timer = evtimer_new(h->base, log_pump, l);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      l->plain ? "text/plain; charset=utf-8" : "application/json");
+    evhttp_send_reply_start(req, 200, "OK");
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), log_closed, l);
+    log_pump(-1, 0, l);
+}
+
+/* ---------------------------------------------------------------- misc */
+
+static void handle_metrics(struct http_api *h, struct evhttp_request *req)
+{
+    json_t *o = json_object();
+    char ts[64];
+    st_format_time(cv_wall_ns(), ts, sizeof ts);
+    json_object_set_new(o, "Timestamp", json_string(ts));
+    json_t *gauges = json_array(), *counters = json_array();
+    if (h->deps.server) {
+        struct state_snap *snap = state_snapshot(server_state(h->deps.server));
+        static const struct {
+            const char *name;
+            enum state_table t;
+        } g[] = {{"caravan.state.jobs", STATE_JOBS},
+                 {"caravan.state.nodes", STATE_NODES},
+                 {"caravan.state.allocations", STATE_ALLOCS},
+                 {"caravan.state.evaluations", STATE_EVALS}};
+        for (size_t i = 0; i < CV_ARRAY_LEN(g); i++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "Name", json_string(g[i].name));
+            json_object_set_new(e, "Value", json_real((double)snap_count(snap, g[i].t)));
+            json_object_set_new(e, "Labels", json_object());
+            json_array_append_new(gauges, e);
+        }
+        snap_unref(snap);
+        struct intmap m = {0};
+        server_metrics(h->deps.server, &m);
+        for (size_t i = 0; i < m.n; i++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "Name", json_string(m.k[i]));
+            json_object_set_new(e, "Count", json_integer(m.v[i]));
+            json_object_set_new(e, "Sum", json_real((double)m.v[i]));
+            json_object_set_new(e, "Labels", json_object());
+            json_array_append_new(counters, e);
+        }
+        intmap_clear(&m);
+    }
+    if (h->deps.client) {
+        json_t *e = json_object();
+        json_object_set_new(e, "Name", json_string("caravan.client.allocations"));
+        json_object_set_new(e, "Value", json_real((double)client_num_allocs(h->deps.client)));
+        json_object_set_new(e, "Labels", json_object());
+        json_array_append_new(gauges, e);
+    }
+    json_object_set_new(o, "Gauges", gauges);
+    json_object_set_new(o, "Counters", counters);
+    json_object_set_new(o, "Samples", json_array());
+    json_object_set_new(o, "Points", json_array());
+    reply_json(req, o, 0, false);
+    json_decref(o);
+}
+
+static json_t *raft_configuration(struct http_api *h)
+{
+    const char *addrs[16];
+    uint64_t ids[16];
+    bool voters[16];
+    size_t n = server_peers(h->deps.server, addrs, ids, voters, 16);
+    const char *leader = server_leader_addr(h->deps.server);
+    json_t *servers = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_object();
+        char id[32];
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)ids[i]);
+        json_object_set_new(e, "ID", json_string(id));
+        json_object_set_new(e, "Node", json_string(addrs[i]));
+        json_object_set_new(e, "Address", json_string(addrs[i]));
+        json_object_set_new(e, "Leader", json_boolean(leader && !strcmp(leader, addrs[i])));
+        json_object_set_new(e, "Voter", json_boolean(voters[i]));
+        json_object_set_new(e, "RaftProtocol", json_string("3"));
+        json_array_append_new(servers, e);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "Servers", servers);
+    json_object_set_new(o, "Index", json_integer((json_int_t)server_raft_applied(h->deps.server)));
+    return o;
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static bool is_get(enum evhttp_cmd_type m)
+{
+    return m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+}
+
+static bool is_write(enum evhttp_cmd_type m)
+{
+    return m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_POST;
+}
+
+/* Splits "/v1/job/<id>/allocations" after the prefix into id and suffix; the id is
+ * URL-decoded. Returns false when there is no id. */
+static bool split_id(const char *rest, char **id, const char **suffix)
+{
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!n)
+        return false;
+    char *raw = xstrndup(rest, n);
+    *id = evhttp_uridecode(raw, 0, NULL);
+    free(raw);
+    *suffix = slash ? slash : "";
+    return true;
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+    struct http_api *h = arg;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = evhttp_uri_get_path(uri);
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(uri);
+    if (qs && evhttp_parse_query_str(qs, &q) != 0) {
+        reply_text(req, 400, "Invalid query string");
+        return;
+    }
+    bool pretty = evhttp_find_header(&q, "pretty") != NULL;
+    const char *prefix = evhttp_find_header(&q, "prefix");
+    char *id = NULL;
+    const char *sfx = "";
+    struct server *srv = h->deps.server;
+
+    if (!path || !strcmp(path, "/")) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/ui/");
+        evhttp_send_reply(req, 307, "Temporary Redirect", NULL);
+    } else if (!strcmp(path, "/v1/jobs")) {
+        if (is_get(m))
+            start_read(h, req, &q, render_jobs, STATE_MASK(STATE_JOBS) | STATE_MASK(STATE_ALLOCS) |
+                                                    STATE_MASK(STATE_EVALS), prefix, NULL);
+        else if (is_write(m) && srv)
+            handle_register(h, req, NULL);
+        else
+            reply_text(req, 405, "Invalid method");
+    } else if (!strcmp(path, "/v1/jobs/parse")) {
+        if (is_write(m))
+            handle_parse(req);
+        else
+            reply_text(req, 405, "Invalid method");
+    } else if (cv_has_prefix(path, "/v1/job/") && split_id(path + 8, &id, &sfx)) {
+        if (!*sfx) {
+            if (is_get(m))
+                start_read(h, req, &q, render_job, STATE_MASK(STATE_JOBS) | STATE_MASK(STATE_ALLOCS) |
+                                                       STATE_MASK(STATE_EVALS), id, NULL);
+            else if (is_write(m) && srv)
+                handle_register(h, req, id);
+            else if (m == EVHTTP_REQ_DELETE && srv)
+                handle_deregister(h, req, &q, id);
+            else
+                reply_text(req, 405, "Invalid method");
+        } else if (!strcmp(sfx, "/allocations") && is_get(m)) {
+            start_read(h, req, &q, render_job_allocs, STATE_MASK(STATE_ALLOCS), id, NULL);
+        } else if (!strcmp(sfx, "/evaluations") && is_get(m)) {
+            start_read(h, req, &q, render_job_evals, STATE_MASK(STATE_EVALS), id, NULL);
+        } else if (!strcmp(sfx, "/summary") && is_get(m)) {
+            start_read(h, req, &q, render_job_summary,
+                       STATE_MASK(STATE_JOBS) | STATE_MASK(STATE_ALLOCS) | STATE_MASK(STATE_EVALS),
+                       id, NULL);
+        } else {
+            reply_text(req, 404, "Invalid path");
+        }
+    } else if (!strcmp(path, "/v1/allocations") && is_get(m)) {
+        start_read(h, req, &q, render_allocs, STATE_MASK(STATE_ALLOCS), prefix, NULL);
+    } else if (cv_has_prefix(path, "/v1/allocation/") && split_id(path + 15, &id, &sfx) && !*sfx &&
+               is_get(m)) {
+        start_read(h, req, &q, render_alloc, STATE_MASK(STATE_ALLOCS), id, NULL);
+    } else if (!strcmp(path, "/v1/evaluations") && is_get(m)) {
+        start_read(h, req, &q, render_evals, STATE_MASK(STATE_EVALS), prefix, NULL);
+    } else if (cv_has_prefix(path, "/v1/evaluation/") && split_id(path + 15, &id, &sfx) && is_get(m)) {
+        if (!*sfx)
+            start_read(h, req, &q, render_eval, STATE_MASK(STATE_EVALS), id, NULL);
+        else if (!strcmp(sfx, "/allocations"))
+            start_read(h, req, &q, render_eval_allocs, STATE_MASK(STATE_ALLOCS), id, NULL);
+        else
+            reply_text(req, 404, "Invalid path");
+    } else if (!strcmp(path, "/v1/nodes") && is_get(m)) {
+        start_read(h, req, &q, render_nodes, STATE_MASK(STATE_NODES), prefix,
+                   query_flag(&q, "os") ? "os" : NULL);
+    } else if (cv_has_prefix(path, "/v1/node/") && split_id(path + 9, &id, &sfx) && is_get(m)) {
+        if (!*sfx)
+            start_read(h, req, &q, render_node, STATE_MASK(STATE_NODES), id, NULL);
+        else if (!strcmp(sfx, "/allocations"))
+            start_read(h, req, &q, render_node_allocs, STATE_MASK(STATE_ALLOCS), id, NULL);
+        else
+            reply_text(req, 404, "Invalid path");
+    } else if (cv_has_prefix(path, "/v1/client/fs/logs/") && split_id(path + 19, &id, &sfx) &&
+               !*sfx) {
+        if (is_get(m))
+            handle_logs(h, req, &q, id);
+        else
+            reply_text(req, 405, "Invalid method");
+    } else if (!strcmp(path, "/v1/status/leader") && is_get(m)) {
+        const char *l = srv ? server_leader_addr(srv) : NULL;
+        if (!l && !query_flag(&q, "stale")) {
+            reply_text(req, 500, "No cluster leader");
+        } else {
+            json_t *j = json_string(cv_str(l));
+            reply_json(req, j, 0, pretty);
+            json_decref(j);
+        }
+    } else if (!strcmp(path, "/v1/status/peers") && is_get(m)) {
+        json_t *arr = json_array();
+        if (srv) {
+            const char *addrs[16];
+            uint64_t ids[16];
+            bool voters[16];
+            size_t n = server_peers(srv, addrs, ids, voters, 16);
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, json_string(addrs[i]));
+        }
+        reply_json(req, arr, 0, pretty);
+        json_decref(arr);
+    } else if (!strcmp(path, "/v1/operator/raft/configuration") && is_get(m) && srv) {
+        json_t *o = raft_configuration(h);
+        reply_json(req, o, 0, pretty);
+        json_decref(o);
+    } else if (!strcmp(path, "/v1/regions") && is_get(m)) {
+        json_t *arr = json_array();
+        json_array_append_new(arr, json_string(DEFAULT_REGION));
+        reply_json(req, arr, 0, pretty);
+        json_decref(arr);
+    } else if (!strcmp(path, "/v1/agent/self") && is_get(m)) {
+        json_t *o = h->deps.agent_self(h->deps.arg);
+        reply_json(req, o, 0, pretty);
+        json_decref(o);
+    } else if (!strcmp(path, "/v1/agent/members") && is_get(m)) {
+        json_t *o = h->deps.agent_members(h->deps.arg);
+        reply_json(req, o, 0, pretty);
+        json_decref(o);
+    } else if (!strcmp(path, "/v1/agent/health") && is_get(m)) {
+        json_t *o = json_pack("{s:{s:b,s:s},s:{s:b,s:s}}", "client", "ok", 1, "message", "ok",
+                              "server", "ok", 1, "message", "ok");
+        reply_json(req, o, 0, pretty);
+        json_decref(o);
+    } else if (!strcmp(path, "/v1/metrics") && is_get(m)) {
+        handle_metrics(h, req);
+    } else {
+        evhttp_send_reply(req, 404, "Not Found", NULL);
+    }
+    free(id);
+    evhttp_clear_headers(&q);
+}
+
+struct http_api *http_api_new(struct event_base *base, const char *addr, int port,
+                              const struct http_deps *deps, char *errmsg)
+{
+    struct http_api *h = xcalloc(1, sizeof *h);
+    h->base = base;
+    h->deps = *deps;
+    h->http = evhttp_new(base);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_max_body_size(h->http, HTTP_MAX_BODY);
+    evhttp_set_gencb(h->http, route, h);
+    if (evhttp_bind_socket(h->http, addr, (ev_uint16_t)port) != 0) {
+        cv_err(errmsg, CV_EIO, "http: bind %s:%d: %s", addr, port, strerror(errno));
+        evhttp_free(h->http);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void http_api_free(struct http_api *h)
+{
+    if (!h)
+        return;
+    evhttp_free(h->http);
+    free(h);
+}

@@ -1,0 +1,31 @@
+/*
+ * http.h - the /v1 HTTP API (libevent evhttp + jansson), with Nomad's paths, JSON
+ * names, error conventions (plain-text bodies, 400/404/405/500) and blocking queries
+ * (?index=N&wait=5s, X-Nomad-Index).
+ */
+#ifndef CARAVAN_HTTP_HTTP_H
+#define CARAVAN_HTTP_HTTP_H
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct server;
+struct client;
+
+struct http_deps {
+    struct server *server; /* NULL on a client-only agent */
+    struct client *client; /* NULL on a server-only agent */
+    /* /v1/agent/self and /v1/agent/members bodies, built by the agent (new references). */
+    json_t *(*agent_self)(void *arg);
+    json_t *(*agent_members)(void *arg);
+    void *arg;
+};
+
+struct http_api;
+
+/* Listens on addr:port. Returns NULL with errmsg on failure (port in use, ...). */
+struct http_api *http_api_new(struct event_base *base, const char *addr, int port,
+                              const struct http_deps *deps, char *errmsg);
+void http_api_free(struct http_api *h);
+
+#endif

@@ -1,0 +1,678 @@
+/*
+ * server.c - the server role: start-up, raft hooks, writes through raft, the node and
+ * allocation RPC endpoints, and node heartbeat timers.
+ */
+#include "server/server_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "structs/msgs.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define HB_MIN_TTL_NS (10ll * 1000000000ll)
+#define HB_GRACE_NS (10ll * 1000000000ll)
+#define HB_MAX_PER_SEC 50
+#define HB_FAILOVER_TTL_NS (300ll * 1000000000ll)
+
+/* ---------------------------------------------------------------- writes */
+
+struct apply_ctx {
+    server_write_cb cb;
+    void *arg;
+    char *eval_id;
+};
+
+static void apply_done(int status, uint64_t index, const char *errmsg, void *arg)
+{
+    struct apply_ctx *c = arg;
+    c->cb(status, index, c->eval_id, errmsg, c->arg);
+    free(c->eval_id);
+    free(c);
+}
+
+void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, server_write_cb cb,
+                  void *arg)
+{
+    cmd->now = cv_wall_ns();
+    char *buf;
+    size_t len;
+    st_encode(&ST_FSM_CMD, cmd, &buf, &len);
+    struct apply_ctx *c = xcalloc(1, sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    c->eval_id = xstrdup(eval_id);
+    cvraft_apply(s->raft, buf, len, apply_done, c);
+    free(buf);
+}
+
+void server_count(struct server *s, const char *name, int64_t delta)
+{
+    intmap_add(&s->counters, name, delta);
+}
+
+static struct eval *new_eval(const struct job *j, const char *trigger, const char *node_id)
+{
+    struct eval *e = st_new(&ST_EVAL);
+    char id[37];
+    cv_uuid(id);
+    e->id = xstrdup(id);
+    e->namespace = xstrdup(j->namespace ? j->namespace : DEFAULT_NAMESPACE);
+    e->priority = j->priority ? j->priority : 50;
+    e->type = xstrdup(j->type ? j->type : JOB_TYPE_SERVICE);
+    e->triggered_by = xstrdup(trigger);
+    e->job_id = xstrdup(j->id);
+    e->node_id = xstrdup(node_id);
+    e->status = xstrdup(EVAL_STATUS_PENDING);
+    e->create_time = e->modify_time = cv_wall_ns();
+    return e;
+}
+
+void server_job_register(struct server *s, struct job *job, server_write_cb cb, void *arg)
+{
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_JOB_REGISTER;
+    cmd.job = job;
+    struct eval *e = new_eval(job, EVAL_TRIGGER_JOB_REGISTER, NULL);
+    cmd.evals = e;
+    cmd.n_evals = 1;
+    server_apply(s, &cmd, e->id, cb, arg);
+    st_clear(&ST_FSM_CMD, &cmd); /* releases job and eval */
+}
+
+void server_job_deregister(struct server *s, const char *ns, const char *id, bool purge,
+                           server_write_cb cb, void *arg)
+{
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct job *j = snap_job(snap, ns, id);
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_JOB_DEREGISTER;
+    cmd.namespace = xstrdup(ns);
+    cmd.job_id = xstrdup(id);
+    cmd.purge = purge;
+    struct eval *e = NULL;
+    if (j) {
+        e = new_eval(j, EVAL_TRIGGER_JOB_DEREGISTER, NULL);
+        cmd.evals = e;
+        cmd.n_evals = 1;
+    }
+    server_apply(s, &cmd, e ? e->id : NULL, cb, arg);
+    st_clear(&ST_FSM_CMD, &cmd);
+    snap_unref(snap);
+}
+
+/* ---------------------------------------------------------------- heartbeats */
+
+struct heartbeat {
+    struct heartbeat *next;
+    struct server *s;
+    char *node_id;
+    struct event *ev;
+};
+
+static void node_down_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                           void *arg)
+{
+    (void)index;
+    (void)eval_id;
+    char *node_id = arg;
+    if (status)
+        log_error("nomad.heartbeat", "marking node %s down failed: %s", node_id, errmsg);
+    free(node_id);
+}
+
+struct job_collect {
+    struct strlist ids; /* ns \x01 job id */
+};
+
+static bool collect_job(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    struct job_collect *c = arg;
+    if (alloc_terminal(a))
+        return true;
+    char *k = xasprintf("%s\x01%s", cv_str(a->namespace), cv_str(a->job_id));
+    if (!strlist_has(&c->ids, k))
+        strlist_add(&c->ids, k);
+    free(k);
+    return true;
+}
+
+/* Marks a node down (or any status) with one node-update eval per affected job. */
+static void node_set_status(struct server *s, const char *node_id, const char *status,
+                            const char *event_msg)
+{
+    struct state_snap *snap = state_snapshot(s->state);
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_NODE_STATUS;
+    cmd.node_id = xstrdup(node_id);
+    cmd.status = xstrdup(status);
+    if (event_msg) {
+        cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
+        cmd.n_node_events = 1;
+        cmd.node_events[0].message = xstrdup(event_msg);
+        cmd.node_events[0].subsystem = xstrdup("Cluster");
+        cmd.node_events[0].timestamp = cv_wall_ns();
+    }
+    struct job_collect c = {{0}};
+    snap_allocs_by_node(snap, node_id, collect_job, &c);
+    if (c.ids.n)
+        cmd.evals = xcalloc(c.ids.n, sizeof *cmd.evals);
+    for (size_t i = 0; i < c.ids.n; i++) {
+        char *sep = strchr(c.ids.v[i], '\x01');
+        *sep = '\0';
+        const struct job *j = snap_job(snap, c.ids.v[i], sep + 1);
+        if (!j)
+            continue;
+        struct eval *e = new_eval(j, EVAL_TRIGGER_NODE_UPDATE, node_id);
+        cmd.evals[cmd.n_evals++] = *e;
+        free(e);
+    }
+    strlist_clear(&c.ids);
+    server_apply(s, &cmd, NULL, node_down_done, xstrdup(node_id));
+    st_clear(&ST_FSM_CMD, &cmd);
+    snap_unref(snap);
+}
+
+static void heartbeat_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct heartbeat *hb = arg;
+    struct server *s = hb->s;
+    if (!s->leader)
+        return;
+    log_warn("nomad.heartbeat", "node TTL expired: node_id=%s", hb->node_id);
+    node_set_status(s, hb->node_id, NODE_STATUS_DOWN, "Node heartbeat missed");
+}
+
+void heartbeat_reset(struct server *s, const char *node_id, int64_t ttl_ns)
+{
+    struct heartbeat *hb;
+    for (hb = s->heartbeats; hb; hb = hb->next)
+        if (strcmp(hb->node_id, node_id) == 0)
+            break;
+    if (!hb) {
+        hb = xcalloc(1, sizeof *hb);
+        hb->s = s;
+        hb->node_id = xstrdup(node_id);
+        hb->ev = evtimer_new(s->base, heartbeat_expired, hb);
+        hb->next = s->heartbeats;
+        s->heartbeats = hb;
+    }
+    struct timeval tv = {(time_t)(ttl_ns / 1000000000ll), (suseconds_t)((ttl_ns % 1000000000ll) / 1000)};
+    evtimer_add(hb->ev, &tv);
+}
+
+void heartbeats_clear(struct server *s)
+{
+    while (s->heartbeats) {
+        struct heartbeat *hb = s->heartbeats;
+        s->heartbeats = hb->next;
+        event_free(hb->ev);
+        free(hb->node_id);
+        free(hb);
+    }
+}
+
+static bool restore_hb(const void *obj, void *arg)
+{
+    const struct node *n = obj;
+    struct server *s = arg;
+    if (!cv_streq(n->status, NODE_STATUS_DOWN))
+        heartbeat_reset(s, n->id, HB_FAILOVER_TTL_NS);
+    return true;
+}
+
+void heartbeats_restore(struct server *s)
+{
+    /* After an election every live node gets the failover TTL, so a new leader does not
+     * mass-mark nodes down before they had a chance to heartbeat to it. */
+    struct state_snap *snap = state_snapshot(s->state);
+    snap_nodes(snap, NULL, restore_hb, s);
+    snap_unref(snap);
+}
+
+static int64_t heartbeat_ttl(struct server *s)
+{
+    struct state_snap *snap = state_snapshot(s->state);
+    int64_t n = (int64_t)snap_count(snap, STATE_NODES);
+    snap_unref(snap);
+    int64_t ttl = n * 1000000000ll / HB_MAX_PER_SEC;
+    if (ttl < HB_MIN_TTL_NS)
+        ttl = HB_MIN_TTL_NS;
+    return ttl + (int64_t)((uint64_t)rand() % (uint64_t)ttl);
+}
+
+/* ---------------------------------------------------------------- node endpoints */
+
+struct node_write {
+    struct rpc_req *req;
+    struct server *s;
+    int64_t ttl;
+};
+
+static void node_write_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                            void *arg)
+{
+    (void)eval_id;
+    struct node_write *w = arg;
+    if (status) {
+        rpc_req_error(w->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct node_update_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.heartbeat_ttl = w->ttl;
+        resp.index = index;
+        resp.leader_rpc_addr = (char *)server_leader_addr(w->s);
+        rpc_req_reply(w->req, &ST_NODE_UPDATE_RESP, &resp);
+    }
+    free(w);
+}
+
+static bool not_leader(struct server *s, struct rpc_req *req)
+{
+    if (s->leader)
+        return false;
+    rpc_req_error(req, CV_ENOLEADER, "No cluster leader");
+    return true;
+}
+
+static void ep_node_register(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct node_register_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_NODE_REGISTER_REQ, &r))
+        return;
+    if (!r.node || !r.node->id || !cv_uuid_valid(r.node->id) || !r.node->datacenter ||
+        !*r.node->datacenter || !r.node->name || !*r.node->name) {
+        rpc_req_error(req, CV_EINVAL, "node registration needs a UUID, a datacenter and a name");
+        goto out;
+    }
+    if (not_leader(s, req))
+        goto out;
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct node *old = snap_node(snap, r.node->id);
+    if (old && old->secret_id && *old->secret_id && !cv_streq(old->secret_id, r.node->secret_id)) {
+        rpc_req_error(req, CV_EPERM, "node secret ID does not match. Not registering node.");
+        snap_unref(snap);
+        goto out;
+    }
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_NODE_REGISTER;
+    cmd.node = r.node;
+    r.node = NULL;
+    if (!cmd.node->status || !*cmd.node->status)
+        cv_strset(&cmd.node->status, NODE_STATUS_INIT);
+    cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
+    cmd.n_node_events = 1;
+    cmd.node_events[0].message = xstrdup(old ? "Node re-registered" : "Node registered");
+    cmd.node_events[0].subsystem = xstrdup("Cluster");
+    cmd.node_events[0].timestamp = cv_wall_ns();
+    snap_unref(snap);
+    struct node_write *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->s = s;
+    w->ttl = heartbeat_ttl(s);
+    heartbeat_reset(s, cmd.node->id, w->ttl + HB_GRACE_NS);
+    server_apply(s, &cmd, NULL, node_write_done, w);
+    st_clear(&ST_FSM_CMD, &cmd);
+out:
+    st_clear(&ST_NODE_REGISTER_REQ, &r);
+}
+
+static void ep_node_update_status(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct node_update_status_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_NODE_UPDATE_STATUS_REQ, &r))
+        return;
+    if (not_leader(s, req))
+        goto out;
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct node *n = snap_node(snap, r.node_id);
+    if (!n) {
+        rpc_req_error(req, CV_ENOTFOUND, "node not found");
+        snap_unref(snap);
+        goto out;
+    }
+    if (!cv_streq(r.status, NODE_STATUS_READY) && !cv_streq(r.status, NODE_STATUS_DOWN) &&
+        !cv_streq(r.status, NODE_STATUS_INIT)) {
+        rpc_req_error(req, CV_EINVAL, "invalid status for node");
+        snap_unref(snap);
+        goto out;
+    }
+    int64_t ttl = heartbeat_ttl(s);
+    bool changed = !cv_streq(n->status, r.status);
+    heartbeat_reset(s, r.node_id, ttl + HB_GRACE_NS);
+    if (!changed) {
+        /* A plain heartbeat: nothing to replicate. */
+        struct node_update_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.heartbeat_ttl = ttl;
+        resp.index = snap_table_index(snap, STATE_NODES);
+        resp.leader_rpc_addr = (char *)server_leader_addr(s);
+        rpc_req_reply(req, &ST_NODE_UPDATE_RESP, &resp);
+        snap_unref(snap);
+        goto out;
+    }
+    snap_unref(snap);
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_NODE_STATUS;
+    cmd.node_id = xstrdup(r.node_id);
+    cmd.status = xstrdup(r.status);
+    if (cv_streq(r.status, NODE_STATUS_READY) && cv_streq(n->status, NODE_STATUS_DOWN)) {
+        cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
+        cmd.n_node_events = 1;
+        cmd.node_events[0].message = xstrdup("Node heartbeat received");
+        cmd.node_events[0].subsystem = xstrdup("Cluster");
+        cmd.node_events[0].timestamp = cv_wall_ns();
+    }
+    struct node_write *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->s = s;
+    w->ttl = ttl;
+    server_apply(s, &cmd, NULL, node_write_done, w);
+    st_clear(&ST_FSM_CMD, &cmd);
+out:
+    st_clear(&ST_NODE_UPDATE_STATUS_REQ, &r);
+}
+
+struct client_allocs_ctx {
+    struct intmap *m;
+};
+
+static bool add_client_alloc(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    struct client_allocs_ctx *c = arg;
+    intmap_set(c->m, a->id, (int64_t)a->alloc_modify_index);
+    return true;
+}
+
+static void ep_node_get_client_allocs(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct node_client_allocs_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_NODE_CLIENT_ALLOCS_REQ, &r))
+        return;
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct node *n = snap_node(snap, r.node_id);
+    if (!n) {
+        rpc_req_error(req, CV_ENOTFOUND, "node not found");
+    } else if (n->secret_id && *n->secret_id && !cv_streq(n->secret_id, r.secret_id)) {
+        rpc_req_error(req, CV_EPERM, "node secret ID does not match");
+    } else {
+        uint64_t idx = snap_table_index(snap, STATE_ALLOCS);
+        if (r.min_query_index && idx <= r.min_query_index && !rpc_req_timed_out(req)) {
+            rpc_req_block(req, STATE_MASK(STATE_ALLOCS), r.min_query_index, r.max_query_time);
+        } else {
+            struct node_client_allocs_resp resp;
+            memset(&resp, 0, sizeof resp);
+            struct client_allocs_ctx c = {&resp.allocs};
+            snap_allocs_by_node(snap, r.node_id, add_client_alloc, &c);
+            resp.index = idx ? idx : 1;
+            rpc_req_reply(req, &ST_NODE_CLIENT_ALLOCS_RESP, &resp);
+            intmap_clear(&resp.allocs);
+        }
+    }
+    snap_unref(snap);
+    st_clear(&ST_NODE_CLIENT_ALLOCS_REQ, &r);
+}
+
+static void ep_alloc_get_allocs(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct alloc_get_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_ALLOC_GET_REQ, &r))
+        return;
+    struct state_snap *snap = state_snapshot(s->state);
+    struct alloc_get_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.allocs = xcalloc(r.alloc_ids.n + 1, sizeof *resp.allocs);
+    for (size_t i = 0; i < r.alloc_ids.n; i++) {
+        const struct alloc *a = snap_alloc(snap, r.alloc_ids.v[i]);
+        if (a)
+            resp.allocs[resp.n_allocs++] = *a; /* shallow: encoded, not freed */
+    }
+    resp.index = snap_table_index(snap, STATE_ALLOCS);
+    rpc_req_reply(req, &ST_ALLOC_GET_RESP, &resp);
+    free(resp.allocs);
+    snap_unref(snap);
+    st_clear(&ST_ALLOC_GET_REQ, &r);
+}
+
+struct generic_write {
+    struct rpc_req *req;
+};
+
+static void generic_write_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                               void *arg)
+{
+    (void)eval_id;
+    struct generic_write *w = arg;
+    if (status) {
+        rpc_req_error(w->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct generic_resp resp = {index};
+        rpc_req_reply(w->req, &ST_GENERIC_RESP, &resp);
+    }
+    free(w);
+}
+
+static void ep_node_update_alloc(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct alloc_update_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_ALLOC_UPDATE_REQ, &r))
+        return;
+    if (not_leader(s, req))
+        goto out;
+    struct state_snap *snap = state_snapshot(s->state);
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_ALLOC_CLIENT_UPDATE;
+    cmd.allocs = r.allocs;
+    cmd.n_allocs = r.n_allocs;
+    r.allocs = NULL;
+    r.n_allocs = 0;
+    /* A failed allocation of a live job gets an evaluation, so the scheduler can
+     * reschedule it per the group's reschedule policy (Nomad's alloc-failure). */
+    struct strlist seen = {0};
+    for (size_t i = 0; i < cmd.n_allocs; i++) {
+        const struct alloc *u = &cmd.allocs[i];
+        const struct alloc *old = snap_alloc(snap, u->id);
+        if (!old || !cv_streq(u->client_status, ALLOC_CLIENT_FAILED) ||
+            cv_streq(old->client_status, ALLOC_CLIENT_FAILED))
+            continue;
+        const struct job *j = snap_job(snap, old->namespace, old->job_id);
+        if (!j || j->stop || strlist_has(&seen, j->id))
+            continue;
+        strlist_add(&seen, j->id);
+        struct eval *e = new_eval(j, EVAL_TRIGGER_RETRY_FAILED_ALLOC, NULL);
+        cmd.evals = xrealloc(cmd.evals, (cmd.n_evals + 1) * sizeof *cmd.evals);
+        cmd.evals[cmd.n_evals++] = *e;
+        free(e);
+    }
+    strlist_clear(&seen);
+    snap_unref(snap);
+    struct generic_write *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    server_apply(s, &cmd, NULL, generic_write_done, w);
+    st_clear(&ST_FSM_CMD, &cmd);
+out:
+    st_clear(&ST_ALLOC_UPDATE_REQ, &r);
+}
+
+/* ---------------------------------------------------------------- raft hooks */
+
+static void on_leadership(bool leader, void *arg)
+{
+    struct server *s = arg;
+    s->leader = leader;
+    if (leader) {
+        log_info("nomad", "cluster leadership acquired");
+        heartbeats_restore(s);
+        leader_establish(s->ld);
+    } else {
+        log_info("nomad", "cluster leadership lost");
+        heartbeats_clear(s);
+        leader_revoke(s->ld);
+    }
+}
+
+static void hook_eval(const struct eval *e, void *arg)
+{
+    struct server *s = arg;
+    if (s->leader)
+        leader_eval_upserted(s->ld, e);
+}
+
+static void hook_capacity(const char *node_id, void *arg)
+{
+    struct server *s = arg;
+    if (s->leader)
+        leader_capacity_changed(s->ld, node_id);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+struct server *server_new(struct event_base *base, const struct server_config *cfg, char *errmsg)
+{
+    struct server *s = xcalloc(1, sizeof *s);
+    s->base = base;
+    s->cfg = *cfg;
+    s->cfg.region = xstrdup(cfg->region ? cfg->region : DEFAULT_REGION);
+    s->cfg.datacenter = xstrdup(cfg->datacenter ? cfg->datacenter : "dc1");
+    s->cfg.node_name = xstrdup(cfg->node_name);
+    s->cfg.node_id = xstrdup(cfg->node_id);
+    s->cfg.rpc_addr = xstrdup(cfg->rpc_addr);
+    s->cfg.data_dir = xstrdup(cfg->data_dir);
+    if (s->cfg.num_workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.num_workers = n > 0 ? (int)n : 1;
+    }
+    if (!s->cfg.raft_multiplier)
+        s->cfg.raft_multiplier = 1;
+    s->state = state_new();
+    s->eps = rpc_endpoints_new(base, s->state);
+    rpc_endpoints_add(s->eps, "Node.Register", ep_node_register, s);
+    rpc_endpoints_add(s->eps, "Node.UpdateStatus", ep_node_update_status, s);
+    rpc_endpoints_add(s->eps, "Node.GetClientAllocs", ep_node_get_client_allocs, s);
+    rpc_endpoints_add(s->eps, "Node.UpdateAlloc", ep_node_update_alloc, s);
+    rpc_endpoints_add(s->eps, "Alloc.GetAllocs", ep_alloc_get_allocs, s);
+    s->ld = leader_new(s);
+
+    s->raft_dir = xasprintf("%s/raft", s->cfg.data_dir);
+    int rc = cv_mkdir_p(s->raft_dir, 0700);
+    if (rc) {
+        cv_err(errmsg, CV_EIO, "create raft directory %s: %s", s->raft_dir, strerror(-rc));
+        server_close(s);
+        return NULL;
+    }
+    struct cvraft_config rc_cfg = {
+        .id = cvraft_id_from_uuid(s->cfg.node_id),
+        .address = s->cfg.rpc_addr,
+        .dir = s->raft_dir,
+        .bootstrap = s->cfg.bootstrap_expect == 1 || s->cfg.dev,
+        /* Nomad's defaults scaled by raft_multiplier; a one-voter dev server elects
+         * itself at once whatever the timeout. */
+        .election_ms = 1000 * s->cfg.raft_multiplier,
+        .heartbeat_ms = 100 * s->cfg.raft_multiplier,
+    };
+    struct fsm_hooks fh = {hook_eval, hook_capacity, NULL, s};
+    struct cvraft_hooks rh = {on_leadership, s};
+    s->raft = cvraft_new(base, &rc_cfg, s->state, &fh, &rh, errmsg);
+    if (!s->raft) {
+        server_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+int server_start(struct server *s, char *errmsg)
+{
+    leader_start_workers(s->ld, s->cfg.num_workers);
+    log_info("nomad", "starting scheduling worker(s): num_workers=%d schedulers=[service batch]",
+             s->cfg.num_workers);
+    return cvraft_start(s->raft, errmsg);
+}
+
+void server_close(struct server *s)
+{
+    if (!s)
+        return;
+    heartbeats_clear(s);
+    if (s->ld) {
+        leader_free(s->ld);
+        s->ld = NULL;
+    }
+    if (s->raft)
+        cvraft_close(s->raft, NULL, NULL);
+    rpc_endpoints_free(s->eps);
+    state_free(s->state);
+    intmap_clear(&s->counters);
+    free(s->raft_dir);
+    free((char *)s->cfg.region);
+    free((char *)s->cfg.datacenter);
+    free((char *)s->cfg.node_name);
+    free((char *)s->cfg.node_id);
+    free((char *)s->cfg.rpc_addr);
+    free((char *)s->cfg.data_dir);
+    free(s);
+}
+
+struct state *server_state(struct server *s)
+{
+    return s->state;
+}
+
+struct rpc_endpoints *server_endpoints(struct server *s)
+{
+    return s->eps;
+}
+
+bool server_is_leader(const struct server *s)
+{
+    return s->leader;
+}
+
+const char *server_leader_addr(const struct server *s)
+{
+    return s->raft ? cvraft_leader(s->raft, NULL) : NULL;
+}
+
+const char *server_raft_state(const struct server *s)
+{
+    return cvraft_state_name(s->raft);
+}
+
+size_t server_peers(const struct server *s, const char **addrs, uint64_t *ids, bool *voters,
+                    size_t max)
+{
+    return cvraft_servers(s->raft, ids, addrs, voters, max);
+}
+
+uint64_t server_raft_applied(const struct server *s)
+{
+    return cvraft_last_applied(s->raft);
+}
+
+void server_metrics(const struct server *s, struct intmap *out)
+{
+    for (size_t i = 0; i < s->counters.n; i++)
+        intmap_set(out, s->counters.k[i], s->counters.v[i]);
+}

@@ -1,0 +1,70 @@
+/*
+ * server.h - the server role: raft, the state store, RPC endpoints and the leader's
+ * duties (eval broker, plan applier, heartbeat timers), and the scheduler workers that
+ * every server runs.
+ *
+ * Write path (exactly the same on one server as on five):
+ *   HTTP/RPC write -> server_* -> fsm_cmd -> raft -> FSM apply -> state commit
+ *   FSM apply of a pending eval -> (leader) broker -> worker -> sched_compute -> plan
+ *   -> plan queue -> plan_check -> raft (FSM_PLAN_APPLY) -> worker -> eval update -> ack
+ */
+#ifndef CARAVAN_SERVER_SERVER_H
+#define CARAVAN_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "rpc/endpoint.h"
+#include "state/state.h"
+#include "structs/structs.h"
+
+struct server_config {
+    const char *region;
+    const char *datacenter;
+    const char *node_name; /* serf-style name is "<node_name>.<region>" */
+    const char *node_id;   /* UUID; the raft id derives from it */
+    const char *rpc_addr;  /* advertised "a.b.c.d:port" */
+    const char *data_dir;  /* raft log and snapshots go in <data_dir>/raft */
+    int bootstrap_expect;
+    int num_workers;       /* scheduler workers (default: number of cores) */
+    unsigned raft_multiplier;
+    bool dev;
+};
+
+struct server;
+
+/* Returns a new server or NULL (errmsg). Borrows base; copies cfg. */
+struct server *server_new(struct event_base *base, const struct server_config *cfg, char *errmsg);
+int server_start(struct server *s, char *errmsg);
+void server_close(struct server *s);
+
+struct state *server_state(struct server *s);
+struct rpc_endpoints *server_endpoints(struct server *s);
+bool server_is_leader(const struct server *s);
+/* "a.b.c.d:port" of the leader's RPC, or NULL when there is none. */
+const char *server_leader_addr(const struct server *s);
+const char *server_raft_state(const struct server *s);
+/* Peers (RPC addresses) of the raft configuration; returns the count. */
+size_t server_peers(const struct server *s, const char **addrs, uint64_t *ids, bool *voters,
+                    size_t max);
+uint64_t server_raft_applied(const struct server *s);
+
+/* Counters for /v1/metrics: name -> count. */
+struct intmap;
+void server_metrics(const struct server *s, struct intmap *out);
+
+/* ---- writes (leader; later forwarded) ---- */
+
+/* Completion of a write: status 0 with the raft index and the created eval's ID (may be
+ * NULL), or a negative CV_E* code with errmsg. Always called on a later loop turn. */
+typedef void (*server_write_cb)(int status, uint64_t index, const char *eval_id,
+                                const char *errmsg, void *arg);
+
+/* Registers (takes ownership of) a canonicalised, validated job and its evaluation. */
+void server_job_register(struct server *s, struct job *job, server_write_cb cb, void *arg);
+void server_job_deregister(struct server *s, const char *ns, const char *id, bool purge,
+                           server_write_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * server_int.h - what the server's files share: the server object and the leader's
+ * subsystems (leader.c: broker, blocked evals, workers, plan applier).
+ */
+#ifndef CARAVAN_SERVER_SERVER_INT_H
+#define CARAVAN_SERVER_SERVER_INT_H
+
+#include "raft/cvraft.h"
+#include "server/server.h"
+#include "state/fsm.h"
+
+struct heartbeat;
+struct leader;
+
+struct server {
+    struct event_base *base;
+    struct server_config cfg; /* strings owned */
+    struct state *state;
+    struct cvraft *raft;
+    struct rpc_endpoints *eps;
+    bool leader;
+    struct heartbeat *heartbeats;
+    struct leader *ld;
+    struct intmap counters;
+    char *raft_dir;
+};
+
+/* Proposes cmd (stamping Now); cb gets eval_id back (copied). */
+void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, server_write_cb cb,
+                  void *arg);
+void server_count(struct server *s, const char *name, int64_t delta);
+
+/* leader.c */
+struct leader *leader_new(struct server *s);
+void leader_free(struct leader *ld);
+void leader_establish(struct leader *ld); /* gained leadership */
+void leader_revoke(struct leader *ld);    /* lost it */
+void leader_eval_upserted(struct leader *ld, const struct eval *e);
+void leader_capacity_changed(struct leader *ld, const char *node_id);
+void leader_start_workers(struct leader *ld, int n);
+
+/* heartbeat.c-like part of server.c */
+void heartbeat_reset(struct server *s, const char *node_id, int64_t ttl_ns);
+void heartbeats_clear(struct server *s);
+void heartbeats_restore(struct server *s); /* after gaining leadership */
+
+#endif
