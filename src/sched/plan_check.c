@@ -1,0 +1,224 @@
+/*
+ * plan_check.c - the leader's optimistic-concurrency check of a submitted plan
+ * (Nomad's evaluatePlan / evaluateNodePlan), run against the latest state.
+ *
+ * Plans are computed on snapshots that may be stale by the time they reach the leader:
+ * another worker may have placed onto the same node meanwhile. So every node the plan
+ * places on is re-verified here, with the same accounting as the scheduler (res.c):
+ *
+ *   proposed(node) = existing non-terminal allocs on node
+ *                    - allocs the plan stops or updates (by ID)
+ *                    + the plan's non-terminal allocs for node
+ *   fit(node)      = node exists, is ready (and eligible, when the plan puts a new alloc
+ *                    there), and CPU, memory and disk of proposed(node) fit the node's
+ *                    available resources, and no two of them share a host port.
+ *
+ * Cost is O(plan size + allocs on the touched nodes), with one hash map of the plan's
+ * IDs; ports are only compared on nodes where the plan adds port-holding allocs.
+ */
+#include "sched/sched.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/sched_int.h"
+#include "sched/sutil.h"
+#include "util/util.h"
+
+struct pnode {
+    const char *node_id; /* borrowed from the plan */
+    size_t *allocs;      /* indexes into plan->node_allocation */
+    size_t n_allocs, cap_allocs;
+    size_t *updates; /* indexes into plan->node_update */
+    size_t n_updates, cap_updates;
+    bool reject;
+};
+
+struct pcheck {
+    const struct plan *p;
+    struct smap ids; /* plan alloc/stop IDs -> (node_allocation index + 1) or NULL */
+    bool *is_update; /* per node_allocation entry: the alloc already exists on the node */
+    struct usage used;
+    int64_t *ports;
+    size_t n_ports, cap_ports;
+    bool want_ports;
+};
+
+static void port_push(int64_t port, void *arg)
+{
+    struct pcheck *c = arg;
+    CV_GROW(c->ports, c->cap_ports, c->n_ports + 1);
+    c->ports[c->n_ports++] = port;
+}
+
+static bool existing_cb(const void *obj, void *arg)
+{
+    struct pcheck *c = arg;
+    const struct alloc *a = obj;
+    bool found;
+    void *v = smap_get(&c->ids, a->id, &found);
+    if (found) {
+        if (v)
+            c->is_update[(uintptr_t)v - 1] = true;
+        return true; /* stopped or replaced by the plan */
+    }
+    if (alloc_terminal(a))
+        return true;
+    alloc_usage_add(a, &c->used);
+    if (c->want_ports)
+        alloc_ports_each(a, port_push, c);
+    return true;
+}
+
+static int i64_cmp(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static bool has_ports(const struct alloc *a)
+{
+    const struct allocated_resources *ar = a->allocated_resources;
+    if (!ar)
+        return false;
+    if (ar->shared.n_ports || ar->shared.n_networks)
+        return true;
+    for (size_t i = 0; i < ar->n_tasks; i++)
+        if (ar->tasks[i].n_networks)
+            return true;
+    return false;
+}
+
+static bool node_fits(struct pcheck *c, const struct state_snap *latest, struct pnode *pn)
+{
+    const struct plan *p = c->p;
+    bool any_live = false;
+    c->want_ports = false;
+    for (size_t i = 0; i < pn->n_allocs; i++) {
+        const struct alloc *a = &p->node_allocation[pn->allocs[i]];
+        if (alloc_terminal(a))
+            continue;
+        any_live = true;
+        c->want_ports |= has_ports(a);
+    }
+    if (!any_live)
+        return true; /* only stops and annotations */
+    const struct node *n = snap_node(latest, pn->node_id);
+    if (!n || !cv_streq(n->status, NODE_STATUS_READY))
+        return false;
+    memset(&c->used, 0, sizeof c->used);
+    c->n_ports = 0;
+    snap_allocs_by_node(latest, pn->node_id, existing_cb, c);
+    bool eligible = !n->scheduling_eligibility || !*n->scheduling_eligibility ||
+                    cv_streq(n->scheduling_eligibility, NODE_ELIGIBLE);
+    for (size_t i = 0; i < pn->n_allocs; i++) {
+        const struct alloc *a = &p->node_allocation[pn->allocs[i]];
+        if (alloc_terminal(a))
+            continue;
+        if (!c->is_update[pn->allocs[i]] && !eligible)
+            return false;
+        alloc_usage_add(a, &c->used);
+        if (c->want_ports)
+            alloc_ports_each(a, port_push, c);
+    }
+    if (c->used.cpu > node_cpu_avail(n) || c->used.mem > node_mem_avail(n) ||
+        c->used.disk > node_disk_avail(n))
+        return false;
+    if (c->want_ports) {
+        qsort(c->ports, c->n_ports, sizeof *c->ports, i64_cmp);
+        for (size_t i = 1; i < c->n_ports; i++)
+            if (c->ports[i] == c->ports[i - 1])
+                return false; /* two allocs share a host port */
+        size_t n_alloc_ports = c->n_ports;
+        node_reserved_ports_each(n, port_push, c);
+        for (size_t i = n_alloc_ports; i < c->n_ports; i++)
+            if (bsearch(&c->ports[i], c->ports, n_alloc_ports, sizeof *c->ports, i64_cmp))
+                return false; /* an alloc holds a port the node reserves */
+    }
+    return true;
+}
+
+static struct pnode *pnode_get(struct smap *by_node, struct pnode **v, size_t *n, size_t *cap,
+                               const char *node_id)
+{
+    const char *key = cv_str(node_id);
+    bool found;
+    void *x = smap_get(by_node, key, &found);
+    if (found)
+        return &(*v)[(uintptr_t)x];
+    CV_GROW(*v, *cap, *n + 1);
+    struct pnode *pn = &(*v)[*n];
+    memset(pn, 0, sizeof *pn);
+    pn->node_id = key;
+    smap_put(by_node, key, (void *)(uintptr_t)*n);
+    (*n)++;
+    return pn;
+}
+
+int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct pcheck c = {.p = p};
+    smap_init(&c.ids, p->n_node_allocation + p->n_node_update);
+    c.is_update = xcalloc(p->n_node_allocation + 1, sizeof *c.is_update);
+    struct smap by_node;
+    smap_init(&by_node, 64);
+    struct pnode *nodes = NULL;
+    size_t n_nodes = 0, cap_nodes = 0;
+
+    for (size_t i = 0; i < p->n_node_update; i++) {
+        const struct alloc *a = &p->node_update[i];
+        smap_put(&c.ids, a->id, NULL);
+        struct pnode *pn = pnode_get(&by_node, &nodes, &n_nodes, &cap_nodes, a->node_id);
+        CV_GROW(pn->updates, pn->cap_updates, pn->n_updates + 1);
+        pn->updates[pn->n_updates++] = i;
+    }
+    for (size_t i = 0; i < p->n_node_allocation; i++) {
+        const struct alloc *a = &p->node_allocation[i];
+        smap_put(&c.ids, a->id, (void *)(uintptr_t)(i + 1));
+        struct pnode *pn = pnode_get(&by_node, &nodes, &n_nodes, &cap_nodes, a->node_id);
+        CV_GROW(pn->allocs, pn->cap_allocs, pn->n_allocs + 1);
+        pn->allocs[pn->n_allocs++] = i;
+    }
+
+    size_t rejected = 0, n_alloc_ok = 0, n_update_ok = 0;
+    for (size_t i = 0; i < n_nodes; i++) {
+        if (!node_fits(&c, latest, &nodes[i])) {
+            nodes[i].reject = true;
+            rejected++;
+            strlist_add(&out->rejected_nodes, nodes[i].node_id);
+        } else {
+            n_alloc_ok += nodes[i].n_allocs;
+            n_update_ok += nodes[i].n_updates;
+        }
+    }
+    if (rejected)
+        out->refresh_index = snap_index(latest);
+    if (!(rejected && p->all_at_once)) {
+        if (n_alloc_ok)
+            out->node_allocation = xcalloc(n_alloc_ok, sizeof *out->node_allocation);
+        if (n_update_ok)
+            out->node_update = xcalloc(n_update_ok, sizeof *out->node_update);
+        for (size_t i = 0; i < n_nodes; i++) {
+            struct pnode *pn = &nodes[i];
+            if (pn->reject)
+                continue;
+            for (size_t k = 0; k < pn->n_updates; k++)
+                st_copy(&ST_ALLOC, &out->node_update[out->n_node_update++],
+                        &p->node_update[pn->updates[k]]);
+            for (size_t k = 0; k < pn->n_allocs; k++)
+                st_copy(&ST_ALLOC, &out->node_allocation[out->n_node_allocation++],
+                        &p->node_allocation[pn->allocs[k]]);
+        }
+    }
+    for (size_t i = 0; i < n_nodes; i++) {
+        free(nodes[i].allocs);
+        free(nodes[i].updates);
+    }
+    free(nodes);
+    smap_close(&by_node);
+    smap_close(&c.ids);
+    free(c.is_update);
+    free(c.ports);
+    return (int)rejected;
+}
