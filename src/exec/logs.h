@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "exec/client.h" /* log_stream_read(), _task_dead(), _close() */
+
 struct logrot {
     char *dir;       /* owned */
     char *base;      /* owned: "<task>.stdout" */
@@ -40,7 +42,7 @@ void logrot_close(struct logrot *r);
  * *out is a new array (free with free()), NULL when none. */
 size_t logs_list(const char *dir, const char *base, int64_t **out);
 
-/* Reader. dead(arg) says whether the task has finished for good (may be NULL). */
+/* Reader (read/close are declared in client.h). dead(arg) says whether the task has finished for good (may be NULL). */
 struct log_stream;
 struct log_stream *log_stream_new(const char *dir, const char *base, bool from_end,
                                   int64_t offset, bool (*dead)(void *arg), void *arg,
