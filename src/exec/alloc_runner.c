@@ -292,10 +292,12 @@ static void tr_handle_report(struct task_runner *tr, bool eof)
     if (tr->phase != TR_STARTING)
         return;
     if (cv_has_prefix(tr->report, "ok ")) {
-        tr->task_pid = (pid_t)strtol(tr->report + 3, NULL, 10);
+        char *end;
+        tr->task_pid = (pid_t)strtol(tr->report + 3, &end, 10);
+        int64_t started = strtoll(end, NULL, 10);
         tr->phase = TR_RUNNING;
         tr_set_state(tr, TASK_STATE_RUNNING);
-        tr->state.started_at = cv_wall_ns();
+        tr->state.started_at = started > 0 ? started : cv_wall_ns();
         tr->state.finished_at = 0;
         tr_event(tr, TASK_EV_STARTED, "Task started by client");
         if (tr->kill_requested)

@@ -325,7 +325,7 @@ int shim_main(int argc, char **argv)
     /* A failed handle write only costs re-attach after an agent restart; the task runs. */
     write_kv_atomic(o.handle, h);
     free(h);
-    report("ok %d\n", (int)pid);
+    report("ok %d %lld\n", (int)pid, (long long)started);
 
     struct logrot lo, le;
     char *nout = xasprintf("%s.stdout", o.log_name), *nerr = xasprintf("%s.stderr", o.log_name);

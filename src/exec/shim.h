@@ -7,7 +7,7 @@
  *   1. creates the stdout/stderr pipes and forks the task into its own process group,
  *      with stdin on /dev/null, and execs the command (PATH from the task's env);
  *   2. writes the task handle file (shim pid, task pid = pgid, start time) atomically
- *      and reports "ok <pid>\n" — or "err <message>\n" when exec failed — on fd 3,
+ *      and reports "ok <pid> <start unix ns>\n" — or "err <message>\n" when exec failed — on fd 3,
  *      then closes fd 3;
  *   3. copies the pipes into rotating log files (logs.h) until the task exits;
  *   4. forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 it receives to the task's
