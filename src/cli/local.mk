@@ -1,2 +1,12 @@
+# The command-line interface: one file per command (cmd_<noun>_<verb>.c), a shared core
+# (flags, HTTP client, API helpers, formatting, renderers, evaluation monitor).
 noinst_LIBRARIES += libcvcli.a
-libcvcli_a_SOURCES = %reldir%/cli.c %reldir%/cli.h
+libcvcli_a_SOURCES = \
+	%reldir%/cli.c %reldir%/cli.h %reldir%/cli_int.h \
+	%reldir%/flags.c %reldir%/http.c %reldir%/api.c %reldir%/format.c \
+	%reldir%/views.c %reldir%/monitor.c %reldir%/jobfile.c \
+	%reldir%/cmd_version.c %reldir%/cmd_status.c \
+	%reldir%/cmd_node_status.c %reldir%/cmd_server_members.c \
+	%reldir%/cmd_job_init.c %reldir%/cmd_job_run.c %reldir%/cmd_job_status.c \
+	%reldir%/cmd_job_stop.c %reldir%/cmd_job_validate.c %reldir%/cmd_job_inspect.c \
+	%reldir%/cmd_alloc_status.c %reldir%/cmd_alloc_logs.c %reldir%/cmd_eval_status.c
