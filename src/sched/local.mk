@@ -7,3 +7,13 @@ libcvsched_a_SOURCES = \
 	%reldir%/res.c \
 	%reldir%/generic.c \
 	%reldir%/plan_check.c
+
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/t_sched_generic
+TESTS += tests/unit/t_sched_generic
+endif
+tests_unit_t_sched_generic_SOURCES = tests/unit/t_sched_generic.c \
+	tests/unit/t_sched_helper.c tests/unit/t_sched_helper.h
+tests_unit_t_sched_generic_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_sched_generic_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a \
+	$(CHECK_LIBS) $(CV_SYSLIBS)
