@@ -17,3 +17,7 @@ tests_unit_t_sched_generic_SOURCES = tests/unit/t_sched_generic.c \
 tests_unit_t_sched_generic_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_sched_generic_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a \
 	$(CHECK_LIBS) $(CV_SYSLIBS)
+
+noinst_PROGRAMS += bench/bench_sched
+bench_bench_sched_SOURCES = bench/bench_sched.c
+bench_bench_sched_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
