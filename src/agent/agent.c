@@ -1,14 +1,569 @@
 /*
- * agent.c - `caravan agent`.
+ * agent.c - `caravan agent`: flags and config files, the configuration banner, the
+ * server and client roles and the HTTP API on one event loop, and graceful shutdown.
+ *
+ * Precedence: defaults < -dev < config files (in the order given) < flags.
+ * Shutdown (SIGINT/SIGTERM): the client stops its tasks when it runs in dev mode, sends
+ * its last updates, then the HTTP API, the server and raft close, and a dev agent's
+ * temporary data directory is removed: nothing is left behind.
  */
 #include "agent/agent.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "agent/agent_config.h"
+#include "config.h"
+#include "exec/client.h"
+#include "http/http.h"
+#include "rpc/endpoint.h"
+#include "server/server.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct agent {
+    struct agent_config cfg;
+    struct event_base *base;
+    char *data_dir; /* effective */
+    bool data_dir_tmp;
+    char node_id[37];
+    char *adv;      /* advertised IP */
+    struct server *server;
+    struct client *client;
+    struct rpc_client *rpc;
+    struct http_api *http;
+    struct event *sigint, *sigterm, *shutdown_timer;
+    bool shutting_down;
+    int64_t start_ns;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: caravan agent [options]\n\n"
+               "  Starts the Caravan agent and runs until an interrupt is received.\n"
+               "  The agent may be a client and/or server.\n\n"
+               "General Options:\n\n"
+               "  -bind=<addr>          The address the agent will bind to for all of its services.\n"
+               "  -config=<path>        A config file or a directory of .hcl/.json files; may repeat.\n"
+               "  -data-dir=<path>      The data directory used to store state.\n"
+               "  -dc=<datacenter>      The datacenter this agent is running in (default dc1).\n"
+               "  -dev                  Start the agent in development mode: server and client,\n"
+               "                        bound to 127.0.0.1, raw_exec enabled, nothing kept.\n"
+               "  -log-level=<level>    TRACE, DEBUG, INFO, WARN or ERROR.\n"
+               "  -node=<name>          The name of the local agent (default: the host name).\n"
+               "  -region=<region>      The region of the agent (default global).\n\n"
+               "Server Options:\n\n"
+               "  -server               Enable server mode for the agent.\n"
+               "  -bootstrap-expect=<n> How many servers to wait for before bootstrapping.\n"
+               "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
+               "Client Options:\n\n"
+               "  -client               Enable client mode for the agent.\n"
+               "  -node-class=<class>   Mark this node as a member of a node class.\n");
+}
+
+/* First non-loopback IPv4 address of the host, for bind 0.0.0.0. */
+static char *pick_advertise(const char *bind)
+{
+    if (strcmp(bind, "0.0.0.0") != 0)
+        return xstrdup(bind);
+    struct ifaddrs *ifs;
+    char *out = NULL;
+    if (getifaddrs(&ifs) == 0) {
+        for (struct ifaddrs *i = ifs; i && !out; i = i->ifa_next) {
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
+                continue;
+            char buf[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof buf);
+            out = xstrdup(buf);
+        }
+        freeifaddrs(ifs);
+    }
+    return out ? out : xstrdup("127.0.0.1");
+}
+
+static int load_node_id(struct agent *a, char *errmsg)
+{
+    if (a->data_dir_tmp) {
+        cv_uuid(a->node_id);
+        return 0;
+    }
+    char *path = xasprintf("%s/server/node-id", a->data_dir);
+    char *data = NULL;
+    if (cv_read_file(path, &data, NULL) == 0 && cv_uuid_valid(strtok(data, "\n"))) {
+        snprintf(a->node_id, sizeof a->node_id, "%s", data);
+    } else {
+        char *dir = xasprintf("%s/server", a->data_dir);
+        cv_mkdir_p(dir, 0700);
+        free(dir);
+        cv_uuid(a->node_id);
+        int rc = cv_write_file_atomic(path, a->node_id, strlen(a->node_id));
+        if (rc) {
+            cv_err(errmsg, CV_EIO, "write %s: %s", path, strerror(-rc));
+            free(data);
+            free(path);
+            return -CV_EIO;
+        }
+    }
+    free(data);
+    free(path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- /v1/agent views */
+
+static json_t *member_json(struct agent *a)
+{
+    json_t *m = json_object();
+    char *name = xasprintf("%s.%s", a->cfg.name, a->cfg.region);
+    json_object_set_new(m, "Name", json_string(name));
+    free(name);
+    json_object_set_new(m, "Addr", json_string(a->adv));
+    json_object_set_new(m, "Port", json_integer(a->cfg.serf_port));
+    json_t *tags = json_object();
+    char port[16];
+    snprintf(port, sizeof port, "%d", a->cfg.rpc_port);
+    json_object_set_new(tags, "role", json_string("nomad"));
+    json_object_set_new(tags, "region", json_string(a->cfg.region));
+    json_object_set_new(tags, "dc", json_string(a->cfg.datacenter));
+    json_object_set_new(tags, "build", json_string(PACKAGE_VERSION));
+    json_object_set_new(tags, "vsn", json_string("1"));
+    json_object_set_new(tags, "raft_vsn", json_string("3"));
+    json_object_set_new(tags, "id", json_string(a->node_id));
+    json_object_set_new(tags, "rpc_addr", json_string(a->adv));
+    json_object_set_new(tags, "port", json_string(port));
+    if (a->cfg.bootstrap_expect == 1)
+        json_object_set_new(tags, "bootstrap", json_string("1"));
+    if (a->cfg.bootstrap_expect) {
+        char e[16];
+        snprintf(e, sizeof e, "%d", a->cfg.bootstrap_expect);
+        json_object_set_new(tags, "expect", json_string(e));
+    }
+    json_object_set_new(m, "Tags", tags);
+    json_object_set_new(m, "Status", json_string("alive"));
+    json_object_set_new(m, "ProtocolMin", json_integer(1));
+    json_object_set_new(m, "ProtocolMax", json_integer(5));
+    json_object_set_new(m, "ProtocolCur", json_integer(2));
+    json_object_set_new(m, "DelegateMin", json_integer(2));
+    json_object_set_new(m, "DelegateMax", json_integer(5));
+    json_object_set_new(m, "DelegateCur", json_integer(4));
+    return m;
+}
+
+static json_t *agent_members(void *arg)
+{
+    struct agent *a = arg;
+    json_t *o = json_object();
+    char *name = xasprintf("%s.%s", a->cfg.name, a->cfg.region);
+    json_object_set_new(o, "ServerName", json_string(name));
+    free(name);
+    json_object_set_new(o, "ServerRegion", json_string(a->cfg.region));
+    json_object_set_new(o, "ServerDC", json_string(a->cfg.datacenter));
+    json_t *members = json_array();
+    if (a->server)
+        json_array_append_new(members, member_json(a));
+    json_object_set_new(o, "Members", members);
+    return o;
+}
+
+static json_t *agent_self(void *arg)
+{
+    struct agent *a = arg;
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "Region", json_string(a->cfg.region));
+    json_object_set_new(cfg, "Datacenter", json_string(a->cfg.datacenter));
+    json_object_set_new(cfg, "NodeName", json_string(a->cfg.name));
+    json_object_set_new(cfg, "DataDir", json_string(a->data_dir));
+    json_object_set_new(cfg, "BindAddr", json_string(a->cfg.bind_addr));
+    json_object_set_new(cfg, "LogLevel", json_string(a->cfg.log_level));
+    json_object_set_new(cfg, "DevMode", json_boolean(a->cfg.dev));
+    json_object_set_new(cfg, "Version", json_pack("{s:s}", "Version", PACKAGE_VERSION));
+    json_t *ports = json_pack("{s:i,s:i,s:i}", "HTTP", a->cfg.http_port, "RPC", a->cfg.rpc_port,
+                              "Serf", a->cfg.serf_port);
+    json_object_set_new(cfg, "Ports", ports);
+    json_object_set_new(cfg, "Server", json_pack("{s:b,s:i}", "Enabled", a->server != NULL,
+                                                 "BootstrapExpect", a->cfg.bootstrap_expect));
+    json_object_set_new(cfg, "Client", json_pack("{s:b}", "Enabled", a->client != NULL));
+    json_t *o = json_object();
+    json_object_set_new(o, "config", cfg);
+    json_object_set_new(o, "member", a->server ? member_json(a) : json_object());
+    json_t *stats = json_object();
+    json_t *nomad = json_object();
+    json_object_set_new(nomad, "server", json_string(a->server ? "true" : "false"));
+    if (a->server) {
+        const char *l = server_leader_addr(a->server);
+        json_object_set_new(nomad, "leader", json_string(server_is_leader(a->server) ? "true" : "false"));
+        json_object_set_new(nomad, "leader_addr", json_string(cv_str(l)));
+        json_object_set_new(nomad, "bootstrap", json_string(a->cfg.bootstrap_expect == 1 ? "true" : "false"));
+        json_object_set_new(nomad, "known_regions", json_string("1"));
+        json_t *raft = json_object();
+        json_object_set_new(raft, "state", json_string(server_raft_state(a->server)));
+        char ix[32];
+        snprintf(ix, sizeof ix, "%llu", (unsigned long long)server_raft_applied(a->server));
+        json_object_set_new(raft, "applied_index", json_string(ix));
+        json_object_set_new(stats, "raft", raft);
+    }
+    json_object_set_new(stats, "nomad", nomad);
+    if (a->client) {
+        json_t *c = json_object();
+        json_object_set_new(c, "node_id", json_string(cv_str(client_node_id(a->client))));
+        char n[32];
+        snprintf(n, sizeof n, "%zu", client_num_allocs(a->client));
+        json_object_set_new(c, "num_allocations", json_string(n));
+        json_object_set_new(c, "known_servers", json_string(a->server ? a->adv : ""));
+        json_object_set_new(stats, "client", c);
+    }
+    json_object_set_new(o, "stats", stats);
+    return o;
+}
+
+/* ---------------------------------------------------------------- banner */
+
+static void banner(struct agent *a)
+{
+    struct agent_config *c = &a->cfg;
+    if (c->loaded_files.n) {
+        printf("==> Loaded configuration from ");
+        for (size_t i = 0; i < c->loaded_files.n; i++)
+            printf("%s%s", i ? ", " : "", c->loaded_files.v[i]);
+        printf("\n");
+    } else {
+        printf("==> No configuration files loaded\n");
+    }
+    printf("==> Starting Caravan agent...\n");
+    printf("==> Caravan agent configuration:\n\n");
+    char adv[256], bind[256];
+    if (a->server) {
+        snprintf(adv, sizeof adv, "HTTP: %s:%d; RPC: %s:%d; Serf: %s:%d", a->adv, c->http_port,
+                 a->adv, c->rpc_port, a->adv, c->serf_port);
+        snprintf(bind, sizeof bind, "HTTP: [%s:%d]; RPC: %s:%d; Serf: %s:%d", c->bind_addr,
+                 c->http_port, c->bind_addr, c->rpc_port, c->bind_addr, c->serf_port);
+    } else {
+        snprintf(adv, sizeof adv, "HTTP: %s:%d", a->adv, c->http_port);
+        snprintf(bind, sizeof bind, "HTTP: [%s:%d]", c->bind_addr, c->http_port);
+    }
+    char region[256];
+    snprintf(region, sizeof region, "%s (DC: %s)", c->region, c->datacenter);
+    enum log_level lvl = LOG_INFO;
+    log_parse_level(c->log_level, &lvl);
+    /* Sorted by lower-case key, right-aligned to 18 columns, as Nomad prints it. */
+    printf("%22s: %s\n", "Advertise Addrs", adv);
+    printf("%22s: %s\n", "Bind Addrs", bind);
+    printf("%22s: %s\n", "Client", c->client_enabled ? "true" : "false");
+    printf("%22s: %s\n", "Log Level", log_level_name(lvl));
+    if (a->server)
+        printf("%22s: %s\n", "Node Id", a->node_id);
+    printf("%22s: %s\n", "Region", region);
+    printf("%22s: %s\n", "Server", c->server_enabled ? "true" : "false");
+    printf("%22s: %s\n", "Version", PACKAGE_VERSION);
+    printf("\n==> Caravan agent started! Log data will stream in below:\n\n");
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+static void finish_shutdown(void *arg)
+{
+    struct agent *a = arg;
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *a = arg;
+    log_warn("agent", "shutdown took too long; exiting anyway");
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct agent *a = arg;
+    if (a->shutting_down) {
+        log_warn("agent", "second signal received: exiting now");
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    a->shutting_down = true;
+    printf("==> Caught signal: %s\n", sig == SIGINT ? "interrupt" : "terminated");
+    log_info("agent", "requesting shutdown");
+    fflush(stdout);
+    a->shutdown_timer = evtimer_new(a->base, on_shutdown_timeout, a);
+    struct timeval tv = {30, 0};
+    evtimer_add(a->shutdown_timer, &tv);
+    if (a->client)
+        client_shutdown(a->client, a->cfg.dev, finish_shutdown, a);
+    else
+        event_base_loopexit(a->base, NULL);
+}
+
+/* ---------------------------------------------------------------- main */
+
+enum {
+    OPT_DEV = 1,
+    OPT_CONFIG,
+    OPT_BIND,
+    OPT_LOG_LEVEL,
+    OPT_SERVER,
+    OPT_CLIENT,
+    OPT_DATA_DIR,
+    OPT_REGION,
+    OPT_DC,
+    OPT_NODE,
+    OPT_BOOTSTRAP_EXPECT,
+    OPT_NUM_SCHEDULERS,
+    OPT_NODE_CLASS,
+    OPT_HELP,
+};
 
 int agent_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "agent: not built yet\n");
-    return 1;
+    static const struct option opts[] = {
+        {"dev", no_argument, NULL, OPT_DEV},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"server", no_argument, NULL, OPT_SERVER},
+        {"client", no_argument, NULL, OPT_CLIENT},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"dc", required_argument, NULL, OPT_DC},
+        {"node", required_argument, NULL, OPT_NODE},
+        {"bootstrap-expect", required_argument, NULL, OPT_BOOTSTRAP_EXPECT},
+        {"num-schedulers", required_argument, NULL, OPT_NUM_SCHEDULERS},
+        {"node-class", required_argument, NULL, OPT_NODE_CLASS},
+        {"h", no_argument, NULL, OPT_HELP},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct agent a;
+    memset(&a, 0, sizeof a);
+    a.start_ns = (int64_t)cv_mono_ns();
+    agent_config_defaults(&a.cfg);
+    char err[1024] = "";
+    int rc = 1;
+
+    /* First pass: -dev and -config, which the other flags override. */
+    struct strlist configs = {0};
+    bool dev = false;
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long_only(argc, argv, "", opts, NULL)) != -1) {
+        if (o == OPT_DEV)
+            dev = true;
+        else if (o == OPT_CONFIG)
+            strlist_add(&configs, optarg);
+        else if (o == OPT_HELP) {
+            usage(stdout);
+            strlist_clear(&configs);
+            agent_config_clear(&a.cfg);
+            return 0;
+        } else if (o == '?') {
+            fprintf(stderr, "Error parsing flags: %s\n", argv[optind - 1]);
+            usage(stderr);
+            goto out_cfg;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "Error: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        goto out_cfg;
+    }
+    if (dev)
+        agent_config_dev(&a.cfg);
+    for (size_t i = 0; i < configs.n; i++) {
+        if (agent_config_load(&a.cfg, configs.v[i], err, sizeof err) != 0) {
+            fprintf(stderr, "==> Error loading configuration from %s: %s\n", configs.v[i], err);
+            goto out_cfg;
+        }
+    }
+    optind = 1;
+    while ((o = getopt_long_only(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_BIND:
+            cv_strset(&a.cfg.bind_addr, optarg);
+            break;
+        case OPT_LOG_LEVEL:
+            cv_strset(&a.cfg.log_level, optarg);
+            break;
+        case OPT_SERVER:
+            a.cfg.server_enabled = true;
+            break;
+        case OPT_CLIENT:
+            a.cfg.client_enabled = true;
+            break;
+        case OPT_DATA_DIR:
+            cv_strset(&a.cfg.data_dir, optarg);
+            break;
+        case OPT_REGION:
+            cv_strset(&a.cfg.region, optarg);
+            break;
+        case OPT_DC:
+            cv_strset(&a.cfg.datacenter, optarg);
+            break;
+        case OPT_NODE:
+            cv_strset(&a.cfg.name, optarg);
+            break;
+        case OPT_BOOTSTRAP_EXPECT:
+            a.cfg.bootstrap_expect = atoi(optarg);
+            break;
+        case OPT_NUM_SCHEDULERS:
+            a.cfg.num_schedulers = atoi(optarg);
+            break;
+        case OPT_NODE_CLASS:
+            cv_strset(&a.cfg.node_class, optarg);
+            break;
+        default:
+            break;
+        }
+    }
+    if (agent_config_check(&a.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "==> %s\n", err);
+        goto out_cfg;
+    }
+    struct in_addr tmp;
+    if (inet_pton(AF_INET, a.cfg.bind_addr, &tmp) != 1) {
+        fprintf(stderr, "==> Invalid bind address \"%s\": an IPv4 address is required\n",
+                a.cfg.bind_addr);
+        goto out_cfg;
+    }
+    if (a.cfg.client_enabled && !a.cfg.server_enabled) {
+        fprintf(stderr, "==> A client-only agent needs to reach servers over RPC, which this "
+                        "build does not do yet: run the client together with -server\n");
+        goto out_cfg;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    enum log_level lvl = LOG_INFO;
+    log_parse_level(a.cfg.log_level, &lvl);
+    log_min_level = lvl;
+    log_set_output(stdout, "    ");
+    a.base = event_base_new();
+    a.adv = a.cfg.advertise_addr ? xstrdup(a.cfg.advertise_addr) : pick_advertise(a.cfg.bind_addr);
+
+    if (a.cfg.data_dir) {
+        a.data_dir = xstrdup(a.cfg.data_dir);
+        int r = cv_mkdir_p(a.data_dir, 0755);
+        if (r) {
+            fprintf(stderr, "==> Error creating data directory %s: %s\n", a.data_dir, strerror(-r));
+            goto out_base;
+        }
+    } else {
+        char tmpl[] = "/tmp/caravan-dev-XXXXXX";
+        if (!mkdtemp(tmpl)) {
+            fprintf(stderr, "==> Error creating a temporary data directory: %s\n", strerror(errno));
+            goto out_base;
+        }
+        a.data_dir = xstrdup(tmpl);
+        a.data_dir_tmp = true;
+    }
+    if (load_node_id(&a, err) != 0) {
+        fprintf(stderr, "==> %s\n", err);
+        goto out_dir;
+    }
+
+    if (a.cfg.server_enabled) {
+        char rpc_addr[128];
+        snprintf(rpc_addr, sizeof rpc_addr, "%s:%d", a.adv, a.cfg.rpc_port);
+        char *sdir = xasprintf("%s/server", a.data_dir);
+        struct server_config sc = {
+            .region = a.cfg.region,
+            .datacenter = a.cfg.datacenter,
+            .node_name = a.cfg.name,
+            .node_id = a.node_id,
+            .rpc_addr = rpc_addr,
+            .data_dir = sdir,
+            .bootstrap_expect = a.cfg.bootstrap_expect,
+            .num_workers = a.cfg.num_schedulers,
+            .raft_multiplier = a.cfg.raft_multiplier,
+            .dev = a.cfg.dev,
+        };
+        a.server = server_new(a.base, &sc, err);
+        free(sdir);
+        if (!a.server) {
+            fprintf(stderr, "==> Error starting agent: server setup failed: %s\n", err);
+            goto out_dir;
+        }
+    }
+    struct http_deps deps = {a.server, NULL, agent_self, agent_members, &a};
+    if (a.cfg.client_enabled) {
+        char http_addr[128];
+        snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);
+        a.rpc = rpc_local_client(server_endpoints(a.server));
+        struct client_config cc = {
+            .data_dir = a.data_dir,
+            .node_name = a.cfg.name,
+            .datacenter = a.cfg.datacenter,
+            .region = a.cfg.region,
+            .node_class = a.cfg.node_class,
+            .node_pool = "default",
+            .http_addr = http_addr,
+            .node_id = a.data_dir_tmp ? a.node_id : NULL,
+            .raw_exec_enabled = a.cfg.raw_exec_enabled,
+            .dev_mode = a.cfg.dev,
+            .meta = a.cfg.client_meta,
+        };
+        a.client = client_new(a.base, &cc, a.rpc);
+        deps.client = a.client;
+    }
+    a.http = http_api_new(a.base, a.cfg.bind_addr, a.cfg.http_port, &deps, err);
+    if (!a.http) {
+        fprintf(stderr, "==> Error starting agent: %s\n", err);
+        goto out_roles;
+    }
+    banner(&a);
+    if (a.server && server_start(a.server, err) != 0) {
+        log_error("agent", "server start failed: %s", err);
+        goto out_roles;
+    }
+    if (a.client && client_start(a.client, err) != 0) {
+        log_error("agent", "client start failed: %s", err);
+        goto out_roles;
+    }
+    a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
+    a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
+    event_add(a.sigint, NULL);
+    event_add(a.sigterm, NULL);
+    event_base_dispatch(a.base);
+    rc = 0;
+    log_info("agent", "shutdown complete");
+
+out_roles:
+    if (a.sigint)
+        event_free(a.sigint);
+    if (a.sigterm)
+        event_free(a.sigterm);
+    if (a.shutdown_timer)
+        event_free(a.shutdown_timer);
+    http_api_free(a.http);
+    if (a.client)
+        client_free(a.client);
+    rpc_client_free(a.rpc);
+    server_close(a.server);
+out_dir:
+    if (a.data_dir_tmp)
+        cv_rm_rf(a.data_dir);
+    free(a.data_dir);
+    free(a.adv);
+out_base:
+    if (a.base)
+        event_base_free(a.base);
+out_cfg:
+    strlist_clear(&configs);
+    agent_config_clear(&a.cfg);
+    return rc;
 }

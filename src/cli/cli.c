@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "exec/shim.h"
 #include "cli/cli_int.h"
 #include "config.h"
 #include "util/util.h"
@@ -157,6 +158,9 @@ int cli_main(int argc, char **argv)
     const char *first = argv[1];
     if (strcmp(first, "agent") == 0)
         return agent_main(argc - 1, argv + 1);
+    /* Internal verb: the per-task shim the client re-executes (src/exec/shim.h). */
+    if (strcmp(first, "task-shim") == 0)
+        return shim_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "-version") ||
             !strcmp(argv[i], "--version"))

@@ -1,0 +1,333 @@
+/*
+ * config.c - agent configuration files. Both syntaxes land in one JSON tree: JSON files
+ * directly, HCL files through the HCL parser's hcl2json view, where each block is a list
+ * of bodies (`server { enabled = true }` -> "server": [{"enabled": true}]). Readers below
+ * accept either shape.
+ */
+#include "agent/agent_config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "jobspec/hcl.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void agent_config_defaults(struct agent_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->bind_addr = xstrdup("0.0.0.0");
+    c->region = xstrdup("global");
+    c->datacenter = xstrdup("dc1");
+    c->log_level = xstrdup("INFO");
+    c->http_port = 4646;
+    c->rpc_port = 4647;
+    c->serf_port = 4648;
+    c->raft_multiplier = 1;
+    char host[256] = "caravan";
+    if (gethostname(host, sizeof host) == 0)
+        host[sizeof host - 1] = '\0';
+    c->name = xstrdup(host);
+}
+
+void agent_config_dev(struct agent_config *c)
+{
+    cv_strset(&c->bind_addr, "127.0.0.1");
+    cv_strset(&c->log_level, "DEBUG");
+    c->server_enabled = true;
+    c->client_enabled = true;
+    c->bootstrap_expect = 1;
+    c->raw_exec_enabled = true;
+    c->dev = true;
+}
+
+void agent_config_clear(struct agent_config *c)
+{
+    free(c->data_dir);
+    free(c->bind_addr);
+    free(c->advertise_addr);
+    free(c->region);
+    free(c->datacenter);
+    free(c->name);
+    free(c->log_level);
+    free(c->node_class);
+    strmap_clear(&c->client_meta);
+    strlist_clear(&c->loaded_files);
+    memset(c, 0, sizeof *c);
+}
+
+/* An object, or the first body of an HCL block list. */
+static json_t *obj(json_t *parent, const char *key)
+{
+    json_t *v = json_object_get(parent, key);
+    if (json_is_array(v))
+        v = json_array_get(v, 0);
+    return json_is_object(v) ? v : NULL;
+}
+
+static int get_str(json_t *o, const char *key, char **dst, const char *file, char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v)) {
+        snprintf(err, n, "%s: \"%s\" must be a string", file, key);
+        return -CV_EINVAL;
+    }
+    cv_strset(dst, json_string_value(v));
+    return 0;
+}
+
+static int get_int(json_t *o, const char *key, int *dst, const char *file, char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        *dst = (int)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        long x = strtol(json_string_value(v), &end, 10);
+        if (!*end && *json_string_value(v)) {
+            *dst = (int)x;
+            return 0;
+        }
+    }
+    snprintf(err, n, "%s: \"%s\" must be a number", file, key);
+    return -CV_EINVAL;
+}
+
+static int get_bool(json_t *o, const char *key, bool *dst, const char *file, char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (json_is_boolean(v)) {
+        *dst = json_is_true(v);
+        return 0;
+    }
+    if (json_is_string(v) && (!strcmp(json_string_value(v), "true") || !strcmp(json_string_value(v), "false"))) {
+        *dst = !strcmp(json_string_value(v), "true");
+        return 0;
+    }
+    snprintf(err, n, "%s: \"%s\" must be a bool", file, key);
+    return -CV_EINVAL;
+}
+
+static int check_keys(json_t *o, const char *const *known, const char *where, const char *file,
+                      char *err, size_t n)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; known[i]; i++)
+            if (!strcmp(known[i], k))
+                ok = true;
+        if (!ok) {
+            snprintf(err, n, "%s: unexpected key \"%s\"%s%s", file, k, where ? " in " : "",
+                     where ? where : "");
+            return -CV_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int apply_tree(struct agent_config *c, json_t *root, const char *file, char *err, size_t n)
+{
+    /* Keys Nomad's agent config has that we accept; unknown ones are errors (typos). */
+    static const char *const top[] = {"data_dir", "bind_addr", "region", "datacenter", "name",
+                                      "log_level", "ports", "server", "client", "plugin",
+                                      "advertise", "addresses", "telemetry", "ui", "acl",
+                                      "log_json", "log_file", "enable_debug", "leave_on_interrupt",
+                                      "leave_on_terminate", "disable_update_check", NULL};
+    int rc;
+    if ((rc = check_keys(root, top, NULL, file, err, n)))
+        return rc;
+    if ((rc = get_str(root, "data_dir", &c->data_dir, file, err, n)) ||
+        (rc = get_str(root, "bind_addr", &c->bind_addr, file, err, n)) ||
+        (rc = get_str(root, "region", &c->region, file, err, n)) ||
+        (rc = get_str(root, "datacenter", &c->datacenter, file, err, n)) ||
+        (rc = get_str(root, "name", &c->name, file, err, n)) ||
+        (rc = get_str(root, "log_level", &c->log_level, file, err, n)))
+        return rc;
+    json_t *ports = obj(root, "ports");
+    if (ports) {
+        static const char *const pk[] = {"http", "rpc", "serf", NULL};
+        if ((rc = check_keys(ports, pk, "ports", file, err, n)) ||
+            (rc = get_int(ports, "http", &c->http_port, file, err, n)) ||
+            (rc = get_int(ports, "rpc", &c->rpc_port, file, err, n)) ||
+            (rc = get_int(ports, "serf", &c->serf_port, file, err, n)))
+            return rc;
+    }
+    json_t *adv = obj(root, "advertise");
+    if (adv) {
+        char *a = NULL;
+        if ((rc = get_str(adv, "rpc", &a, file, err, n)))
+            return rc;
+        if (a) {
+            char *colon = strrchr(a, ':');
+            if (colon)
+                *colon = '\0';
+            cv_strset(&c->advertise_addr, a);
+            free(a);
+        }
+    }
+    json_t *srv = obj(root, "server");
+    if (srv) {
+        int raft_mult = (int)c->raft_multiplier;
+        if ((rc = get_bool(srv, "enabled", &c->server_enabled, file, err, n)) ||
+            (rc = get_int(srv, "bootstrap_expect", &c->bootstrap_expect, file, err, n)) ||
+            (rc = get_int(srv, "num_schedulers", &c->num_schedulers, file, err, n)) ||
+            (rc = get_int(srv, "raft_multiplier", &raft_mult, file, err, n)))
+            return rc;
+        if (raft_mult < 1 || raft_mult > 10) {
+            snprintf(err, n, "%s: raft_multiplier must be between 1 and 10", file);
+            return -CV_EINVAL;
+        }
+        c->raft_multiplier = (unsigned)raft_mult;
+    }
+    json_t *cl = obj(root, "client");
+    if (cl) {
+        if ((rc = get_bool(cl, "enabled", &c->client_enabled, file, err, n)) ||
+            (rc = get_str(cl, "node_class", &c->node_class, file, err, n)))
+            return rc;
+        json_t *meta = obj(cl, "meta");
+        const char *k;
+        json_t *v;
+        if (meta)
+            json_object_foreach(meta, k, v) if (json_is_string(v))
+                strmap_set(&c->client_meta, k, json_string_value(v));
+    }
+    /* plugin "raw_exec" { config { enabled = true } } */
+    json_t *plugins = json_object_get(root, "plugin");
+    if (json_is_array(plugins))
+        plugins = json_array_get(plugins, 0);
+    json_t *raw = plugins ? obj(plugins, "raw_exec") : NULL;
+    json_t *rawcfg = raw ? obj(raw, "config") : NULL;
+    if (rawcfg && (rc = get_bool(rawcfg, "enabled", &c->raw_exec_enabled, file, err, n)))
+        return rc;
+    return 0;
+}
+
+static int load_file(struct agent_config *c, const char *path, char *err, size_t n)
+{
+    char *data;
+    size_t len;
+    int rc = cv_read_file(path, &data, &len);
+    if (rc) {
+        snprintf(err, n, "%s: %s", path, strerror(-rc));
+        return -CV_EINVAL;
+    }
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    json_t *root = NULL;
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    if (i < len && data[i] == '{') {
+        json_error_t je;
+        root = json_loadb(data, len, 0, &je);
+        if (!root)
+            snprintf(err, n, "%s:%d:%d: %s", base, je.line, je.column, je.text);
+    } else {
+        struct hcl_diags d;
+        hcl_diags_init(&d, base);
+        struct hcl_file *f = hcl_parse(data, len, &d);
+        if (f && !d.n)
+            root = hcl_dump_hcl2json(f);
+        else
+            hcl_diags_format(&d, true, err, n);
+        if (f)
+            hcl_file_free(f);
+        hcl_diags_free(&d);
+    }
+    free(data);
+    if (!root)
+        return -CV_EINVAL;
+    rc = apply_tree(c, root, base, err, n);
+    json_decref(root);
+    if (!rc)
+        strlist_add(&c->loaded_files, base);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int agent_config_load(struct agent_config *c, const char *path, char *err, size_t n)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, n, "Error loading configuration from %s: %s", path, strerror(errno));
+        return -CV_EINVAL;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return load_file(c, path, err, n);
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, n, "Error loading configuration from %s: %s", path, strerror(errno));
+        return -CV_EINVAL;
+    }
+    struct strlist files = {0};
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if ((l > 4 && !strcmp(de->d_name + l - 4, ".hcl")) ||
+            (l > 5 && !strcmp(de->d_name + l - 5, ".json")))
+            strlist_add(&files, de->d_name);
+    }
+    closedir(d);
+    if (files.n)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < files.n && !rc; i++) {
+        char *p = xasprintf("%s/%s", path, files.v[i]);
+        rc = load_file(c, p, err, n);
+        free(p);
+    }
+    strlist_clear(&files);
+    return rc;
+}
+
+int agent_config_check(const struct agent_config *c, char *err, size_t n)
+{
+    enum log_level lvl;
+    if (log_parse_level(c->log_level, &lvl) != 0) {
+        snprintf(err, n, "Invalid log level: %s. Valid log levels are: [TRACE DEBUG INFO WARN ERROR]",
+                 c->log_level);
+        return -CV_EINVAL;
+    }
+    if (!c->server_enabled && !c->client_enabled) {
+        snprintf(err, n, "Must specify either server, client or dev mode for the agent.");
+        return -CV_EINVAL;
+    }
+    if (!c->dev && !c->data_dir) {
+        snprintf(err, n, "Must specify data directory");
+        return -CV_EINVAL;
+    }
+    int ports[3] = {c->http_port, c->rpc_port, c->serf_port};
+    for (int i = 0; i < 3; i++) {
+        if (ports[i] < 1 || ports[i] > 65535) {
+            snprintf(err, n, "Invalid port %d: ports must be between 1 and 65535", ports[i]);
+            return -CV_EINVAL;
+        }
+    }
+    if (c->bootstrap_expect < 0) {
+        snprintf(err, n, "bootstrap_expect must be positive");
+        return -CV_EINVAL;
+    }
+    return 0;
+}

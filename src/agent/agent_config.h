@@ -1,0 +1,42 @@
+/*
+ * config.h - agent configuration: Nomad's flags and config files (HCL or JSON; a
+ * directory loads every *.hcl and *.json in it, in lexical order, later files winning).
+ */
+#ifndef CARAVAN_AGENT_AGENT_CONFIG_H
+#define CARAVAN_AGENT_AGENT_CONFIG_H
+
+#include <stdbool.h>
+
+#include "structs/stype.h"
+
+struct agent_config {
+    char *data_dir;
+    char *bind_addr;
+    char *advertise_addr; /* derived from bind unless set */
+    char *region;
+    char *datacenter;
+    char *name;
+    char *log_level;
+    int http_port, rpc_port, serf_port;
+    bool server_enabled;
+    int bootstrap_expect;
+    int num_schedulers;
+    unsigned raft_multiplier;
+    bool client_enabled;
+    bool raw_exec_enabled;
+    char *node_class;
+    struct strmap client_meta;
+    bool dev;
+    struct strlist loaded_files;
+};
+
+void agent_config_defaults(struct agent_config *c);
+void agent_config_dev(struct agent_config *c);
+void agent_config_clear(struct agent_config *c);
+/* Merges a file or a directory of files into c. Returns 0 or -CV_EINVAL with
+ * "file: what is wrong" in errmsg (errsize bytes). */
+int agent_config_load(struct agent_config *c, const char *path, char *errmsg, size_t errsize);
+/* Checks the final configuration (addresses, ports, roles). */
+int agent_config_check(const struct agent_config *c, char *errmsg, size_t errsize);
+
+#endif
