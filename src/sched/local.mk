@@ -9,13 +9,18 @@ libcvsched_a_SOURCES = \
 	%reldir%/plan_check.c
 
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/t_sched_generic
-TESTS += tests/unit/t_sched_generic
+check_PROGRAMS += tests/unit/t_sched_generic tests/unit/t_sched_plan
+TESTS += tests/unit/t_sched_generic tests/unit/t_sched_plan
 endif
 tests_unit_t_sched_generic_SOURCES = tests/unit/t_sched_generic.c \
 	tests/unit/t_sched_helper.c tests/unit/t_sched_helper.h
 tests_unit_t_sched_generic_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_sched_generic_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a \
+	$(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_sched_plan_SOURCES = tests/unit/t_sched_plan.c \
+	tests/unit/t_sched_helper.c tests/unit/t_sched_helper.h
+tests_unit_t_sched_plan_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_sched_plan_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a \
 	$(CHECK_LIBS) $(CV_SYSLIBS)
 
 noinst_PROGRAMS += bench/bench_sched

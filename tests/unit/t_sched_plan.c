@@ -1,0 +1,285 @@
+/*
+ * t_sched_plan.c - the leader's plan check: partial commits, refresh index, AllAtOnce,
+ * and two plans computed on one snapshot never overcommitting a node.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/sched.h"
+#include "t_sched_helper.h"
+#include "util/util.h"
+
+static struct alloc *hand_alloc(struct th *h, const char *id, int node, const char *job,
+                                int64_t cpu, int64_t mem)
+{
+    struct state_snap *s = th_snap(h);
+    struct alloc *a = st_new(&ST_ALLOC);
+    a->id = xstrdup(id);
+    a->namespace = xstrdup("default");
+    a->job_id = xstrdup(job);
+    a->job = st_ref(&ST_JOB, snap_job(s, "default", job));
+    snap_unref(s);
+    a->name = xasprintf("%s.web[99]", job);
+    a->task_group = xstrdup("web");
+    a->node_id = xstrdup(th_node_id(node));
+    a->desired_status = xstrdup(ALLOC_DESIRED_RUN);
+    a->client_status = xstrdup(ALLOC_CLIENT_RUNNING);
+    a->allocated_resources = xcalloc(1, sizeof *a->allocated_resources);
+    a->allocated_resources->n_tasks = 1;
+    a->allocated_resources->tasks = xcalloc(1, sizeof(struct allocated_task_resources));
+    a->allocated_resources->tasks[0].name = xstrdup("server");
+    a->allocated_resources->tasks[0].cpu_shares = cpu;
+    a->allocated_resources->tasks[0].memory_mb = mem;
+    return a;
+}
+
+static size_t plan_on_node(const struct plan *p, const char *node)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_node_allocation; i++)
+        n += cv_streq(p->node_allocation[i].node_id, node);
+    return n;
+}
+
+START_TEST(test_partial_commit_rejects_overcommitted_node)
+{
+    /* When another writer filled one node after the plan was computed, plan_check
+     * rejects that node whole, commits every other node, and asks for a refresh at the
+     * latest index; AllAtOnce turns the same situation into a full rejection. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 4, 1000, 4096);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 8, 250, 256));
+    th_put_job(&h, th_job("other", JOB_TYPE_SERVICE, 1, 1, 1));
+    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct sched_result r;
+    char err[256];
+    struct state_snap *old = th_snap(&h);
+    ck_assert_int_eq(sched_compute(old, ev, 7, TH_NOW, &r, err), 0);
+    snap_unref(old);
+    ck_assert_uint_eq(r.n_place, 8);
+    /* Pick a node the plan uses and fill it meanwhile. */
+    const char *victim = r.plan.node_allocation[0].node_id;
+    int vi = -1;
+    for (int i = 0; i < 4; i++)
+        if (cv_streq(th_node_id(i), victim))
+            vi = i;
+    ck_assert_int_ge(vi, 0);
+    size_t on_victim = plan_on_node(&r.plan, victim);
+    th_put_alloc(&h, hand_alloc(&h, "ffffffff-0000-4000-8000-000000000001", vi, "other", 900, 100));
+
+    struct state_snap *latest = th_snap(&h);
+    struct plan_result pr;
+    ck_assert_int_eq(plan_check(latest, &r.plan, &pr), 1);
+    ck_assert_uint_eq(pr.rejected_nodes.n, 1);
+    ck_assert_str_eq(pr.rejected_nodes.v[0], victim);
+    ck_assert_uint_eq(pr.refresh_index, snap_index(latest));
+    ck_assert_uint_eq(pr.n_node_allocation, 8 - on_victim);
+    for (size_t i = 0; i < pr.n_node_allocation; i++)
+        ck_assert_str_ne(pr.node_allocation[i].node_id, victim);
+    st_clear(&ST_PLAN_RESULT, &pr);
+
+    r.plan.all_at_once = true;
+    ck_assert_int_eq(plan_check(latest, &r.plan, &pr), 1);
+    ck_assert_uint_eq(pr.n_node_allocation, 0);
+    ck_assert_uint_eq(pr.n_node_update, 0);
+    ck_assert_uint_eq(pr.refresh_index, snap_index(latest));
+    st_clear(&ST_PLAN_RESULT, &pr);
+    r.plan.all_at_once = false;
+
+    /* Unchanged state: everything commits, no refresh. */
+    snap_unref(latest);
+    sched_result_clear(&r);
+    latest = th_snap(&h);
+    ck_assert_int_eq(sched_compute(latest, ev, 8, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(plan_check(latest, &r.plan, &pr), 0);
+    ck_assert_uint_eq(pr.n_node_allocation, r.plan.n_node_allocation);
+    ck_assert_uint_eq(pr.refresh_index, 0);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    sched_result_clear(&r);
+    snap_unref(latest);
+
+    /* A node that went down since: rejected. A node that became ineligible: rejected
+     * for new placements. */
+    latest = th_snap(&h);
+    ck_assert_int_eq(sched_compute(latest, ev, 9, TH_NOW, &r, err), 0);
+    snap_unref(latest);
+    ck_assert_uint_gt(r.plan.n_node_allocation, 0);
+    const char *target = r.plan.node_allocation[0].node_id;
+    int ti = atoi(target + 24);
+    th_node_status(&h, ti, NODE_STATUS_DOWN);
+    latest = th_snap(&h);
+    ck_assert_int_ge(plan_check(latest, &r.plan, &pr), 1);
+    ck_assert(strlist_has(&pr.rejected_nodes, target));
+    st_clear(&ST_PLAN_RESULT, &pr);
+    snap_unref(latest);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+}
+END_TEST
+
+START_TEST(test_stops_only_nodes_commit)
+{
+    /* A node that only loses allocs always commits, even when it is down. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 2, 4000, 4096);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 4, 100, 100));
+    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct sched_result r;
+    th_schedule(&h, ev, 1, &r);
+    sched_result_clear(&r);
+    struct job *j = th_job("web", JOB_TYPE_SERVICE, 4, 100, 100);
+    j->stop = true;
+    th_put_job(&h, j);
+    char err[256];
+    struct state_snap *s = th_snap(&h);
+    ck_assert_int_eq(sched_compute(s, ev, 2, TH_NOW, &r, err), 0);
+    snap_unref(s);
+    th_node_status(&h, 0, NODE_STATUS_DOWN);
+    th_node_status(&h, 1, NODE_STATUS_DOWN);
+    s = th_snap(&h);
+    struct plan_result pr;
+    ck_assert_int_eq(plan_check(s, &r.plan, &pr), 0);
+    ck_assert_uint_eq(pr.n_node_update, 4);
+    ck_assert_uint_eq(pr.refresh_index, 0);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    snap_unref(s);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+}
+END_TEST
+
+START_TEST(test_two_plans_one_snapshot_never_overcommit)
+{
+    /* Two workers plan different jobs on the same snapshot of a nearly full cluster;
+     * applying both through plan_check in sequence (re-planning what was refused, as
+     * the worker does) never puts a node over its CPU or memory, for many seeds. */
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct th h;
+        th_init(&h);
+        th_add_nodes(&h, 3, 1000, 1000);
+        th_put_job(&h, th_job("a", JOB_TYPE_SERVICE, 5, 300, 300));
+        th_put_job(&h, th_job("b", JOB_TYPE_SERVICE, 5, 300, 300));
+        struct eval *ea = th_eval("a", JOB_TYPE_SERVICE), *eb = th_eval("b", JOB_TYPE_SERVICE);
+        struct state_snap *s = th_snap(&h);
+        struct sched_result ra, rb;
+        char err[256];
+        ck_assert_int_eq(sched_compute(s, ea, seed, TH_NOW, &ra, err), 0);
+        ck_assert_int_eq(sched_compute(s, eb, seed + 100, TH_NOW, &rb, err), 0);
+        snap_unref(s);
+        ck_assert_uint_eq(ra.n_place, 5); /* each alone fits: 9 slots of 300 */
+        ck_assert_uint_eq(rb.n_place, 5);
+        struct plan_result pr;
+        s = th_snap(&h);
+        ck_assert_int_eq(plan_check(s, &ra.plan, &pr), 0);
+        snap_unref(s);
+        th_apply(&h, &pr);
+        st_clear(&ST_PLAN_RESULT, &pr);
+        s = th_snap(&h);
+        int rej = plan_check(s, &rb.plan, &pr);
+        snap_unref(s);
+        ck_assert_int_ge(rej, 1); /* 10 x 300 cannot fit 3 x 1000 */
+        ck_assert_uint_ne(pr.refresh_index, 0);
+        th_apply(&h, &pr);
+        st_clear(&ST_PLAN_RESULT, &pr);
+        sched_result_clear(&rb);
+        /* The worker re-plans b on a fresh snapshot; what is left fails and blocks. */
+        ck_assert_int_eq(th_schedule(&h, eb, seed + 200, &rb), 0);
+        ck_assert(rb.placement_failed);
+        ck_assert_ptr_nonnull(rb.blocked_eval);
+        sched_result_clear(&rb);
+        size_t total = 0;
+        for (int i = 0; i < 3; i++) {
+            int64_t cpu, mem;
+            total += th_node_usage(&h, th_node_id(i), &cpu, &mem);
+            ck_assert_int_le(cpu, 1000);
+            ck_assert_int_le(mem, 1000);
+        }
+        ck_assert_uint_eq(total, 9);
+        sched_result_clear(&ra);
+        st_unref(&ST_EVAL, ea);
+        st_unref(&ST_EVAL, eb);
+        th_close(&h);
+    }
+}
+END_TEST
+
+START_TEST(test_plan_check_port_collision)
+{
+    /* Two plans that give the same static port on one node: the second is refused. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 1, 4000, 4096);
+    struct job *j = th_job("a", JOB_TYPE_SERVICE, 1, 10, 10);
+    struct task_group *tg = &j->task_groups[0];
+    tg->networks = xcalloc(1, sizeof *tg->networks);
+    tg->n_networks = 1;
+    tg->networks[0].reserved_ports = xcalloc(1, sizeof(struct port));
+    tg->networks[0].n_reserved_ports = 1;
+    tg->networks[0].reserved_ports[0].label = xstrdup("http");
+    tg->networks[0].reserved_ports[0].value = 8080;
+    struct job *j2 = st_dup(&ST_JOB, j);
+    j2->refs = 1;
+    cv_strset(&j2->id, "b");
+    th_put_job(&h, j);
+    th_put_job(&h, j2);
+    struct eval *ea = th_eval("a", JOB_TYPE_SERVICE), *eb = th_eval("b", JOB_TYPE_SERVICE);
+    struct state_snap *s = th_snap(&h);
+    struct sched_result ra, rb;
+    char err[256];
+    ck_assert_int_eq(sched_compute(s, ea, 1, TH_NOW, &ra, err), 0);
+    ck_assert_int_eq(sched_compute(s, eb, 2, TH_NOW, &rb, err), 0);
+    snap_unref(s);
+    ck_assert_uint_eq(ra.n_place, 1);
+    ck_assert_uint_eq(rb.n_place, 1);
+    struct plan_result pr;
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check(s, &ra.plan, &pr), 0);
+    snap_unref(s);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check(s, &rb.plan, &pr), 1);
+    snap_unref(s);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    /* A node that reserves 8080 itself refuses it too. */
+    struct node *n = th_node(0, 4000, 4096);
+    n->reserved_resources = st_new(&ST_NODE_RESERVED);
+    n->reserved_resources->reserved_host_ports = xstrdup("22,8000-8100");
+    th_put_node(&h, n);
+    sched_result_clear(&ra);
+    th_put_job(&h, th_job("a", JOB_TYPE_SERVICE, 0, 10, 10));
+    ck_assert_int_eq(th_schedule(&h, ea, 3, &ra), 0); /* stops a's alloc */
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check(s, &rb.plan, &pr), 1);
+    snap_unref(s);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    sched_result_clear(&ra);
+    sched_result_clear(&rb);
+    st_unref(&ST_EVAL, ea);
+    st_unref(&ST_EVAL, eb);
+    th_close(&h);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sched_plan");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_partial_commit_rejects_overcommitted_node);
+    tcase_add_test(tc, test_stops_only_nodes_commit);
+    tcase_add_test(tc, test_two_plans_one_snapshot_never_overcommit);
+    tcase_add_test(tc, test_plan_check_port_collision);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
