@@ -1,1 +1,5 @@
-# benchmarks
+# Benchmarks: `make bench` builds and runs them, printing each figure with its target.
+EXTRA_DIST += bench/bench_agent.py
+bench: all
+	$(top_srcdir)/bench/bench_agent.py
+.PHONY: bench

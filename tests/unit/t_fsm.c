@@ -1,0 +1,244 @@
+/*
+ * t_fsm.c - the FSM: deterministic application of raft entries, and snapshots.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/fsm.h"
+#include "util/err.h"
+#include "util/util.h"
+
+static struct job *mk_job(const char *id, int64_t count)
+{
+    struct job *j = st_new(&ST_JOB);
+    j->id = xstrdup(id);
+    j->n_task_groups = 1;
+    j->task_groups = xcalloc(1, sizeof *j->task_groups);
+    j->task_groups[0].name = xstrdup("g");
+    j->task_groups[0].count = count;
+    j->task_groups[0].n_tasks = 1;
+    j->task_groups[0].tasks = xcalloc(1, sizeof(struct task));
+    j->task_groups[0].tasks[0].name = xstrdup("t");
+    j->task_groups[0].tasks[0].driver = xstrdup("raw_exec");
+    job_canonicalize(j);
+    return j;
+}
+
+static void encode_cmd(struct fsm_cmd *cmd, char **buf, size_t *len)
+{
+    st_encode(&ST_FSM_CMD, cmd, buf, len);
+    st_clear(&ST_FSM_CMD, cmd);
+}
+
+/* A log of entries: register, re-register (unchanged and changed), node, plan, client
+ * update, deregister. Built once, applied to several stores. */
+struct log {
+    char *buf[16];
+    size_t len[16];
+    int n;
+};
+
+static void build_log(struct log *l)
+{
+    struct fsm_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_JOB_REGISTER;
+    c.now = 1000;
+    c.job = mk_job("web", 2);
+    c.n_evals = 1;
+    c.evals = xcalloc(1, sizeof *c.evals);
+    c.evals[0].id = xstrdup("e1");
+    c.evals[0].job_id = xstrdup("web");
+    c.evals[0].status = xstrdup(EVAL_STATUS_PENDING);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+
+    memset(&c, 0, sizeof c);
+    c.type = FSM_JOB_REGISTER; /* same spec again: version must not move */
+    c.now = 2000;
+    c.job = mk_job("web", 2);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+
+    memset(&c, 0, sizeof c);
+    c.type = FSM_NODE_REGISTER;
+    c.now = 3000;
+    c.node = st_new(&ST_NODE);
+    c.node->id = xstrdup("n1");
+    c.node->name = xstrdup("node1");
+    c.node->status = xstrdup(NODE_STATUS_READY);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+
+    memset(&c, 0, sizeof c);
+    c.type = FSM_PLAN_APPLY;
+    c.now = 4000;
+    c.n_allocs = 1;
+    c.allocs = xcalloc(1, sizeof *c.allocs);
+    c.allocs[0].id = xstrdup("a1");
+    c.allocs[0].job_id = xstrdup("web");
+    c.allocs[0].namespace = xstrdup("default");
+    c.allocs[0].node_id = xstrdup("n1");
+    c.allocs[0].task_group = xstrdup("g");
+    c.allocs[0].desired_status = xstrdup(ALLOC_DESIRED_RUN);
+    c.allocs[0].client_status = xstrdup(ALLOC_CLIENT_PENDING);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+
+    memset(&c, 0, sizeof c);
+    c.type = FSM_ALLOC_CLIENT_UPDATE;
+    c.now = 5000;
+    c.n_allocs = 1;
+    c.allocs = xcalloc(1, sizeof *c.allocs);
+    c.allocs[0].id = xstrdup("a1");
+    c.allocs[0].client_status = xstrdup(ALLOC_CLIENT_RUNNING);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+
+    memset(&c, 0, sizeof c);
+    c.type = FSM_JOB_REGISTER; /* changed spec: new version */
+    c.now = 6000;
+    c.job = mk_job("web", 3);
+    encode_cmd(&c, &l->buf[l->n], &l->len[l->n]);
+    l->n++;
+}
+
+static void free_log(struct log *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->buf[i]);
+}
+
+static struct state *apply_all(const struct log *l)
+{
+    struct state *s = state_new();
+    char err[CV_ERRMSG_SIZE];
+    for (int i = 0; i < l->n; i++)
+        ck_assert_int_eq(fsm_apply(s, (uint64_t)(i + 1) * 2, l->buf[i], l->len[i], NULL, err), 0);
+    return s;
+}
+
+/* Applying the same log gives the same state, byte for byte (snapshot encodings). */
+START_TEST(test_deterministic)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *a = apply_all(&l), *b = apply_all(&l);
+    struct state_snap *sa = state_snapshot(a), *sb = state_snapshot(b);
+    char *ea, *eb;
+    size_t la, lb;
+    fsm_snapshot_encode(sa, &ea, &la);
+    fsm_snapshot_encode(sb, &eb, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert(memcmp(ea, eb, la) == 0);
+    free(ea);
+    free(eb);
+    snap_unref(sa);
+    snap_unref(sb);
+    state_free(a);
+    state_free(b);
+    free_log(&l);
+}
+END_TEST
+
+/* Register semantics: unchanged spec keeps the version, changed spec bumps it; the eval
+ * gets the job's modify index; client updates merge; the alloc shares the stored job. */
+START_TEST(test_semantics)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *s = apply_all(&l);
+    struct state_snap *sn = state_snapshot(s);
+    const struct job *j = snap_job(sn, "default", "web");
+    ck_assert_ptr_nonnull(j);
+    ck_assert_uint_eq(j->version, 1);
+    ck_assert_uint_eq(j->job_modify_index, 12);
+    ck_assert_int_eq(j->submit_time, 6000);
+    const struct eval *e = snap_eval(sn, "e1");
+    ck_assert_uint_eq(e->job_modify_index, 2);
+    const struct alloc *a = snap_alloc(sn, "a1");
+    ck_assert_str_eq(a->client_status, ALLOC_CLIENT_RUNNING);
+    ck_assert_uint_eq(a->alloc_modify_index, 8);
+    ck_assert_uint_eq(a->modify_index, 10);
+    ck_assert_int_eq(a->modify_time, 5000);
+    const struct node *n = snap_node(sn, "n1");
+    ck_assert_str_eq(n->scheduling_eligibility, NODE_ELIGIBLE);
+    snap_unref(sn);
+    state_free(s);
+    free_log(&l);
+}
+END_TEST
+
+/* A snapshot restores to an identical state, indexes included. */
+START_TEST(test_snapshot_round_trip)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *s = apply_all(&l);
+    struct state_snap *sn = state_snapshot(s);
+    char *buf, *buf2;
+    size_t len, len2;
+    fsm_snapshot_encode(sn, &buf, &len);
+    struct state_snap *restored;
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(fsm_snapshot_decode(buf, len, &restored, err), 0);
+    struct state *s2 = state_new();
+    state_restore(s2, restored);
+    struct state_snap *sn2 = state_snapshot(s2);
+    fsm_snapshot_encode(sn2, &buf2, &len2);
+    ck_assert_uint_eq(len, len2);
+    ck_assert(memcmp(buf, buf2, len) == 0);
+    ck_assert_uint_eq(snap_index(sn2), snap_index(sn));
+    ck_assert_ptr_nonnull(snap_alloc(sn2, "a1")->job); /* the version it was placed with */
+    ck_assert_uint_eq(snap_alloc(sn2, "a1")->job->version, 0);
+    free(buf);
+    free(buf2);
+    snap_unref(sn);
+    snap_unref(sn2);
+    state_free(s);
+    state_free(s2);
+    free_log(&l);
+}
+END_TEST
+
+/* Malformed entries are rejected and change nothing. */
+START_TEST(test_malformed)
+{
+    struct state *s = state_new();
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_ne(fsm_apply(s, 1, "\xc1\xc1", 2, NULL, err), 0);
+    struct fsm_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = 99;
+    char *buf;
+    size_t len;
+    st_encode(&ST_FSM_CMD, &c, &buf, &len);
+    ck_assert_int_eq(fsm_apply(s, 2, buf, len, NULL, err), -CV_EMALFORMED);
+    free(buf);
+    c.type = FSM_JOB_REGISTER; /* without a job */
+    st_encode(&ST_FSM_CMD, &c, &buf, &len);
+    ck_assert_int_eq(fsm_apply(s, 3, buf, len, NULL, err), -CV_EMALFORMED);
+    free(buf);
+    struct state_snap *sn = state_snapshot(s);
+    ck_assert_uint_eq(snap_index(sn), 0);
+    snap_unref(sn);
+    state_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("fsm");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_deterministic);
+    tcase_add_test(tc, test_semantics);
+    tcase_add_test(tc, test_snapshot_round_trip);
+    tcase_add_test(tc, test_malformed);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}
