@@ -267,6 +267,9 @@ int64_t cli_json_time(const json_t *v)
         return (int64_t)json_real_value(v);
     if (json_is_string(v)) {
         int64_t ns;
+        /* Go's zero time ("0001-01-01T00:00:00Z") and anything before 1970 are "unset". */
+        if (strncmp(json_string_value(v), "19", 2) < 0)
+            return 0;
         if (st_parse_time(json_string_value(v), &ns) == 0)
             return ns;
     }

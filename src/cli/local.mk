@@ -10,3 +10,11 @@ libcvcli_a_SOURCES = \
 	%reldir%/cmd_job_init.c %reldir%/cmd_job_run.c %reldir%/cmd_job_status.c \
 	%reldir%/cmd_job_stop.c %reldir%/cmd_job_validate.c %reldir%/cmd_job_inspect.c \
 	%reldir%/cmd_alloc_status.c %reldir%/cmd_alloc_logs.c %reldir%/cmd_eval_status.c
+
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/t_cli
+TESTS += tests/unit/t_cli
+tests_unit_t_cli_SOURCES = tests/unit/t_cli.c
+tests_unit_t_cli_LDADD = libcvcli.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_cli_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+endif
