@@ -11,12 +11,15 @@ libcvexec_a_SOURCES = \
 	%reldir%/taskenv.c %reldir%/taskenv.h
 
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run
-TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run
+check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client
+TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client
 tests_unit_t_exec_pure_SOURCES = tests/unit/t_exec_pure.c
 tests_unit_t_exec_pure_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_pure_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_exec_run_SOURCES = tests/unit/t_exec_run.c
 tests_unit_t_exec_run_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_run_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_exec_client_SOURCES = tests/unit/t_exec_client.c
+tests_unit_t_exec_client_LDADD = libcvexec.a libcvrpc.a libcvstate.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_client_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif

@@ -1,0 +1,588 @@
+/*
+ * t_exec_client.c - the client role against a small scripted server speaking the real
+ * RPC bodies (msgs.h) through the rpc_client ops interface: registration, heartbeats
+ * and re-registration, the blocking allocation watch, batched status updates, desired
+ * stop, garbage collection, log streams, and dev-mode shutdown. Tasks are real
+ * processes (this binary is its own task shim). The full server is tested with the
+ * client by the integration tests; this one pins the client's side of the protocol.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "exec/client.h"
+#include "exec/shim.h"
+#include "rpc/rpc.h"
+#include "structs/msgs.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MS 1000000ll
+
+/* ---- a scripted server ---- */
+
+struct call {
+    struct srv *s;
+    char *method;
+    char *body;
+    size_t len;
+    rpc_cb cb;
+    void *arg;
+};
+
+struct srv {
+    struct rpc_client rc;
+    struct event_base *base;
+    uint64_t index;
+    struct alloc *allocs; /* server's allocations for the node */
+    size_t n_allocs;
+    struct job *job;
+    struct node *node; /* last registered */
+    int registers, heartbeats, updates, get_allocs;
+    int heartbeat_not_found; /* answer this many heartbeats with "node not found" */
+    int64_t ttl;
+    struct call *parked; /* a blocking GetClientAllocs */
+    uint64_t parked_min;
+    struct alloc *last; /* latest client update per alloc (ID, status, task states) */
+    size_t n_last;
+};
+
+static void reply_st(struct call *c, const struct stype *t, const void *resp)
+{
+    char *b;
+    size_t n;
+    st_encode(t, resp, &b, &n);
+    c->cb(0, b, n, "", c->arg);
+    free(b);
+}
+
+static void call_free(struct call *c)
+{
+    free(c->method);
+    free(c->body);
+    free(c);
+}
+
+static void answer_allocs(struct srv *s, struct call *c)
+{
+    struct node_client_allocs_resp r = {{0}, s->index};
+    for (size_t i = 0; i < s->n_allocs; i++)
+        intmap_set(&r.allocs, s->allocs[i].id, (int64_t)s->allocs[i].alloc_modify_index);
+    reply_st(c, &ST_NODE_CLIENT_ALLOCS_RESP, &r);
+    intmap_clear(&r.allocs);
+    call_free(c);
+}
+
+static void srv_changed(struct srv *s)
+{
+    s->index++;
+    if (s->parked) {
+        struct call *c = s->parked;
+        s->parked = NULL;
+        answer_allocs(s, c);
+    }
+}
+
+static void handle(evutil_socket_t fd, short what, void *arg)
+{
+    struct call *c = arg;
+    struct srv *s = c->s;
+    char err[256];
+    (void)fd;
+    (void)what;
+    if (!strcmp(c->method, "Node.Register")) {
+        struct node_register_req q = {0};
+        ck_assert_int_eq(st_decode(&ST_NODE_REGISTER_REQ, c->body, c->len, &q, err), 0);
+        if (s->node)
+            st_free(&ST_NODE, s->node);
+        s->node = q.node;
+        s->registers++;
+        struct node_update_resp r = {.heartbeat_ttl = s->ttl, .index = ++s->index};
+        reply_st(c, &ST_NODE_UPDATE_RESP, &r);
+    } else if (!strcmp(c->method, "Node.UpdateStatus")) {
+        struct node_update_status_req q = {0};
+        ck_assert_int_eq(st_decode(&ST_NODE_UPDATE_STATUS_REQ, c->body, c->len, &q, err), 0);
+        ck_assert_str_eq(q.status, "ready");
+        ck_assert_str_eq(q.node_id, s->node->id);
+        st_clear(&ST_NODE_UPDATE_STATUS_REQ, &q);
+        s->heartbeats++;
+        if (s->heartbeat_not_found > 0) {
+            s->heartbeat_not_found--;
+            c->cb(-CV_ENOTFOUND, NULL, 0, "node not found", c->arg);
+        } else {
+            struct node_update_resp r = {.heartbeat_ttl = s->ttl, .index = s->index};
+            reply_st(c, &ST_NODE_UPDATE_RESP, &r);
+        }
+    } else if (!strcmp(c->method, "Node.GetClientAllocs")) {
+        struct node_client_allocs_req q = {0};
+        ck_assert_int_eq(st_decode(&ST_NODE_CLIENT_ALLOCS_REQ, c->body, c->len, &q, err), 0);
+        ck_assert_str_eq(q.node_id, s->node->id);
+        ck_assert_str_eq(q.secret_id, s->node->secret_id);
+        ck_assert_ptr_null(s->parked); /* one watch at a time */
+        uint64_t min = q.min_query_index;
+        st_clear(&ST_NODE_CLIENT_ALLOCS_REQ, &q);
+        if (s->index > min) {
+            answer_allocs(s, c);
+        } else {
+            s->parked = c;
+            s->parked_min = min;
+        }
+        return;
+    } else if (!strcmp(c->method, "Alloc.GetAllocs")) {
+        struct alloc_get_req q = {{0}};
+        ck_assert_int_eq(st_decode(&ST_ALLOC_GET_REQ, c->body, c->len, &q, err), 0);
+        s->get_allocs++;
+        struct alloc_get_resp r = {NULL, 0, s->index};
+        for (size_t i = 0; i < q.alloc_ids.n; i++)
+            for (size_t k = 0; k < s->n_allocs; k++)
+                if (!strcmp(q.alloc_ids.v[i], s->allocs[k].id))
+                    st_copy(&ST_ALLOC, alloc_array_push(&r.allocs, &r.n_allocs), &s->allocs[k]);
+        reply_st(c, &ST_ALLOC_GET_RESP, &r);
+        st_clear(&ST_ALLOC_GET_RESP, &r);
+        st_clear(&ST_ALLOC_GET_REQ, &q);
+    } else if (!strcmp(c->method, "Node.UpdateAlloc")) {
+        struct alloc_update_req q = {0};
+        ck_assert_int_eq(st_decode(&ST_ALLOC_UPDATE_REQ, c->body, c->len, &q, err), 0);
+        s->updates++;
+        for (size_t i = 0; i < q.n_allocs; i++) {
+            struct alloc *slot = NULL;
+            for (size_t k = 0; k < s->n_last && !slot; k++)
+                if (!strcmp(s->last[k].id, q.allocs[i].id))
+                    slot = &s->last[k];
+            if (slot)
+                st_clear(&ST_ALLOC, slot);
+            else
+                slot = alloc_array_push(&s->last, &s->n_last);
+            st_copy(&ST_ALLOC, slot, &q.allocs[i]);
+        }
+        st_clear(&ST_ALLOC_UPDATE_REQ, &q);
+        struct generic_resp r = {++s->index};
+        reply_st(c, &ST_GENERIC_RESP, &r);
+    } else {
+        ck_abort_msg("unexpected method %s", c->method);
+    }
+    call_free(c);
+}
+
+static void srv_call(struct rpc_client *rc, const char *method, const char *req, size_t len,
+                     rpc_cb cb, void *arg)
+{
+    struct srv *s = rc->impl;
+    struct call *c = xcalloc(1, sizeof *c);
+    c->s = s;
+    c->method = xstrdup(method);
+    c->body = xmalloc(len ? len : 1);
+    memcpy(c->body, req, len);
+    c->len = len;
+    c->cb = cb;
+    c->arg = arg;
+    struct timeval tv = {0, 0};
+    event_base_once(s->base, -1, EV_TIMEOUT, handle, c, &tv); /* always asynchronous */
+}
+
+static const struct rpc_client_ops srv_ops = {srv_call, NULL};
+
+static const struct alloc *last_update(struct srv *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_last; i++)
+        if (!strcmp(s->last[i].id, id))
+            return &s->last[i];
+    return NULL;
+}
+
+static struct alloc *srv_add_alloc(struct srv *s, const char *id, const char *job_json)
+{
+    json_error_t je;
+    json_t *j = json_loads(job_json, 0, &je);
+    ck_assert_ptr_nonnull(j);
+    struct job *job = st_new(&ST_JOB);
+    char err[256];
+    ck_assert_int_eq(st_from_json(&ST_JOB, j, job, err), 0);
+    json_decref(j);
+    job_canonicalize(job);
+    struct alloc *a = alloc_array_push(&s->allocs, &s->n_allocs);
+    a->id = xstrdup(id);
+    a->name = xasprintf("%s.g[0]", job->id);
+    a->job_id = xstrdup(job->id);
+    a->task_group = xstrdup("g");
+    a->node_id = xstrdup(s->node->id);
+    a->desired_status = xstrdup("run");
+    a->client_status = xstrdup("pending");
+    a->job = job;
+    a->alloc_modify_index = s->index + 1;
+    srv_changed(s);
+    return a;
+}
+
+static struct alloc *srv_alloc(struct srv *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_allocs; i++)
+        if (!strcmp(s->allocs[i].id, id))
+            return &s->allocs[i];
+    return NULL;
+}
+
+/* ---- harness ---- */
+
+static char base_dir[64];
+
+static void kill_handles_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        size_t len = strlen(p);
+        struct shim_handle h;
+        if (len > 7 && !strcmp(p + len - 7, ".handle") && shim_read_handle(p, &h) == 0) {
+            if (h.task_pid > 1)
+                kill(-h.task_pid, SIGKILL);
+            if (h.shim_pid > 1)
+                kill(h.shim_pid, SIGKILL);
+        }
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            kill_handles_in(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static void base_setup(void)
+{
+    snprintf(base_dir, sizeof base_dir, "/tmp/t_exec_client_XXXXXX");
+    if (!mkdtemp(base_dir))
+        abort();
+}
+
+static void base_teardown(void)
+{
+    kill_handles_in(base_dir);
+    cv_rm_rf(base_dir);
+}
+
+struct h {
+    struct event_base *base;
+    struct event *tick;
+    struct srv srv;
+    struct client *c;
+    char *dir;
+    bool done;
+};
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static void h_start(struct h *h, bool dev)
+{
+    memset(h, 0, sizeof *h);
+    h->base = event_base_new();
+    h->tick = event_new(h->base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 5000};
+    event_add(h->tick, &tv);
+    h->dir = xasprintf("%s/XXXXXX", base_dir);
+    ck_assert_ptr_nonnull(mkdtemp(h->dir));
+    h->srv.rc.ops = &srv_ops;
+    h->srv.rc.impl = &h->srv;
+    h->srv.base = h->base;
+    h->srv.ttl = 10000 * MS;
+    h->srv.index = 1;
+    struct client_config cfg = {
+        .data_dir = h->dir,
+        .node_name = "node-a",
+        .datacenter = "dc1",
+        .region = "global",
+        .http_addr = "127.0.0.1:4646",
+        .raw_exec_enabled = true,
+        .dev_mode = dev,
+        .shim_path = "/proc/self/exe",
+    };
+    h->c = client_new(h->base, &cfg, &h->srv.rc);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(client_start(h->c, err), 0);
+}
+
+static bool run_until(struct h *h, bool (*pred)(struct h *, const void *), const void *arg,
+                      int64_t ms)
+{
+    uint64_t deadline = cv_mono_ms() + (uint64_t)ms;
+    while (!pred(h, arg)) {
+        if (cv_mono_ms() > deadline)
+            return false;
+        event_base_loop(h->base, EVLOOP_ONCE);
+    }
+    return true;
+}
+
+static bool registered(struct h *h, const void *arg)
+{
+    (void)arg;
+    return client_registered(h->c);
+}
+
+/* The server's latest update for alloc arg has the wanted client status. */
+struct want {
+    const char *id, *status;
+};
+static bool update_is(struct h *h, const void *arg)
+{
+    const struct want *w = arg;
+    const struct alloc *u = last_update(&h->srv, w->id);
+    return u && !strcmp(u->client_status, w->status);
+}
+
+static void h_stop(struct h *h)
+{
+    client_free(h->c);
+    /* the blocking watch the client left behind is answered, and only frees its context */
+    if (h->srv.parked) {
+        h->srv.parked->cb(-CV_ECANCELED, NULL, 0, "shut down", h->srv.parked->arg);
+        call_free(h->srv.parked);
+    }
+    for (int i = 0; i < 5; i++)
+        event_base_loop(h->base, EVLOOP_NONBLOCK);
+    for (size_t i = 0; i < h->srv.n_allocs; i++) {
+        st_unref(&ST_JOB, h->srv.allocs[i].job);
+        h->srv.allocs[i].job = NULL;
+        st_clear(&ST_ALLOC, &h->srv.allocs[i]);
+    }
+    free(h->srv.allocs);
+    for (size_t i = 0; i < h->srv.n_last; i++)
+        st_clear(&ST_ALLOC, &h->srv.last[i]);
+    free(h->srv.last);
+    if (h->srv.node)
+        st_free(&ST_NODE, h->srv.node);
+    event_free(h->tick);
+    event_base_free(h->base);
+    kill_handles_in(h->dir);
+    cv_rm_rf(h->dir);
+    free(h->dir);
+}
+
+#define JOB(type, cmd)                                                                         \
+    "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"" type "\",\"TaskGroups\":[{\"Name\":\"g\","        \
+    "\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":2000000000,"           \
+    "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"" cmd "\"]}}]}]}"
+
+#define A1 "a1111111-0000-4000-8000-000000000001"
+#define A2 "a2222222-0000-4000-8000-000000000002"
+
+START_TEST(test_register_fast_and_persistent)
+{
+    /* The client registers a ready node with its fingerprint within a few tens of
+     * milliseconds, and keeps its node ID across restarts in data_dir/client/node-id. */
+    struct h h;
+    uint64_t t0 = cv_mono_ms();
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    uint64_t took = cv_mono_ms() - t0;
+    ck_assert_msg(took < 100, "registration took %llu ms", (unsigned long long)took);
+    const struct node *n = h.srv.node;
+    ck_assert_str_eq(n->status, "ready");
+    ck_assert_str_eq(n->name, "node-a");
+    ck_assert_str_eq(n->http_addr, "127.0.0.1:4646");
+    ck_assert_str_eq(strmap_get(&n->attributes, "kernel.name"), "linux");
+    ck_assert_str_eq(strmap_get(&n->attributes, "driver.raw_exec"), "1");
+    ck_assert(n->node_resources && n->node_resources->cpu.cpu_shares > 0);
+    ck_assert(cv_uuid_valid(n->id) && cv_uuid_valid(n->secret_id));
+    ck_assert_str_eq(client_node_id(h.c), n->id);
+    char *p = xasprintf("%s/client/node-id", h.dir), *saved;
+    ck_assert_int_eq(cv_read_file(p, &saved, NULL), 0);
+    ck_assert_str_eq(saved, n->id);
+    free(p);
+
+    /* A new client on the same data dir is the same node. */
+    struct client_config cfg = {.data_dir = h.dir, .raw_exec_enabled = true};
+    struct client *c2 = client_new(h.base, &cfg, &h.srv.rc);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(client_start(c2, err), 0);
+    ck_assert_str_eq(client_node_id(c2), saved);
+    free(saved);
+    client_free(c2);
+    h_stop(&h);
+}
+END_TEST
+
+static bool heartbeats_at_least(struct h *h, const void *arg)
+{
+    return h->srv.heartbeats >= *(const int *)arg;
+}
+static bool registers_at_least(struct h *h, const void *arg)
+{
+    return h->srv.registers >= *(const int *)arg && client_registered(h->c);
+}
+
+START_TEST(test_heartbeat_and_reregister)
+{
+    /* The client heartbeats at half the TTL the server returns, and registers again
+     * when the server says it does not know the node. */
+    struct h h;
+    h_start(&h, false);
+    h.srv.ttl = 200 * MS;
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    uint64_t t0 = cv_mono_ms();
+    int three = 3;
+    ck_assert(run_until(&h, heartbeats_at_least, &three, 5000));
+    uint64_t took = cv_mono_ms() - t0;
+    ck_assert_msg(took >= 250 && took < 600, "3 heartbeats took %llu ms",
+                  (unsigned long long)took);
+    h.srv.heartbeat_not_found = 1;
+    int two = 2;
+    ck_assert(run_until(&h, registers_at_least, &two, 5000));
+    h_stop(&h);
+}
+END_TEST
+
+static bool gone(struct h *h, const void *arg)
+{
+    (void)arg;
+    return client_num_allocs(h->c) == 0;
+}
+
+START_TEST(test_allocs_lifecycle)
+{
+    /* Allocations placed on the node run, their states reach the server in batched
+     * updates (pending/running -> complete), a desired stop kills the task, and an
+     * allocation the server forgets is stopped and its directory removed. Logs read
+     * through a log stream. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    srv_add_alloc(&h.srv, A1, JOB("batch", "echo hello"));
+    struct want w1 = {A1, "complete"};
+    ck_assert(run_until(&h, update_is, &w1, 10000));
+    const struct alloc *u = last_update(&h.srv, A1);
+    ck_assert_str_eq(u->client_description, "All tasks have completed");
+    ck_assert_uint_eq(u->n_task_states, 1);
+    ck_assert_str_eq(u->task_states[0].state, "dead");
+    ck_assert_str_eq(u->task_states[0].events[u->task_states[0].n_events - 1].display_message,
+                     "Exit Code: 0");
+
+    struct log_stream *ls;
+    char err[CV_ERRMSG_SIZE], b[64];
+    ck_assert_int_eq(client_log_open(h.c, A1, "t", "stdout", false, 0, &ls, err), 0);
+    ssize_t n = log_stream_read(ls, b, sizeof b);
+    ck_assert_int_eq(n, 6);
+    ck_assert(!memcmp(b, "hello\n", 6));
+    ck_assert_int_eq(log_stream_read(ls, b, sizeof b), 0);
+    ck_assert(log_stream_task_dead(ls));
+    log_stream_close(ls);
+    ck_assert_int_eq(client_log_open(h.c, A1, "nope", "stdout", false, 0, &ls, err),
+                     -CV_ENOTFOUND);
+    ck_assert_int_eq(client_log_open(h.c, "zzz", "t", "stdout", false, 0, &ls, err),
+                     -CV_ENOTFOUND);
+    ck_assert_int_eq(client_log_open(h.c, A1, "t", "both", false, 0, &ls, err), -CV_EINVAL);
+
+    srv_add_alloc(&h.srv, A2, JOB("service", "echo up; exec sleep 1000"));
+    struct want w2 = {A2, "running"};
+    ck_assert(run_until(&h, update_is, &w2, 10000));
+    ck_assert_uint_eq(client_num_allocs(h.c), 2);
+    int updates = h.srv.updates;
+
+    struct alloc *a2 = srv_alloc(&h.srv, A2);
+    cv_strset(&a2->desired_status, "stop");
+    a2->alloc_modify_index = h.srv.index + 1;
+    srv_changed(&h.srv);
+    struct want w3 = {A2, "complete"};
+    ck_assert(run_until(&h, update_is, &w3, 10000));
+    u = last_update(&h.srv, A2);
+    const struct task_state *ts = &u->task_states[0];
+    ck_assert_str_eq(ts->events[ts->n_events - 1].type, "Killed");
+    ck_assert(!ts->failed);
+    /* Killing, Terminated and Killed arrive within one batching window or two. */
+    ck_assert_int_le(h.srv.updates - updates, 3);
+
+    /* The server forgets both: the client removes them and their directories. */
+    char *adir = xasprintf("%s/alloc/%s", h.dir, A1);
+    ck_assert_int_eq(access(adir, F_OK), 0);
+    for (size_t i = 0; i < h.srv.n_allocs; i++) {
+        st_unref(&ST_JOB, h.srv.allocs[i].job);
+        h.srv.allocs[i].job = NULL;
+        st_clear(&ST_ALLOC, &h.srv.allocs[i]);
+    }
+    h.srv.n_allocs = 0;
+    srv_changed(&h.srv);
+    ck_assert(run_until(&h, gone, NULL, 10000));
+    ck_assert_int_ne(access(adir, F_OK), 0);
+    free(adir);
+    h_stop(&h);
+}
+END_TEST
+
+static void on_done(void *arg)
+{
+    ((struct h *)arg)->done = true;
+}
+static bool is_done(struct h *h, const void *arg)
+{
+    (void)arg;
+    return h->done;
+}
+
+START_TEST(test_dev_shutdown_stops_tasks)
+{
+    /* A dev-mode client stops its tasks on shutdown and flushes their final state to
+     * the server before it reports done; nothing of the task is left running. */
+    struct h h;
+    h_start(&h, true);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    srv_add_alloc(&h.srv, A1, JOB("service", "echo up; exec sleep 1000"));
+    struct want w = {A1, "running"};
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    struct shim_handle hd;
+    ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
+    free(hp);
+    client_shutdown(h.c, false, on_done, &h);
+    ck_assert(run_until(&h, is_done, NULL, 10000));
+    const struct alloc *u = last_update(&h.srv, A1);
+    ck_assert_str_eq(u->client_status, "complete");
+    ck_assert_str_eq(u->task_states[0].state, "dead");
+    ck_assert(kill(hd.task_pid, 0) != 0);
+    ck_assert(kill(hd.shim_pid, 0) != 0);
+    h_stop(&h);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("exec_client");
+    TCase *tc = tcase_create("client");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_test(tc, test_register_fast_and_persistent);
+    tcase_add_test(tc, test_heartbeat_and_reregister);
+    tcase_add_test(tc, test_allocs_lifecycle);
+    tcase_add_test(tc, test_dev_shutdown_stops_tasks);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "task-shim"))
+        return shim_main(argc - 1, argv + 1);
+    log_min_level = LOG_WARN;
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
