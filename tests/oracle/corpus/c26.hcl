@@ -1,0 +1,1 @@
+x = "curl %{http_code}"

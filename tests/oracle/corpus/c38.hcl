@@ -1,0 +1,5 @@
+x = "${a}" 
+b = <<-EOT
+    Foo
+      Bar
+  EOT

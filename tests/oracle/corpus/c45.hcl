@@ -1,0 +1,5 @@
+x = <<EOT
+%{ for x in xs ~}
+${x}
+%{ endfor ~}
+EOT

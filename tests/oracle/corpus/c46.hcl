@@ -1,0 +1,1 @@
+x = [for s in ["a","b"] : upper(s)]
