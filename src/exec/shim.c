@@ -87,14 +87,17 @@ static int read_kv(const char *path, const char *const *keys, int64_t *vals, siz
 
 int shim_read_handle(const char *path, struct shim_handle *h)
 {
-    static const char *const keys[] = {"shim_pid", "task_pid", "started_at"};
-    int64_t v[3];
-    int rc = read_kv(path, keys, v, 3);
+    static const char *const keys[] = {"shim_pid", "task_pid", "started_at",
+                                       "shim_start_ticks", "task_start_ticks"};
+    int64_t v[5];
+    int rc = read_kv(path, keys, v, 5);
     if (rc)
         return rc;
     h->shim_pid = (pid_t)v[0];
     h->task_pid = (pid_t)v[1];
     h->started_at = v[2];
+    h->shim_start_ticks = v[3];
+    h->task_start_ticks = v[4];
     return 0;
 }
 
@@ -109,6 +112,24 @@ int shim_read_exit(const char *path, struct shim_exit *e)
     e->signal = v[1];
     e->finished_at = v[2];
     return 0;
+}
+
+/* Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22): with
+ * the pid it identifies a process even after pid reuse. 0 when unknown. */
+static long long proc_start_ticks(pid_t pid)
+{
+    char p[64], *s;
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    if (cv_read_file(p, &s, NULL) != 0)
+        return 0;
+    long long v = 0;
+    char *f = strrchr(s, ')'); /* the command name may hold spaces */
+    for (int i = 2; f && *f && i < 22; i++)
+        f = strchr(f + 1, ' ');
+    if (f)
+        v = strtoll(f + 1, NULL, 10);
+    free(s);
+    return v;
 }
 
 /* ---- agent side ---- */
@@ -320,8 +341,10 @@ int shim_main(int argc, char **argv)
         return 1;
     }
 
-    char *h = xasprintf("shim_pid=%d\ntask_pid=%d\nstarted_at=%lld\n", (int)getpid(), (int)pid,
-                        (long long)started);
+    char *h = xasprintf("shim_pid=%d\nshim_start_ticks=%lld\ntask_pid=%d\ntask_start_ticks=%lld\n"
+                        "started_at=%lld\n",
+                        (int)getpid(), proc_start_ticks(getpid()), (int)pid,
+                        proc_start_ticks(pid), (long long)started);
     /* A failed handle write only costs re-attach after an agent restart; the task runs. */
     write_kv_atomic(o.handle, h);
     free(h);

@@ -6,7 +6,8 @@
  *
  *   1. creates the stdout/stderr pipes and forks the task into its own process group,
  *      with stdin on /dev/null, and execs the command (PATH from the task's env);
- *   2. writes the task handle file (shim pid, task pid = pgid, start time) atomically
+ *   2. writes the task handle file (shim and task pids with their /proc start times;
+ *      task pid = its process group; start time) atomically
  *      and reports "ok <pid> <start unix ns>\n" — or "err <message>\n" when exec failed — on fd 3,
  *      then closes fd 3;
  *   3. copies the pipes into rotating log files (logs.h) until the task exits;
@@ -55,6 +56,10 @@ struct shim_handle {
     pid_t shim_pid;
     pid_t task_pid; /* also the task's process group */
     int64_t started_at; /* unix ns */
+    /* /proc/<pid>/stat start times (clock ticks since boot): a re-attaching client checks
+     * them so a reused pid is never mistaken for the shim or task. */
+    int64_t shim_start_ticks;
+    int64_t task_start_ticks;
 };
 struct shim_exit {
     int64_t exit_code;

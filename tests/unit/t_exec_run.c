@@ -574,6 +574,18 @@ START_TEST(test_kill_whole_group)
     ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
     free(hp);
     ck_assert_int_eq(getpgid(child), hd.task_pid);
+    /* Identity for re-attach: start times that the shim and task really have. */
+    ck_assert_int_gt(hd.shim_start_ticks, 0);
+    ck_assert_int_ge(hd.task_start_ticks, hd.shim_start_ticks);
+    char sp[64], *stat_text;
+    snprintf(sp, sizeof sp, "/proc/%d/stat", (int)hd.task_pid);
+    ck_assert_int_eq(cv_read_file(sp, &stat_text, NULL), 0);
+    char *f = strrchr(stat_text, ')');
+    for (int i = 2; f && i < 22; i++)
+        f = strchr(f + 1, ' ');
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(strtoll(f + 1, NULL, 10), hd.task_start_ticks);
+    free(stat_text);
     ck_assert_int_eq(getsid(hd.shim_pid), hd.shim_pid);
     ck_assert_int_ne(getsid(hd.shim_pid), getsid(0));
 
