@@ -28,6 +28,7 @@
 #include "exec/client.h"
 #include "http/http.h"
 #include "rpc/endpoint.h"
+#include "rpc/transport.h"
 #include "server/server.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -70,7 +71,8 @@ static void usage(FILE *f)
                "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
                "Client Options:\n\n"
                "  -client               Enable client mode for the agent.\n"
-               "  -node-class=<class>   Mark this node as a member of a node class.\n");
+               "  -node-class=<class>   Mark this node as a member of a node class.\n"
+               "  -servers=<addrs>      Comma-separated RPC addresses (ip:4647) of servers.\n");
 }
 
 /* First non-loopback IPv4 address of the host, for bind 0.0.0.0. */
@@ -326,6 +328,7 @@ enum {
     OPT_BOOTSTRAP_EXPECT,
     OPT_NUM_SCHEDULERS,
     OPT_NODE_CLASS,
+    OPT_SERVERS,
     OPT_HELP,
 };
 
@@ -345,6 +348,7 @@ int agent_main(int argc, char **argv)
         {"bootstrap-expect", required_argument, NULL, OPT_BOOTSTRAP_EXPECT},
         {"num-schedulers", required_argument, NULL, OPT_NUM_SCHEDULERS},
         {"node-class", required_argument, NULL, OPT_NODE_CLASS},
+        {"servers", required_argument, NULL, OPT_SERVERS},
         {"h", no_argument, NULL, OPT_HELP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -427,6 +431,13 @@ int agent_main(int argc, char **argv)
         case OPT_NODE_CLASS:
             cv_strset(&a.cfg.node_class, optarg);
             break;
+        case OPT_SERVERS: {
+            char *list = xstrdup(optarg), *save = NULL;
+            for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                strlist_add(&a.cfg.servers, t);
+            free(list);
+            break;
+        }
         default:
             break;
         }
@@ -439,11 +450,6 @@ int agent_main(int argc, char **argv)
     if (inet_pton(AF_INET, a.cfg.bind_addr, &tmp) != 1) {
         fprintf(stderr, "==> Invalid bind address \"%s\": an IPv4 address is required\n",
                 a.cfg.bind_addr);
-        goto out_cfg;
-    }
-    if (a.cfg.client_enabled && !a.cfg.server_enabled) {
-        fprintf(stderr, "==> A client-only agent needs to reach servers over RPC, which this "
-                        "build does not do yet: run the client together with -server\n");
         goto out_cfg;
     }
 
@@ -486,6 +492,8 @@ int agent_main(int argc, char **argv)
             .node_name = a.cfg.name,
             .node_id = a.node_id,
             .rpc_addr = rpc_addr,
+            .rpc_bind = a.cfg.bind_addr,
+            .rpc_port = a.cfg.rpc_port,
             .data_dir = sdir,
             .bootstrap_expect = a.cfg.bootstrap_expect,
             .num_workers = a.cfg.num_schedulers,
@@ -503,7 +511,10 @@ int agent_main(int argc, char **argv)
     if (a.cfg.client_enabled) {
         char http_addr[128];
         snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);
-        a.rpc = rpc_local_client(server_endpoints(a.server));
+        /* With a local server the client calls it in-process, as Nomad does; otherwise
+         * over TCP to the configured servers, failing over between them. */
+        a.rpc = a.server ? rpc_local_client(server_endpoints(a.server))
+                         : rpc_tcp_client(a.base, &a.cfg.servers);
         struct client_config cc = {
             .data_dir = a.data_dir,
             .node_name = a.cfg.name,
@@ -527,7 +538,7 @@ int agent_main(int argc, char **argv)
     }
     banner(&a);
     if (a.server && server_start(a.server, err) != 0) {
-        log_error("agent", "server start failed: %s", err);
+        fprintf(stderr, "==> Error starting agent: %s\n", err);
         goto out_roles;
     }
     if (a.client && client_start(a.client, err) != 0) {

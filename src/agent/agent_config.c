@@ -60,6 +60,7 @@ void agent_config_clear(struct agent_config *c)
     free(c->log_level);
     free(c->node_class);
     strmap_clear(&c->client_meta);
+    strlist_clear(&c->servers);
     strlist_clear(&c->loaded_files);
     memset(c, 0, sizeof *c);
 }
@@ -203,6 +204,17 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
         if ((rc = get_bool(cl, "enabled", &c->client_enabled, file, err, n)) ||
             (rc = get_str(cl, "node_class", &c->node_class, file, err, n)))
             return rc;
+        json_t *servers = json_object_get(cl, "servers");
+        if (servers) {
+            size_t i;
+            json_t *v;
+            if (!json_is_array(servers)) {
+                snprintf(err, n, "%s: client \"servers\" must be a list of addresses", file);
+                return -CV_EINVAL;
+            }
+            json_array_foreach(servers, i, v) if (json_is_string(v))
+                strlist_add(&c->servers, json_string_value(v));
+        }
         json_t *meta = obj(cl, "meta");
         const char *k;
         json_t *v;
@@ -324,6 +336,10 @@ int agent_config_check(const struct agent_config *c, char *err, size_t n)
             snprintf(err, n, "Invalid port %d: ports must be between 1 and 65535", ports[i]);
             return -CV_EINVAL;
         }
+    }
+    if (c->client_enabled && !c->server_enabled && !c->servers.n) {
+        snprintf(err, n, "A client-only agent needs servers: -servers=ip:port or client { servers = [...] }");
+        return -CV_EINVAL;
     }
     if (c->bootstrap_expect < 0) {
         snprintf(err, n, "bootstrap_expect must be positive");

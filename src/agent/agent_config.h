@@ -25,6 +25,7 @@ struct agent_config {
     bool client_enabled;
     bool raw_exec_enabled;
     char *node_class;
+    struct strlist servers; /* client { servers = [...] } / -servers: RPC addresses */
     struct strmap client_meta;
     bool dev;
     struct strlist loaded_files;

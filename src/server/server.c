@@ -550,6 +550,12 @@ static void hook_capacity(const char *node_id, void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static void raft_accept(int fd, uint64_t peer_id, const char *peer_addr, void *arg)
+{
+    struct server *s = arg;
+    cvraft_accept(s->raft, fd, peer_id, peer_addr);
+}
+
 struct server *server_new(struct event_base *base, const struct server_config *cfg, char *errmsg)
 {
     struct server *s = xcalloc(1, sizeof *s);
@@ -560,6 +566,7 @@ struct server *server_new(struct event_base *base, const struct server_config *c
     s->cfg.node_name = xstrdup(cfg->node_name);
     s->cfg.node_id = xstrdup(cfg->node_id);
     s->cfg.rpc_addr = xstrdup(cfg->rpc_addr);
+    s->cfg.rpc_bind = xstrdup(cfg->rpc_bind);
     s->cfg.data_dir = xstrdup(cfg->data_dir);
     if (s->cfg.num_workers <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -600,6 +607,14 @@ struct server *server_new(struct event_base *base, const struct server_config *c
         server_close(s);
         return NULL;
     }
+    /* Bind the RPC port now, so that a port in use is reported before anything starts
+     * (libraft would only say "I/O error"). */
+    s->listener = rpc_listener_new(base, s->cfg.rpc_bind ? s->cfg.rpc_bind : "0.0.0.0",
+                                   s->cfg.rpc_port, s->eps, raft_accept, s, errmsg);
+    if (!s->listener) {
+        server_close(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -616,6 +631,7 @@ void server_close(struct server *s)
     if (!s)
         return;
     heartbeats_clear(s);
+    rpc_listener_free(s->listener);
     if (s->ld) {
         leader_free(s->ld);
         s->ld = NULL;
@@ -631,6 +647,7 @@ void server_close(struct server *s)
     free((char *)s->cfg.node_name);
     free((char *)s->cfg.node_id);
     free((char *)s->cfg.rpc_addr);
+    free((char *)s->cfg.rpc_bind);
     free((char *)s->cfg.data_dir);
     free(s);
 }

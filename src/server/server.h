@@ -26,6 +26,8 @@ struct server_config {
     const char *node_name; /* serf-style name is "<node_name>.<region>" */
     const char *node_id;   /* UUID; the raft id derives from it */
     const char *rpc_addr;  /* advertised "a.b.c.d:port" */
+    const char *rpc_bind;  /* address the RPC port listens on */
+    int rpc_port;
     const char *data_dir;  /* raft log and snapshots go in <data_dir>/raft */
     int bootstrap_expect;
     int num_workers;       /* scheduler workers (default: number of cores) */

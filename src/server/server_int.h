@@ -6,6 +6,7 @@
 #define CARAVAN_SERVER_SERVER_INT_H
 
 #include "raft/cvraft.h"
+#include "rpc/transport.h"
 #include "server/server.h"
 #include "state/fsm.h"
 
@@ -18,6 +19,7 @@ struct server {
     struct state *state;
     struct cvraft *raft;
     struct rpc_endpoints *eps;
+    struct rpc_listener *listener;
     bool leader;
     struct heartbeat *heartbeats;
     struct leader *ld;
