@@ -6,11 +6,13 @@ libcvsched_a_SOURCES = \
 	%reldir%/feasible.c \
 	%reldir%/res.c \
 	%reldir%/generic.c \
-	%reldir%/plan_check.c
+	%reldir%/plan_check.c \
+	%reldir%/broker.c %reldir%/broker.h \
+	%reldir%/blocked.c
 
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/t_sched_generic tests/unit/t_sched_plan
-TESTS += tests/unit/t_sched_generic tests/unit/t_sched_plan
+check_PROGRAMS += tests/unit/t_sched_generic tests/unit/t_sched_plan tests/unit/t_sched_broker
+TESTS += tests/unit/t_sched_generic tests/unit/t_sched_plan tests/unit/t_sched_broker
 endif
 tests_unit_t_sched_generic_SOURCES = tests/unit/t_sched_generic.c \
 	tests/unit/t_sched_helper.c tests/unit/t_sched_helper.h
@@ -22,6 +24,9 @@ tests_unit_t_sched_plan_SOURCES = tests/unit/t_sched_plan.c \
 tests_unit_t_sched_plan_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_sched_plan_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a \
 	$(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_sched_broker_SOURCES = tests/unit/t_sched_broker.c
+tests_unit_t_sched_broker_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_sched_broker_LDADD = libcvsched.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 
 noinst_PROGRAMS += bench/bench_sched
 bench_bench_sched_SOURCES = bench/bench_sched.c
