@@ -108,7 +108,8 @@ struct cli_flag {
  * error and the usage to stderr and returns 1 (the exit code). */
 int cli_flags_parse(struct cli_ctx *ctx, const struct cli_flag *flags, int argc, char **argv,
                     int *first_arg);
-/* Prints "<msg>\n" and the command's usage to stderr; returns 1. */
+/* Prints "<msg>\n", the command's usage line and "For additional help try 'caravan <cmd>
+ * -help'" to stderr; returns 1. */
 int cli_usage_error(struct cli_ctx *ctx, const char *msg);
 
 /* ------------------------------------------------------------------------------------

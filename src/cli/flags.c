@@ -16,8 +16,12 @@ int cli_usage_error(struct cli_ctx *ctx, const char *msg)
 {
     if (msg)
         fprintf(stderr, "%s\n", msg);
-    if (ctx->entry)
-        fprintf(stderr, "%s", ctx->entry->usage);
+    /* The usage line, then Nomad's pointer to the full help (commandErrorText). */
+    if (ctx->entry) {
+        const char *u = ctx->entry->usage;
+        fprintf(stderr, "%.*s\n", (int)strcspn(u, "\n"), u);
+        fprintf(stderr, "For additional help try 'caravan %s -help'\n", ctx->entry->name);
+    }
     return 1;
 }
 
