@@ -26,7 +26,8 @@ class Agent:
                                      start_new_session=True)
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.logpath) as f:
             return f.read()
 
