@@ -236,9 +236,9 @@ static struct bqueue *queue_of(struct broker *b, const char *type)
 
 static struct bjob *job_of(struct broker *b, const struct eval *ev)
 {
-    char *key = xasprintf("%s\x1f%s", ev->namespace && *ev->namespace ? ev->namespace
-                                                                       : DEFAULT_NAMESPACE,
-                          cv_str(ev->job_id));
+    char *key =
+        xasprintf("%s\x1f%s", ev->namespace && *ev->namespace ? ev->namespace : DEFAULT_NAMESPACE,
+                  cv_str(ev->job_id));
     struct bjob *j = smap_get(&b->jobs, key, NULL);
     if (j) {
         free(key);
@@ -340,8 +340,8 @@ void broker_enqueue(struct broker *b, const struct eval *ev, int64_t now)
     enqueue_ready(b, e);
 }
 
-struct eval *broker_dequeue(struct broker *b, const char *const *types, size_t n_types,
-                            int64_t now, char token[37])
+struct eval *broker_dequeue(struct broker *b, const char *const *types, size_t n_types, int64_t now,
+                            char token[37])
 {
     if (!b->enabled)
         return NULL;

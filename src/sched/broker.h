@@ -61,8 +61,8 @@ void broker_enqueue(struct broker *b, const struct eval *ev, int64_t now);
 /* Delivers the best ready eval among the scheduler types (highest priority, then lowest
  * CreateIndex; equal priorities across types are broken with the RNG). Returns a new
  * reference (release with st_unref(&ST_EVAL, ...)) and writes a fresh token, or NULL. */
-struct eval *broker_dequeue(struct broker *b, const char *const *types, size_t n_types,
-                            int64_t now, char token[37]);
+struct eval *broker_dequeue(struct broker *b, const char *const *types, size_t n_types, int64_t now,
+                            char token[37]);
 
 /* Ack and Nack of a delivery. Return 0, -CV_ENOTFOUND (unknown or not outstanding) or
  * -CV_EINVAL (token does not match). */
@@ -87,8 +87,7 @@ int64_t broker_failed_followup_delay(struct broker *b);
 
 #define BROKER_MAX_TYPES 8
 struct broker_stats {
-    size_t total_ready, total_unacked, total_pending, total_waiting, total_failed,
-        total_cancelable;
+    size_t total_ready, total_unacked, total_pending, total_waiting, total_failed, total_cancelable;
     struct {
         char type[16];
         size_t ready, unacked;
@@ -118,8 +117,7 @@ enum blocked_outcome {
 /* Tracks ev (takes a new reference when TRACKED). One per job: the newer of the two
  * (CreateIndex, then ModifyIndex) is kept and the other returned in *cancel (a
  * reference for the caller; NULL if none). Re-blocking the same eval ID replaces it. */
-enum blocked_outcome blocked_block(struct blocked *bl, const struct eval *ev,
-                                   struct eval **cancel);
+enum blocked_outcome blocked_block(struct blocked *bl, const struct eval *ev, struct eval **cancel);
 /* Capacity changed at raft index `index`: every tracked eval is returned (references
  * moved to the caller in a new array) to be enqueued in the broker. */
 size_t blocked_unblock(struct blocked *bl, uint64_t index, struct eval ***out);

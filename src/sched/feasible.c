@@ -454,8 +454,7 @@ static bool distinct_hosts_on(const struct constraint *c)
     return !c->rtarget || !*c->rtarget || strcmp(c->rtarget, "true") == 0;
 }
 
-static void add_cons(struct tgfeas *f, const struct constraint *c, size_t n, size_t *cap,
-                     bool *dh)
+static void add_cons(struct tgfeas *f, const struct constraint *c, size_t n, size_t *cap, bool *dh)
 {
     for (size_t i = 0; i < n; i++) {
         enum sched_op op = sched_op_parse(c[i].operand);

@@ -1505,8 +1505,8 @@ struct eval *sched_eval_max_plans(const struct eval *ev, uint64_t seed, int64_t 
     g.ev = ev;
     g.now = now_ns;
     srng_seed(&g.rng, seed);
-    struct eval *b = new_eval(&g, EVAL_STATUS_BLOCKED, EVAL_TRIGGER_MAX_PLANS,
-                              SCHED_EVAL_DESC_MAX_PLANS);
+    struct eval *b =
+        new_eval(&g, EVAL_STATUS_BLOCKED, EVAL_TRIGGER_MAX_PLANS, SCHED_EVAL_DESC_MAX_PLANS);
     b->escaped_computed_class = true;
     return b;
 }

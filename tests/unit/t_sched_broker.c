@@ -162,7 +162,7 @@ START_TEST(test_ack_nack_tokens_and_delivery_limit)
     ck_assert_int_eq(broker_ack(b, "nope", t1, T0), -CV_ENOTFOUND);
     ck_assert_int_eq(broker_nack(b, "e", t1, T0), 0);
     ck_assert_int_eq(broker_ack(b, "e", t1, T0), -CV_ENOTFOUND); /* no longer outstanding */
-    ck_assert_str_eq(next_id(b, T0, t2), "");                   /* e2 still waits for e's job slot */
+    ck_assert_str_eq(next_id(b, T0, t2), ""); /* e2 still waits for e's job slot */
     ck_assert_int_eq(broker_next_deadline(b, T0), T0 + 1 * SEC);
     broker_tick(b, T0 + 1 * SEC - 1);
     ck_assert_str_eq(next_id(b, T0, t2), "");
