@@ -17,12 +17,6 @@
 #include "structs/structs.h"
 #include "util/util.h"
 
-/* jobspec_parse lives in libcvjobspec.a, which another module is still landing. A weak
- * reference keeps `caravan` linking without it; once the library is linked (and anything
- * references the parser strongly, or this pragma is removed) HCL files work. Until then
- * HCL files get a clear error and JSON files (-json) work. */
-#pragma weak jobspec_parse
-
 static int read_stream(FILE *f, char **out, size_t *len)
 {
     struct buf b = BUF_INIT;
@@ -87,13 +81,6 @@ int cli_jobfile_load(const char *path, bool as_json, const struct cli_strlist *v
         return 0;
     }
 
-    if (!jobspec_parse) {
-        buf_printf(err, "Error parsing job file from %s:\nthis caravan was built without the "
-                        "HCL jobspec parser; use -json with a JSON job file",
-                   path);
-        free(src);
-        return -1;
-    }
     struct jobspec_var *jv = NULL;
     size_t nv = vars ? vars->n : 0;
     char **copies = NULL;

@@ -15,6 +15,6 @@ if HAVE_CHECK
 check_PROGRAMS += tests/unit/t_cli
 TESTS += tests/unit/t_cli
 tests_unit_t_cli_SOURCES = tests/unit/t_cli.c
-tests_unit_t_cli_LDADD = libcvcli.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_cli_LDADD = libcvcli.a libcvjobspec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_cli_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif

@@ -792,6 +792,38 @@ START_TEST(test_job_examples_shape)
 }
 END_TEST
 
+START_TEST(test_job_examples_parse)
+{
+    /* Every example `job init` writes parses as a jobspec into job "example" with group
+     * "cache", and the raw_exec ones keep ${NOMAD_ALLOC_ID} for runtime interpolation. */
+    for (int docker = 0; docker < 2; docker++)
+        for (int shortform = 0; shortform < 2; shortform++) {
+            char path[] = "/tmp/t_cli_exampleXXXXXX";
+            int fd = mkstemp(path);
+            const char *text = cli_job_example(docker, shortform);
+            ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+            close(fd);
+            json_t *job = NULL;
+            struct buf err = BUF_INIT;
+            int rc = cli_jobfile_load(path, false, NULL, &job, &err);
+            unlink(path);
+            ck_assert_msg(rc == 0, "example %d/%d: %s", docker, shortform, buf_str(&err));
+            ck_assert_str_eq(cli_jstr(job, "ID"), "example");
+            json_t *tg = json_array_get(cli_jarr(job, "TaskGroups"), 0);
+            ck_assert_str_eq(cli_jstr(tg, "Name"), "cache");
+            json_t *task = json_array_get(cli_jarr(tg, "Tasks"), 0);
+            ck_assert_str_eq(cli_jstr(task, "Driver"), docker ? "docker" : "raw_exec");
+            if (!docker) {
+                json_t *args = cli_jarr(cli_jobj(task, "Config"), "args");
+                ck_assert_ptr_nonnull(
+                    strstr(json_string_value(json_array_get(args, 1)), "${NOMAD_ALLOC_ID}"));
+            }
+            json_decref(job);
+            buf_free(&err);
+        }
+}
+END_TEST
+
 /* ---- HTTP client against a real server ------------------------------------------------- */
 
 struct srv {
@@ -990,6 +1022,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_flags_go_rules);
     tcase_add_test(tc, test_jobfile_json);
     tcase_add_test(tc, test_job_examples_shape);
+    tcase_add_test(tc, test_job_examples_parse);
     tcase_add_test(tc, test_http_chunked_and_index);
     tcase_add_test(tc, test_http_errors);
     tcase_add_test(tc, test_http_parse_addr);
