@@ -69,9 +69,9 @@ int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json
     char *full = cli_api_path(ctx, path);
     char *payload = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     struct cli_http_resp resp;
-    int rc = cli_http_request(ctx->address, ctx->token, method, full, payload,
-                              payload ? strlen(payload) : 0, NULL, NULL, &resp, errmsg,
-                              errmsg_size);
+    int rc =
+        cli_http_request(ctx->address, ctx->token, method, full, payload,
+                         payload ? strlen(payload) : 0, NULL, NULL, &resp, errmsg, errmsg_size);
     free(payload);
     free(full);
     if (out)
@@ -87,15 +87,15 @@ int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json
         size_t len = strlen(b);
         while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
             len--;
-        snprintf(errmsg, errmsg_size, "Unexpected response code: %d (%.*s)", resp.status,
-                 (int)len, b);
+        snprintf(errmsg, errmsg_size, "Unexpected response code: %d (%.*s)", resp.status, (int)len,
+                 b);
         cli_http_resp_free(&resp);
         return -1;
     }
     if (out) {
         json_error_t jerr;
-        json_t *j = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len,
-                               JSON_DECODE_ANY, &jerr);
+        json_t *j =
+            json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, JSON_DECODE_ANY, &jerr);
         if (!j) {
             snprintf(errmsg, errmsg_size, "decoding response: %s", jerr.text);
             cli_http_resp_free(&resp);

@@ -24,10 +24,10 @@
 #include "util/util.h"
 
 static const struct cli_cmd_entry *const cli_cmd_table[] = {
-    &cli_cmd_version_entry,        &cli_cmd_status_entry,         &cli_cmd_node_status_entry,
-    &cli_cmd_server_members_entry, &cli_cmd_job_init_entry,       &cli_cmd_job_run_entry,
-    &cli_cmd_job_status_entry,     &cli_cmd_job_stop_entry,       &cli_cmd_job_validate_entry,
-    &cli_cmd_job_inspect_entry,    &cli_cmd_alloc_status_entry,   &cli_cmd_alloc_logs_entry,
+    &cli_cmd_version_entry,        &cli_cmd_status_entry,       &cli_cmd_node_status_entry,
+    &cli_cmd_server_members_entry, &cli_cmd_job_init_entry,     &cli_cmd_job_run_entry,
+    &cli_cmd_job_status_entry,     &cli_cmd_job_stop_entry,     &cli_cmd_job_validate_entry,
+    &cli_cmd_job_inspect_entry,    &cli_cmd_alloc_status_entry, &cli_cmd_alloc_logs_entry,
     &cli_cmd_eval_status_entry,
 };
 
@@ -35,8 +35,8 @@ static const struct cli_cmd_entry *const cli_cmd_table[] = {
 static const struct {
     const char *old, *name;
 } cli_legacy_names[] = {
-    {"node-status", "node status"},       {"alloc-status", "alloc status"},
-    {"eval-status", "eval status"},       {"server-members", "server members"},
+    {"node-status", "node status"}, {"alloc-status", "alloc status"},
+    {"eval-status", "eval status"}, {"server-members", "server members"},
     {"job-status", "job status"},
 };
 
@@ -162,8 +162,7 @@ int cli_main(int argc, char **argv)
     if (strcmp(first, "task-shim") == 0)
         return shim_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "-version") ||
-            !strcmp(argv[i], "--version"))
+        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "-version") || !strcmp(argv[i], "--version"))
             return run_entry(&cli_cmd_version_entry, 0, argv + argc);
     }
     if (!strcmp(first, "-h") || !strcmp(first, "-help") || !strcmp(first, "--help")) {

@@ -30,20 +30,20 @@
 
 /* The "General Options" block every command's help ends with. */
 #define CLI_GENERAL_OPTIONS                                                                        \
-    "General Options:\n\n"                                                                        \
-    "  -address=<addr>\n"                                                                         \
+    "General Options:\n\n"                                                                         \
+    "  -address=<addr>\n"                                                                          \
     "    The address of the Caravan server. Overrides the CARAVAN_ADDR and NOMAD_ADDR\n"           \
-    "    environment variables if set. Default = http://127.0.0.1:4646\n\n"                       \
-    "  -region=<region>\n"                                                                        \
-    "    The region of the Caravan servers to forward commands to. Overrides the\n"               \
+    "    environment variables if set. Default = http://127.0.0.1:4646\n\n"                        \
+    "  -region=<region>\n"                                                                         \
+    "    The region of the Caravan servers to forward commands to. Overrides the\n"                \
     "    CARAVAN_REGION and NOMAD_REGION environment variables if set.\n\n"                        \
-    "  -namespace=<namespace>\n"                                                                  \
-    "    The target namespace for queries and actions bound to a namespace. Overrides\n"          \
+    "  -namespace=<namespace>\n"                                                                   \
+    "    The target namespace for queries and actions bound to a namespace. Overrides\n"           \
     "    the CARAVAN_NAMESPACE and NOMAD_NAMESPACE environment variables if set.\n\n"              \
-    "  -token=<token>\n"                                                                          \
-    "    The token used to authenticate with the Caravan servers. Overrides the\n"                \
+    "  -token=<token>\n"                                                                           \
+    "    The token used to authenticate with the Caravan servers. Overrides the\n"                 \
     "    CARAVAN_TOKEN and NOMAD_TOKEN environment variables if set.\n\n"                          \
-    "  -no-color\n"                                                                               \
+    "  -no-color\n"                                                                                \
     "    Disables colored command output.\n"
 
 /* ------------------------------------------------------------------------------------
@@ -61,10 +61,10 @@ struct cli_ctx {
 };
 
 struct cli_cmd_entry {
-    const char *name;     /* "job run" */
-    const char *alias;    /* top-level alias ("run"), or NULL */
-    const char *synopsis; /* one line for the command lists */
-    const char *usage;    /* full help text, printed by -h */
+    const char *name;                                        /* "job run" */
+    const char *alias;                                       /* top-level alias ("run"), or NULL */
+    const char *synopsis;                                    /* one line for the command lists */
+    const char *usage;                                       /* full help text, printed by -h */
     int (*exec)(struct cli_ctx *ctx, int argc, char **argv); /* argv[0] is the first argument */
 };
 
@@ -117,9 +117,9 @@ int cli_usage_error(struct cli_ctx *ctx, const char *msg);
  * ---------------------------------------------------------------------------------- */
 
 struct cli_http_resp {
-    int status;          /* HTTP status code */
-    uint64_t index;      /* X-Nomad-Index, 0 if absent */
-    struct buf body;     /* the body (de-chunked); free with cli_http_resp_free */
+    int status;      /* HTTP status code */
+    uint64_t index;  /* X-Nomad-Index, 0 if absent */
+    struct buf body; /* the body (de-chunked); free with cli_http_resp_free */
 };
 
 /* Called with each piece of a 2xx body as it arrives; a non-zero return stops reading. */
@@ -130,9 +130,8 @@ typedef int (*cli_http_sink)(void *arg, const char *data, size_t len);
  * error with a Go-style message in errmsg ("Get \"http://...\": dial tcp ...: connect:
  * connection refused"). If sink is set, a 2xx body is streamed to it instead of resp->body. */
 int cli_http_request(const char *address, const char *token, const char *method,
-                     const char *path_query, const char *body, size_t body_len,
-                     cli_http_sink sink, void *sink_arg, struct cli_http_resp *resp,
-                     char *errmsg, size_t errmsg_size);
+                     const char *path_query, const char *body, size_t body_len, cli_http_sink sink,
+                     void *sink_arg, struct cli_http_resp *resp, char *errmsg, size_t errmsg_size);
 void cli_http_resp_free(struct cli_http_resp *resp);
 
 /* Splits "http://host:port" into host and port (default 4646 for http). Returns 0 or -1. */
@@ -155,8 +154,8 @@ char *cli_url_escape(const char *s);
  * transport error). index (if set) gets X-Nomad-Index. */
 int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
                  json_t **out, uint64_t *index, int *status, char *errmsg, size_t errmsg_size);
-static inline int cli_api_get(struct cli_ctx *ctx, const char *path, json_t **out,
-                              uint64_t *index, char *errmsg, size_t errmsg_size)
+static inline int cli_api_get(struct cli_ctx *ctx, const char *path, json_t **out, uint64_t *index,
+                              char *errmsg, size_t errmsg_size)
 {
     return cli_api_json(ctx, "GET", path, NULL, out, index, NULL, errmsg, errmsg_size);
 }
@@ -247,14 +246,13 @@ void cli_render_alloc_list(FILE *out, const json_t *allocs, bool verbose, int64_
 
 /* Views of single objects, from the API's JSON. */
 void cli_render_job_list(FILE *out, const json_t *jobs);
-void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary,
-                           const json_t *evals, const json_t *allocs, bool verbose, bool evals_on,
-                           int64_t now_ns);
+void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, const json_t *evals,
+                           const json_t *allocs, bool verbose, bool evals_on, int64_t now_ns);
 void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64_t now_ns);
 void cli_render_eval_status(FILE *out, const json_t *eval, bool verbose, int64_t now_ns);
 void cli_render_node_list(FILE *out, const json_t *nodes, bool verbose);
-void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
-                            const char *uptime, bool verbose, int64_t now_ns);
+void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs, const char *uptime,
+                            bool verbose, int64_t now_ns);
 /* server members: leaders maps region -> "ip:port"; returns nothing, prints the table. */
 void cli_render_members(FILE *out, json_t *members, const json_t *leaders, bool verbose);
 /* The failure block at the end of an evaluation monitor (ts = formatted now). */
@@ -300,8 +298,8 @@ int cli_monitor_eval(struct cli_ctx *ctx, const char *eval_id);
 /* Reads path ("-" = stdin) and returns a new Job JSON object in *job. as_json selects the
  * JSON reader (a bare job or {"Job": ...}). vars are "name=value" strings. On failure
  * returns -1 with the message Nomad prints after "Error getting job struct: ". */
-int cli_jobfile_load(const char *path, bool as_json, const struct cli_strlist *vars,
-                     json_t **job, struct buf *err);
+int cli_jobfile_load(const char *path, bool as_json, const struct cli_strlist *vars, json_t **job,
+                     struct buf *err);
 
 /* job init's example text (docker or raw_exec; full or short). */
 const char *cli_job_example(bool docker, bool shortform);

@@ -56,10 +56,10 @@ static void *log_fetch(void *arg)
     struct log_req *q = arg;
     char errmsg[1024];
     char *a = cli_url_escape(q->alloc_id), *t = cli_url_escape(q->task);
-    char *rel = xasprintf("/v1/client/fs/logs/%s?task=%s&type=%s&plain=true&follow=%s&origin=%s"
-                          "&offset=%lld",
-                          a, t, q->type, q->follow ? "true" : "false", q->origin,
-                          (long long)q->offset);
+    char *rel =
+        xasprintf("/v1/client/fs/logs/%s?task=%s&type=%s&plain=true&follow=%s&origin=%s"
+                  "&offset=%lld",
+                  a, t, q->type, q->follow ? "true" : "false", q->origin, (long long)q->offset);
     char *path = cli_api_path(q->ctx, rel);
     struct cli_http_resp resp;
     bool collect = q->lines > 0;
@@ -74,8 +74,8 @@ static void *log_fetch(void *arg)
         size_t len = strlen(b);
         while (len && b[len - 1] == '\n')
             len--;
-        cli_error("Error reading file: Unexpected response code: %d (%.*s)", resp.status,
-                  (int)len, b);
+        cli_error("Error reading file: Unexpected response code: %d (%.*s)", resp.status, (int)len,
+                  b);
         q->rc = 1;
     } else if (collect) {
         print_last_lines(q->out, resp.body.data ? resp.body.data : "", resp.body.len, q->lines);
@@ -180,7 +180,8 @@ static int cmd_alloc_logs_exec(struct cli_ctx *ctx, int argc, char **argv)
         json_decref(allocs);
     } else {
         if (argc < 1 || argc > 2)
-            return cli_usage_error(ctx, "This command takes one or two arguments: <allocation> [<task>]");
+            return cli_usage_error(
+                ctx, "This command takes one or two arguments: <allocation> [<task>]");
         json_t *list = NULL;
         if (cli_api_prefix_list(ctx, "allocation", argv[0], &list))
             return 1;
@@ -223,8 +224,10 @@ static int cmd_alloc_logs_exec(struct cli_ctx *ctx, int argc, char **argv)
             task = tasks[0];
         } else {
             char a8[40];
-            cli_render_task_choice(stderr, cli_short_id(alloc_id, verbose ? CLI_FULL_ID : CLI_SHORT_ID, a8, sizeof(a8)),
-                                   tasks, ntasks);
+            cli_render_task_choice(
+                stderr,
+                cli_short_id(alloc_id, verbose ? CLI_FULL_ID : CLI_SHORT_ID, a8, sizeof(a8)), tasks,
+                ntasks);
             goto out;
         }
     } else {
@@ -237,8 +240,14 @@ static int cmd_alloc_logs_exec(struct cli_ctx *ctx, int argc, char **argv)
         }
     }
 
-    struct log_req base = {.ctx = ctx, .alloc_id = alloc_id, .task = task, .origin = "start",
-                           .offset = 0, .follow = follow, .out = stdout, .lines = 0};
+    struct log_req base = {.ctx = ctx,
+                           .alloc_id = alloc_id,
+                           .task = task,
+                           .origin = "start",
+                           .offset = 0,
+                           .follow = follow,
+                           .out = stdout,
+                           .lines = 0};
     if (tail) {
         base.origin = "end";
         base.offset = nbytes != -1 ? nbytes : nlines * BYTES_PER_LINE;
@@ -284,34 +293,34 @@ const struct cli_cmd_entry cli_cmd_alloc_logs_entry = {
     .name = "alloc logs",
     .alias = "logs",
     .synopsis = "Streams the logs of a task.",
-    .usage = "Usage: caravan alloc logs [options] <allocation> <task>\n"
-             "Alias: caravan logs\n\n"
-             "  Streams the stdout/stderr of the given allocation and task. The task may be\n"
-             "  left out when the allocation's group has a single task.\n\n" CLI_GENERAL_OPTIONS
-             "\n"
-             "Logs Specific Options:\n\n"
-             "  -stdout\n"
-             "    Display stdout logs. This is used as the default value in all commands\n"
-             "    except when using the \"-f\" flag where both stdout and stderr are used as\n"
-             "    default.\n\n"
-             "  -stderr\n"
-             "    Display stderr logs.\n\n"
-             "  -task <task-name>\n"
-             "    Sets the task to view the logs.\n\n"
-             "  -job <job-id>\n"
-             "    Use a random allocation from the specified job ID.\n\n"
-             "  -verbose\n"
-             "    Show full information.\n\n"
-             "  -f\n"
-             "    Causes the output to not stop when the end of the logs are reached, but\n"
-             "    rather to wait for additional output.\n\n"
-             "  -tail\n"
-             "    Show the logs contents with offsets relative to the end of the logs. If no\n"
-             "    offset is given, -n is defaulted to 10.\n\n"
-             "  -n\n"
-             "    Sets the tail location in best-efforted number of lines relative to the end\n"
-             "    of the logs.\n\n"
-             "  -c\n"
-             "    Sets the tail location in number of bytes relative to the end of the logs.\n",
+    .usage =
+        "Usage: caravan alloc logs [options] <allocation> <task>\n"
+        "Alias: caravan logs\n\n"
+        "  Streams the stdout/stderr of the given allocation and task. The task may be\n"
+        "  left out when the allocation's group has a single task.\n\n" CLI_GENERAL_OPTIONS "\n"
+        "Logs Specific Options:\n\n"
+        "  -stdout\n"
+        "    Display stdout logs. This is used as the default value in all commands\n"
+        "    except when using the \"-f\" flag where both stdout and stderr are used as\n"
+        "    default.\n\n"
+        "  -stderr\n"
+        "    Display stderr logs.\n\n"
+        "  -task <task-name>\n"
+        "    Sets the task to view the logs.\n\n"
+        "  -job <job-id>\n"
+        "    Use a random allocation from the specified job ID.\n\n"
+        "  -verbose\n"
+        "    Show full information.\n\n"
+        "  -f\n"
+        "    Causes the output to not stop when the end of the logs are reached, but\n"
+        "    rather to wait for additional output.\n\n"
+        "  -tail\n"
+        "    Show the logs contents with offsets relative to the end of the logs. If no\n"
+        "    offset is given, -n is defaulted to 10.\n\n"
+        "  -n\n"
+        "    Sets the tail location in best-efforted number of lines relative to the end\n"
+        "    of the logs.\n\n"
+        "  -c\n"
+        "    Sets the tail location in number of bytes relative to the end of the logs.\n",
     .exec = cmd_alloc_logs_exec,
 };

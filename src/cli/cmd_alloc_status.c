@@ -270,9 +270,11 @@ void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64
     }
     struct cli_rows r = {0};
     cli_rows_add(&r, "ID|%s", cli_jstr(alloc, "ID"));
-    cli_rows_add(&r, "Eval ID|%s", cli_short_id(cli_jstr(alloc, "EvalID"), idlen, eid, sizeof(eid)));
+    cli_rows_add(&r, "Eval ID|%s",
+                 cli_short_id(cli_jstr(alloc, "EvalID"), idlen, eid, sizeof(eid)));
     cli_rows_add(&r, "Name|%s", cli_jstr(alloc, "Name"));
-    cli_rows_add(&r, "Node ID|%s", cli_short_id(cli_jstr(alloc, "NodeID"), idlen, nid, sizeof(nid)));
+    cli_rows_add(&r, "Node ID|%s",
+                 cli_short_id(cli_jstr(alloc, "NodeID"), idlen, nid, sizeof(nid)));
     cli_rows_add(&r, "Node Name|%s", cli_jstr(alloc, "NodeName"));
     cli_rows_add(&r, "Job ID|%s", cli_jstr(alloc, "JobID"));
     cli_rows_add(&r, "Job Version|%lld", (long long)cli_jint(cli_jobj(alloc, "Job"), "Version"));
@@ -288,7 +290,9 @@ void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64
         cli_rows_add(&r, "Deployment ID|%s",
                      cli_short_id(cli_jstr(alloc, "DeploymentID"), idlen, x, sizeof(x)));
         cli_rows_add(&r, "Deployment Health|%s",
-                     json_is_true(h) ? "healthy" : json_is_false(h) ? "unhealthy" : "unset");
+                     json_is_true(h)    ? "healthy"
+                     : json_is_false(h) ? "unhealthy"
+                                        : "unset");
         if (cli_jbool(ds, "Canary"))
             cli_rows_add(&r, "Canary|true");
     }

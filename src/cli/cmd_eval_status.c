@@ -135,8 +135,8 @@ static int cmd_eval_status_exec(struct cli_ctx *ctx, int argc, char **argv)
             if (!strcmp(cli_jstr(e, "Status"), "blocked"))
                 f = "N/A - In Progress";
             cli_rows_add(&r, "%s|%lld|%s|%s|%s",
-                         cli_short_id(cli_jstr(e, "ID"), verbose ? CLI_FULL_ID : CLI_SHORT_ID,
-                                      id, sizeof(id)),
+                         cli_short_id(cli_jstr(e, "ID"), verbose ? CLI_FULL_ID : CLI_SHORT_ID, id,
+                                      sizeof(id)),
                          (long long)cli_jint(e, "Priority"), cli_jstr(e, "TriggeredBy"),
                          cli_jstr(e, "Status"), f);
         }

@@ -64,12 +64,13 @@ const struct cli_cmd_entry cli_cmd_job_inspect_entry = {
     .name = "job inspect",
     .alias = "inspect",
     .synopsis = "Inspect a submitted job",
-    .usage = "Usage: caravan job inspect [options] <job>\n"
-             "Alias: caravan inspect\n\n"
-             "  Inspect is used to see the specification of a submitted job.\n\n" CLI_GENERAL_OPTIONS
-             "\n"
-             "Inspect Options:\n\n"
-             "  -json\n"
-             "    Display the job in its JSON format (the default; kept for Nomad's flags).\n",
+    .usage =
+        "Usage: caravan job inspect [options] <job>\n"
+        "Alias: caravan inspect\n\n"
+        "  Inspect is used to see the specification of a submitted job.\n\n" CLI_GENERAL_OPTIONS
+        "\n"
+        "Inspect Options:\n\n"
+        "  -json\n"
+        "    Display the job in its JSON format (the default; kept for Nomad's flags).\n",
     .exec = cmd_job_inspect_exec,
 };

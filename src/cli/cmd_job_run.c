@@ -17,9 +17,9 @@ static int cmd_job_run_exec(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_strlist vars = {0};
     const char *check_index = NULL;
     const struct cli_flag flags[] = {
-        {"detach", CLI_FLAG_BOOL, &detach},   {"output", CLI_FLAG_BOOL, &output},
-        {"json", CLI_FLAG_BOOL, &as_json},    {"verbose", CLI_FLAG_BOOL, &verbose},
-        {"var", CLI_FLAG_STRLIST, &vars},     {"check-index", CLI_FLAG_STR, &check_index},
+        {"detach", CLI_FLAG_BOOL, &detach}, {"output", CLI_FLAG_BOOL, &output},
+        {"json", CLI_FLAG_BOOL, &as_json},  {"verbose", CLI_FLAG_BOOL, &verbose},
+        {"var", CLI_FLAG_STRLIST, &vars},   {"check-index", CLI_FLAG_STR, &check_index},
         {NULL, CLI_FLAG_BOOL, NULL},
     };
     int first, rc = 1;
@@ -56,8 +56,7 @@ static int cmd_job_run_exec(struct cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
 
-    if (cli_api_json(ctx, "PUT", "/v1/jobs", req, &resp, NULL, NULL, errmsg, sizeof(errmsg)) <
-        0) {
+    if (cli_api_json(ctx, "PUT", "/v1/jobs", req, &resp, NULL, NULL, errmsg, sizeof(errmsg)) < 0) {
         if (check_index && strstr(errmsg, "job modify index")) {
             cli_error("%s", errmsg);
             cli_error("Job not updated");
@@ -92,36 +91,35 @@ const struct cli_cmd_entry cli_cmd_job_run_entry = {
     .name = "job run",
     .alias = "run",
     .synopsis = "Run a new job or update an existing job",
-    .usage =
-        "Usage: caravan job run [options] <path>\n"
-        "Alias: caravan run\n\n"
-        "  Starts running a new job or updates an existing job using the specification\n"
-        "  located at <path>. This is the main command used to interact with Caravan.\n\n"
-        "  If the supplied path is \"-\", the jobfile is read from stdin.\n\n"
-        "  Upon successful job submission, this command will immediately enter an\n"
-        "  interactive monitor. The monitor displays the evaluation as it is scheduled and\n"
-        "  the allocations it places. The monitor will exit after scheduling has finished\n"
-        "  or failed.\n\n"
-        "  On successful job submission and scheduling, exit code 0 will be returned. If\n"
-        "  there are job placement issues encountered (unsatisfiable constraints, resource\n"
-        "  exhaustion, etc), then the exit code will be 2. Any other errors, including\n"
-        "  client connection issues or internal errors, are indicated by exit code 1.\n\n" CLI_GENERAL_OPTIONS
-        "\n"
-        "Run Options:\n\n"
-        "  -detach\n"
-        "    Return immediately instead of entering monitor mode. After job submission,\n"
-        "    the evaluation ID will be printed to the screen.\n\n"
-        "  -output\n"
-        "    Output the JSON that would be submitted to the HTTP API without submitting\n"
-        "    the job.\n\n"
-        "  -json\n"
-        "    Parses the job file as JSON (a bare job or {\"Job\": ...}).\n\n"
-        "  -var 'key=value'\n"
-        "    Variable for template, can be used multiple times.\n\n"
-        "  -check-index\n"
-        "    If set, the job is only registered or updated if the passed job modify index\n"
-        "    matches the server side version.\n\n"
-        "  -verbose\n"
-        "    Display full information.\n",
+    .usage = "Usage: caravan job run [options] <path>\n"
+             "Alias: caravan run\n\n"
+             "  Starts running a new job or updates an existing job using the specification\n"
+             "  located at <path>. This is the main command used to interact with Caravan.\n\n"
+             "  If the supplied path is \"-\", the jobfile is read from stdin.\n\n"
+             "  Upon successful job submission, this command will immediately enter an\n"
+             "  interactive monitor. The monitor displays the evaluation as it is scheduled and\n"
+             "  the allocations it places. The monitor will exit after scheduling has finished\n"
+             "  or failed.\n\n"
+             "  On successful job submission and scheduling, exit code 0 will be returned. If\n"
+             "  there are job placement issues encountered (unsatisfiable constraints, resource\n"
+             "  exhaustion, etc), then the exit code will be 2. Any other errors, including\n"
+             "  client connection issues or internal errors, are indicated by exit code "
+             "1.\n\n" CLI_GENERAL_OPTIONS "\n"
+             "Run Options:\n\n"
+             "  -detach\n"
+             "    Return immediately instead of entering monitor mode. After job submission,\n"
+             "    the evaluation ID will be printed to the screen.\n\n"
+             "  -output\n"
+             "    Output the JSON that would be submitted to the HTTP API without submitting\n"
+             "    the job.\n\n"
+             "  -json\n"
+             "    Parses the job file as JSON (a bare job or {\"Job\": ...}).\n\n"
+             "  -var 'key=value'\n"
+             "    Variable for template, can be used multiple times.\n\n"
+             "  -check-index\n"
+             "    If set, the job is only registered or updated if the passed job modify index\n"
+             "    matches the server side version.\n\n"
+             "  -verbose\n"
+             "    Display full information.\n",
     .exec = cmd_job_run_exec,
 };

@@ -62,9 +62,8 @@ static void join_strings(const json_t *arr, const char *sep, struct buf *b)
     }
 }
 
-void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary,
-                           const json_t *evals, const json_t *allocs, bool verbose, bool evals_on,
-                           int64_t now_ns)
+void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, const json_t *evals,
+                           const json_t *allocs, bool verbose, bool evals_on, int64_t now_ns)
 {
     char type[64], status[64], submit[64];
     struct buf dcs = BUF_INIT;
@@ -152,8 +151,8 @@ void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary,
         json_array_foreach(evals, i, e)
         {
             char id[40];
-            const char *failures = json_object_size(cli_jobj(e, "FailedTGAllocs")) ? "true"
-                                                                                   : "false";
+            const char *failures =
+                json_object_size(cli_jobj(e, "FailedTGAllocs")) ? "true" : "false";
             if (strcmp(cli_jstr(e, "Status"), "blocked") == 0)
                 failures = "N/A - In Progress";
             cli_rows_add(&r, "%s|%lld|%s|%s|%s",
@@ -220,9 +219,12 @@ static int cmd_job_status_exec(struct cli_ctx *ctx, int argc, char **argv)
     bool verbose = false, json = false, evals = false, shortform = false, all_allocs = false;
     const char *tmpl = NULL;
     const struct cli_flag flags[] = {
-        {"verbose", CLI_FLAG_BOOL, &verbose}, {"json", CLI_FLAG_BOOL, &json},
-        {"evals", CLI_FLAG_BOOL, &evals},     {"short", CLI_FLAG_BOOL, &shortform},
-        {"all-allocs", CLI_FLAG_BOOL, &all_allocs}, {"t", CLI_FLAG_STR, &tmpl},
+        {"verbose", CLI_FLAG_BOOL, &verbose},
+        {"json", CLI_FLAG_BOOL, &json},
+        {"evals", CLI_FLAG_BOOL, &evals},
+        {"short", CLI_FLAG_BOOL, &shortform},
+        {"all-allocs", CLI_FLAG_BOOL, &all_allocs},
+        {"t", CLI_FLAG_STR, &tmpl},
         {NULL, CLI_FLAG_BOOL, NULL},
     };
     int first;

@@ -61,9 +61,9 @@ static int cmd_job_stop_exec(struct cli_ctx *ctx, int argc, char **argv)
     }
 
     char *esc = cli_url_escape(id);
-    char *path = xasprintf("/v1/job/%s?purge=%s&global=%s%s", esc, purge ? "true" : "false",
-                           global ? "true" : "false",
-                           no_shutdown_delay ? "&no_shutdown_delay=true" : "");
+    char *path =
+        xasprintf("/v1/job/%s?purge=%s&global=%s%s", esc, purge ? "true" : "false",
+                  global ? "true" : "false", no_shutdown_delay ? "&no_shutdown_delay=true" : "");
     json_t *resp = NULL;
     int r = cli_api_json(ctx, "DELETE", path, NULL, &resp, NULL, NULL, errmsg, sizeof(errmsg));
     free(path);

@@ -80,8 +80,8 @@ static void mb(int64_t v, char *out, size_t n)
     cli_human_bytes(v > 0 ? (uint64_t)v * 1024 * 1024 : 0, out, n);
 }
 
-void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
-                            const char *uptime, bool verbose, int64_t now_ns)
+void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs, const char *uptime,
+                            bool verbose, int64_t now_ns)
 {
     struct cli_rows r = {0};
     const char *pool = cli_jstr(node, "NodePool");
@@ -128,9 +128,9 @@ void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
             json_t *d = json_object_get(drivers, dnames[i]);
             char t[64];
             cli_format_time(cli_json_time(json_object_get(d, "UpdateTime")), t, sizeof(t));
-            cli_rows_add(&r, "%s|%s|%s|%s|%s", dnames[i], cli_jbool(d, "Detected") ? "true" : "false",
-                         cli_jbool(d, "Healthy") ? "true" : "false",
-                         cli_jstr(d, "HealthDescription"), t);
+            cli_rows_add(
+                &r, "%s|%s|%s|%s|%s", dnames[i], cli_jbool(d, "Detected") ? "true" : "false",
+                cli_jbool(d, "Healthy") ? "true" : "false", cli_jstr(d, "HealthDescription"), t);
         }
         cli_print_list(out, &r);
         cli_rows_free(&r);
@@ -150,11 +150,10 @@ void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
             size_t nk;
             char **keys = cli_sorted_keys(det, &nk);
             for (size_t k = 0; k < nk; k++)
-                buf_printf(&b, "%s%s: %s", k ? ", " : "", keys[k],
-                           cli_jstr(det, keys[k]));
+                buf_printf(&b, "%s%s: %s", k ? ", " : "", keys[k], cli_jstr(det, keys[k]));
             cli_strv_free(keys, nk);
-            cli_rows_add(&r, "%s|%s|%s|%s", t, cli_jstr(ev, "Subsystem"),
-                         cli_jstr(ev, "Message"), buf_str(&b));
+            cli_rows_add(&r, "%s|%s|%s|%s", t, cli_jstr(ev, "Subsystem"), cli_jstr(ev, "Message"),
+                         buf_str(&b));
             buf_free(&b);
         } else {
             cli_rows_add(&r, "%s|%s|%s", t, cli_jstr(ev, "Subsystem"), cli_jstr(ev, "Message"));
@@ -165,12 +164,12 @@ void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
 
     json_t *res = cli_jobj(node, "NodeResources");
     json_t *rsv = cli_jobj(node, "ReservedResources");
-    int64_t tcpu = cli_jint(cli_jobj(res, "Cpu"), "CpuShares") -
-                   cli_jint(cli_jobj(rsv, "Cpu"), "CpuShares");
+    int64_t tcpu =
+        cli_jint(cli_jobj(res, "Cpu"), "CpuShares") - cli_jint(cli_jobj(rsv, "Cpu"), "CpuShares");
     int64_t tmem = cli_jint(cli_jobj(res, "Memory"), "MemoryMB") -
                    cli_jint(cli_jobj(rsv, "Memory"), "MemoryMB");
-    int64_t tdisk = cli_jint(cli_jobj(res, "Disk"), "DiskMB") -
-                    cli_jint(cli_jobj(rsv, "Disk"), "DiskMB");
+    int64_t tdisk =
+        cli_jint(cli_jobj(res, "Disk"), "DiskMB") - cli_jint(cli_jobj(rsv, "Disk"), "DiskMB");
     int64_t acpu, amem, adisk, count;
     allocated_sum(allocs, &acpu, &amem, &adisk, &count);
     char am[32], tm[32], ad[32], td[32], cnt[48];

@@ -60,16 +60,16 @@ void cli_render_members(FILE *out, json_t *members, const json_t *leaders, bool 
                 buf_printf(&tb, "%s%s=%s", k ? "," : "", keys[k], cli_jstr(tags, keys[k]));
             cli_strv_free(keys, nk);
             cli_rows_add(&r, "%s|%s|%lld|%s|%s|%lld|%s|%s|%s|%s|%s", cli_jstr(m, "Name"),
-                         cli_jstr(m, "Addr"), (long long)cli_jint(m, "Port"),
-                         cli_jstr(m, "Status"), leader, (long long)cli_jint(m, "ProtocolCur"),
-                         cli_jstr(tags, "raft_vsn"), cli_jstr(tags, "build"),
-                         cli_jstr(tags, "dc"), cli_jstr(tags, "region"), buf_str(&tb));
+                         cli_jstr(m, "Addr"), (long long)cli_jint(m, "Port"), cli_jstr(m, "Status"),
+                         leader, (long long)cli_jint(m, "ProtocolCur"), cli_jstr(tags, "raft_vsn"),
+                         cli_jstr(tags, "build"), cli_jstr(tags, "dc"), cli_jstr(tags, "region"),
+                         buf_str(&tb));
             buf_free(&tb);
         } else {
             cli_rows_add(&r, "%s|%s|%lld|%s|%s|%s|%s|%s|%s", cli_jstr(m, "Name"),
-                         cli_jstr(m, "Addr"), (long long)cli_jint(m, "Port"),
-                         cli_jstr(m, "Status"), leader, cli_jstr(tags, "raft_vsn"),
-                         cli_jstr(tags, "build"), cli_jstr(tags, "dc"), cli_jstr(tags, "region"));
+                         cli_jstr(m, "Addr"), (long long)cli_jint(m, "Port"), cli_jstr(m, "Status"),
+                         leader, cli_jstr(tags, "raft_vsn"), cli_jstr(tags, "build"),
+                         cli_jstr(tags, "dc"), cli_jstr(tags, "region"));
         }
     }
     cli_print_simple(out, &r);
@@ -82,8 +82,10 @@ static int cmd_server_members_exec(struct cli_ctx *ctx, int argc, char **argv)
     bool detailed = false, verbose = false, json = false;
     const char *tmpl = NULL;
     const struct cli_flag flags[] = {
-        {"detailed", CLI_FLAG_BOOL, &detailed}, {"verbose", CLI_FLAG_BOOL, &verbose},
-        {"json", CLI_FLAG_BOOL, &json},         {"t", CLI_FLAG_STR, &tmpl},
+        {"detailed", CLI_FLAG_BOOL, &detailed},
+        {"verbose", CLI_FLAG_BOOL, &verbose},
+        {"json", CLI_FLAG_BOOL, &json},
+        {"t", CLI_FLAG_STR, &tmpl},
         {NULL, CLI_FLAG_BOOL, NULL},
     };
     int first;

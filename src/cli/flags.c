@@ -57,20 +57,13 @@ int cli_flags_parse(struct cli_ctx *ctx, const struct cli_flag *flags, int argc,
     char *address = NULL, *region = NULL, *namespace = NULL, *token = NULL, *ignored = NULL;
     bool no_color = false, ignored_b = false;
     const struct cli_flag globals[] = {
-        {"address", CLI_FLAG_STR, &address},
-        {"region", CLI_FLAG_STR, &region},
-        {"namespace", CLI_FLAG_STR, &namespace},
-        {"token", CLI_FLAG_STR, &token},
-        {"no-color", CLI_FLAG_BOOL, &no_color},
-        {"force-color", CLI_FLAG_BOOL, &ignored_b},
-        {"ca-cert", CLI_FLAG_STR, &ignored},
-        {"ca-path", CLI_FLAG_STR, &ignored},
-        {"client-cert", CLI_FLAG_STR, &ignored},
-        {"client-key", CLI_FLAG_STR, &ignored},
-        {"tls-server-name", CLI_FLAG_STR, &ignored},
-        {"tls-skip-verify", CLI_FLAG_BOOL, &ignored_b},
-        {"insecure", CLI_FLAG_BOOL, &ignored_b},
-        {NULL, CLI_FLAG_BOOL, NULL},
+        {"address", CLI_FLAG_STR, &address},         {"region", CLI_FLAG_STR, &region},
+        {"namespace", CLI_FLAG_STR, &namespace},     {"token", CLI_FLAG_STR, &token},
+        {"no-color", CLI_FLAG_BOOL, &no_color},      {"force-color", CLI_FLAG_BOOL, &ignored_b},
+        {"ca-cert", CLI_FLAG_STR, &ignored},         {"ca-path", CLI_FLAG_STR, &ignored},
+        {"client-cert", CLI_FLAG_STR, &ignored},     {"client-key", CLI_FLAG_STR, &ignored},
+        {"tls-server-name", CLI_FLAG_STR, &ignored}, {"tls-skip-verify", CLI_FLAG_BOOL, &ignored_b},
+        {"insecure", CLI_FLAG_BOOL, &ignored_b},     {NULL, CLI_FLAG_BOOL, NULL},
     };
     int i = 0;
     for (; i < argc; i++) {
@@ -108,8 +101,8 @@ int cli_flags_parse(struct cli_ctx *ctx, const struct cli_flag *flags, int argc,
             bool b = true;
             if (val && parse_bool(val, &b) < 0) {
                 char msg[256];
-                snprintf(msg, sizeof(msg), "invalid boolean value \"%s\" for -%s: parse error",
-                         val, f->name);
+                snprintf(msg, sizeof(msg), "invalid boolean value \"%s\" for -%s: parse error", val,
+                         f->name);
                 return cli_usage_error(ctx, msg);
             }
             *(bool *)f->dst = b;

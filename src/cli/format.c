@@ -116,8 +116,7 @@ char *cli_columnize(const struct cli_rows *r, const char *glue, const char *empt
     return buf_steal(&out);
 }
 
-static void print_columns(FILE *out, const struct cli_rows *r, const char *glue,
-                          const char *empty)
+static void print_columns(FILE *out, const struct cli_rows *r, const char *glue, const char *empty)
 {
     char *s = cli_columnize(r, glue, empty);
     fprintf(out, "%s\n", s);

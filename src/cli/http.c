@@ -271,9 +271,8 @@ out:
 }
 
 int cli_http_request(const char *address, const char *token, const char *method,
-                     const char *path_query, const char *body, size_t body_len,
-                     cli_http_sink sink, void *sink_arg, struct cli_http_resp *resp,
-                     char *errmsg, size_t errmsg_size)
+                     const char *path_query, const char *body, size_t body_len, cli_http_sink sink,
+                     void *sink_arg, struct cli_http_resp *resp, char *errmsg, size_t errmsg_size)
 {
     char host[256], port[32], why[512];
     struct buf req = BUF_INIT, line = BUF_INIT;

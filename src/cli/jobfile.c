@@ -33,8 +33,8 @@ static int read_stream(FILE *f, char **out, size_t *len)
     return 0;
 }
 
-int cli_jobfile_load(const char *path, bool as_json, const struct cli_strlist *vars,
-                     json_t **job, struct buf *err)
+int cli_jobfile_load(const char *path, bool as_json, const struct cli_strlist *vars, json_t **job,
+                     struct buf *err)
 {
     char *src = NULL;
     size_t len = 0;

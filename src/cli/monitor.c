@@ -109,8 +109,8 @@ void cli_mon_print_update(FILE *out, const struct cli_mon_state *old,
         cli_short_id(a->node, CLI_SHORT_ID, n8, sizeof(n8));
         if (!prev) {
             if (a->create_index < update->index)
-                fprintf(out, "    %s: Allocation \"%s\" modified: node \"%s\", group \"%s\"\n",
-                        ts, a8, n8, a->group);
+                fprintf(out, "    %s: Allocation \"%s\" modified: node \"%s\", group \"%s\"\n", ts,
+                        a8, n8, a->group);
             else if (strcmp(a->desired, "run") == 0)
                 fprintf(out, "    %s: Allocation \"%s\" created: node \"%s\", group \"%s\"\n", ts,
                         a8, n8, a->group);
@@ -119,8 +119,8 @@ void cli_mon_print_update(FILE *out, const struct cli_mon_state *old,
                 fprintf(out, "    %s: Allocation \"%s\" status changed: \"%s\" -> \"%s\" (%s)\n",
                         ts, a8, prev->client, a->client, a->client_desc);
             else
-                fprintf(out, "    %s: Allocation \"%s\" status changed: \"%s\" -> \"%s\"\n", ts,
-                        a8, prev->client, a->client);
+                fprintf(out, "    %s: Allocation \"%s\" status changed: \"%s\" -> \"%s\"\n", ts, a8,
+                        prev->client, a->client);
         }
     }
 

@@ -29,10 +29,11 @@ static void metric_map_lines(struct buf *b, const json_t *metric, const char *ke
         json_t *v = json_object_get(m, keys[i]);
         long long num = json_is_integer(v) ? (long long)json_integer_value(v) : 0;
         if (strcmp(fmt_kind, "class") == 0)
-            buf_printf(b, "%s* Class \"%s\": %lld nodes excluded by filter\n", prefix, keys[i], num);
+            buf_printf(b, "%s* Class \"%s\": %lld nodes excluded by filter\n", prefix, keys[i],
+                       num);
         else if (strcmp(fmt_kind, "constraint") == 0)
-            buf_printf(b, "%s* Constraint \"%s\": %lld nodes excluded by filter\n", prefix,
-                       keys[i], num);
+            buf_printf(b, "%s* Constraint \"%s\": %lld nodes excluded by filter\n", prefix, keys[i],
+                       num);
         else if (strcmp(fmt_kind, "class_exhausted") == 0)
             buf_printf(b, "%s* Class \"%s\" exhausted on %lld nodes\n", prefix, keys[i], num);
         else
@@ -157,8 +158,9 @@ void cli_render_eval_failures(FILE *out, const json_t *eval, const char *ts)
     }
     const char *blocked = cli_jstr(eval, "BlockedEval");
     if (*blocked)
-        fprintf(out, "    %s: Evaluation \"%s\" waiting for additional capacity to place "
-                     "remainder\n",
+        fprintf(out,
+                "    %s: Evaluation \"%s\" waiting for additional capacity to place "
+                "remainder\n",
                 ts, cli_short_id(blocked, CLI_SHORT_ID, id, sizeof(id)));
     cli_strv_free(tgs, n);
 }

@@ -238,8 +238,9 @@ START_TEST(test_alloc_metrics_lines)
     json_t *f = J(FAILED_TG);
     struct buf b = BUF_INIT;
     cli_format_alloc_metrics(&b, json_object_get(f, "cache"), "  ");
-    ck_assert_str_eq(buf_str(&b),
-                     "  * Constraint \"${attr.kernel.name} = linux\": 1 nodes excluded by filter\n");
+    ck_assert_str_eq(
+        buf_str(&b),
+        "  * Constraint \"${attr.kernel.name} = linux\": 1 nodes excluded by filter\n");
     buf_reset(&b);
     cli_format_alloc_metrics(&b, json_object_get(f, "web"), "  ");
     ck_assert_str_eq(buf_str(&b), "  * No nodes were eligible for evaluation\n"
@@ -294,16 +295,18 @@ START_TEST(test_monitor_updates)
     /* The monitor prints only changes: trigger, new allocations (created vs modified by
      * create index), client status moves with description, eval status moves. */
     json_t *e1 = J("{\"Status\": \"complete\", \"JobID\": \"example\", \"CreateIndex\": 10}");
-    json_t *a1 = J("[{\"ID\": \"aaaaaaaa-1111-1111-1111-111111111111\", \"Name\": \"example.cache[0]\","
-                   " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
-                   " \"DesiredStatus\": \"run\", \"ClientStatus\": \"pending\", \"CreateIndex\": 12},"
-                   " {\"ID\": \"cccccccc-3333-3333-3333-333333333333\", \"Name\": \"example.cache[1]\","
-                   " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
-                   " \"DesiredStatus\": \"run\", \"ClientStatus\": \"running\", \"CreateIndex\": 5}]");
-    json_t *a2 = J("[{\"ID\": \"aaaaaaaa-1111-1111-1111-111111111111\", \"Name\": \"example.cache[0]\","
-                   " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
-                   " \"DesiredStatus\": \"run\", \"ClientStatus\": \"running\","
-                   " \"ClientDescription\": \"Tasks are running\", \"CreateIndex\": 12}]");
+    json_t *a1 =
+        J("[{\"ID\": \"aaaaaaaa-1111-1111-1111-111111111111\", \"Name\": \"example.cache[0]\","
+          " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
+          " \"DesiredStatus\": \"run\", \"ClientStatus\": \"pending\", \"CreateIndex\": 12},"
+          " {\"ID\": \"cccccccc-3333-3333-3333-333333333333\", \"Name\": \"example.cache[1]\","
+          " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
+          " \"DesiredStatus\": \"run\", \"ClientStatus\": \"running\", \"CreateIndex\": 5}]");
+    json_t *a2 =
+        J("[{\"ID\": \"aaaaaaaa-1111-1111-1111-111111111111\", \"Name\": \"example.cache[0]\","
+          " \"TaskGroup\": \"cache\", \"NodeID\": \"bbbbbbbb-2222-2222-2222-222222222222\","
+          " \"DesiredStatus\": \"run\", \"ClientStatus\": \"running\","
+          " \"ClientDescription\": \"Tasks are running\", \"CreateIndex\": 12}]");
     struct cli_mon_state s0, s1, s2;
     struct cap c;
     cli_mon_state_init(&s0);
@@ -469,41 +472,40 @@ START_TEST(test_alloc_status_view)
     struct cap c;
     cap_open(&c);
     cli_render_alloc_status(c.f, a, false, NOW);
-    ck_assert_str_eq(cap_str(&c),
-                     "ID                  = 0af996ed-aff4-8ddb-a566-e55ebf8969c9\n"
-                     "Eval ID             = be9bde98\n"
-                     "Name                = example.cache[0]\n"
-                     "Node ID             = 43c0b14e\n"
-                     "Node Name           = host1\n"
-                     "Job ID              = example\n"
-                     "Job Version         = 0\n"
-                     "Client Status       = running\n"
-                     "Client Description  = Tasks are running\n"
-                     "Desired Status      = run\n"
-                     "Desired Description = <none>\n"
-                     "Created             = 5m ago\n"
-                     "Modified            = 5m ago\n"
-                     "\n"
-                     "Allocation Addresses (mode = \"host\"):\n"
-                     "Label  Dynamic  Address\n"
-                     "db     yes      127.0.0.1:27908 -> 6379\n"
-                     "\n"
-                     "Task \"redis\" is \"running\"\n"
-                     "Task Resources:\n"
-                     "CPU      Memory   Disk     Addresses\n"
-                     "500 MHz  256 MiB  300 MiB  \n"
-                     "\n"
-                     "Task Events:\n"
-                     "Started At     = 2023-11-14T22:13:22Z\n"
-                     "Finished At    = N/A\n"
-                     "Total Restarts = 0\n"
-                     "Last Restart   = N/A\n"
-                     "\n"
-                     "Recent Events:\n"
-                     "Time                  Type        Description\n"
-                     "2023-11-14T22:13:22Z  Started     Task started by client\n"
-                     "2023-11-14T22:13:21Z  Task Setup  Building Task Directory\n"
-                     "2023-11-14T22:13:20Z  Received    Task received by client\n");
+    ck_assert_str_eq(cap_str(&c), "ID                  = 0af996ed-aff4-8ddb-a566-e55ebf8969c9\n"
+                                  "Eval ID             = be9bde98\n"
+                                  "Name                = example.cache[0]\n"
+                                  "Node ID             = 43c0b14e\n"
+                                  "Node Name           = host1\n"
+                                  "Job ID              = example\n"
+                                  "Job Version         = 0\n"
+                                  "Client Status       = running\n"
+                                  "Client Description  = Tasks are running\n"
+                                  "Desired Status      = run\n"
+                                  "Desired Description = <none>\n"
+                                  "Created             = 5m ago\n"
+                                  "Modified            = 5m ago\n"
+                                  "\n"
+                                  "Allocation Addresses (mode = \"host\"):\n"
+                                  "Label  Dynamic  Address\n"
+                                  "db     yes      127.0.0.1:27908 -> 6379\n"
+                                  "\n"
+                                  "Task \"redis\" is \"running\"\n"
+                                  "Task Resources:\n"
+                                  "CPU      Memory   Disk     Addresses\n"
+                                  "500 MHz  256 MiB  300 MiB  \n"
+                                  "\n"
+                                  "Task Events:\n"
+                                  "Started At     = 2023-11-14T22:13:22Z\n"
+                                  "Finished At    = N/A\n"
+                                  "Total Restarts = 0\n"
+                                  "Last Restart   = N/A\n"
+                                  "\n"
+                                  "Recent Events:\n"
+                                  "Time                  Type        Description\n"
+                                  "2023-11-14T22:13:22Z  Started     Task started by client\n"
+                                  "2023-11-14T22:13:21Z  Task Setup  Building Task Directory\n"
+                                  "2023-11-14T22:13:20Z  Received    Task received by client\n");
     cap_close(&c);
     json_decref(a);
 }
@@ -526,11 +528,12 @@ START_TEST(test_alloc_event_descriptions)
     cap_open(&c);
     cli_render_alloc_status(c.f, a, false, NOW);
     const char *out = cap_str(&c);
-    ck_assert_ptr_nonnull(strstr(out, "2023-11-14T22:13:23Z  Driver      Shown as is\n"
-                                      "2023-11-14T22:13:22Z  Killing     Sent interrupt. Waiting 5s "
-                                      "before force killing\n"
-                                      "2023-11-14T22:13:21Z  Restarting  Task restarting in 15s\n"
-                                      "2023-11-14T22:13:20Z  Terminated  Exit Code: 1, Signal: 9\n"));
+    ck_assert_ptr_nonnull(strstr(out,
+                                 "2023-11-14T22:13:23Z  Driver      Shown as is\n"
+                                 "2023-11-14T22:13:22Z  Killing     Sent interrupt. Waiting 5s "
+                                 "before force killing\n"
+                                 "2023-11-14T22:13:21Z  Restarting  Task restarting in 15s\n"
+                                 "2023-11-14T22:13:20Z  Terminated  Exit Code: 1, Signal: 9\n"));
     cap_close(&c);
     json_decref(a);
 }
@@ -541,37 +544,39 @@ START_TEST(test_eval_status_view)
     /* eval status: the KV block in Nomad's order (Status Description falling back to
      * Status, <none> for empty links) and the Failed Placements section. */
     set_tz("UTC");
-    json_t *e = J("{\"ID\": \"01234567-89ab-cdef-0123-456789abcdef\", \"Status\": \"complete\","
-                  " \"Type\": \"service\", \"TriggeredBy\": \"job-register\", \"JobID\": \"example\","
-                  " \"Namespace\": \"default\", \"Priority\": 50,"
-                  " \"BlockedEval\": \"fedcba98-7654-3210-fedc-ba9876543210\","
-                  " \"FailedTGAllocs\": {\"cache\": {\"NodesEvaluated\": 1, \"NodesExhausted\": 1}}}");
+    json_t *e =
+        J("{\"ID\": \"01234567-89ab-cdef-0123-456789abcdef\", \"Status\": \"complete\","
+          " \"Type\": \"service\", \"TriggeredBy\": \"job-register\", \"JobID\": \"example\","
+          " \"Namespace\": \"default\", \"Priority\": 50,"
+          " \"BlockedEval\": \"fedcba98-7654-3210-fedc-ba9876543210\","
+          " \"FailedTGAllocs\": {\"cache\": {\"NodesEvaluated\": 1, \"NodesExhausted\": 1}}}");
     json_object_set_new(e, "CreateTime", json_integer(NOW - 60 * SEC));
     json_object_set_new(e, "ModifyTime", json_integer(NOW - 59 * SEC));
     struct cap c;
     cap_open(&c);
     cli_render_eval_status(c.f, e, false, NOW);
-    ck_assert_str_eq(cap_str(&c),
-                     "ID                 = 01234567\n"
-                     "Create Time        = 1m ago\n"
-                     "Modify Time        = 59s ago\n"
-                     "Status             = complete\n"
-                     "Status Description = complete\n"
-                     "Type               = service\n"
-                     "TriggeredBy        = job-register\n"
-                     "Job ID             = example\n"
-                     "Namespace          = default\n"
-                     "Priority           = 50\n"
-                     "Placement Failures = true\n"
-                     "Previous Eval      = <none>\n"
-                     "Next Eval          = <none>\n"
-                     "Blocked Eval       = fedcba98-7654-3210-fedc-ba9876543210\n"
-                     "\n"
-                     "Failed Placements\n"
-                     "Task Group \"cache\" (failed to place 1 allocation):\n"
-                     "  * Resources exhausted on 1 nodes\n"
-                     "\n"
-                     "Evaluation \"fedcba98\" waiting for additional capacity to place remainder\n");
+    ck_assert_str_eq(
+        cap_str(&c),
+        "ID                 = 01234567\n"
+        "Create Time        = 1m ago\n"
+        "Modify Time        = 59s ago\n"
+        "Status             = complete\n"
+        "Status Description = complete\n"
+        "Type               = service\n"
+        "TriggeredBy        = job-register\n"
+        "Job ID             = example\n"
+        "Namespace          = default\n"
+        "Priority           = 50\n"
+        "Placement Failures = true\n"
+        "Previous Eval      = <none>\n"
+        "Next Eval          = <none>\n"
+        "Blocked Eval       = fedcba98-7654-3210-fedc-ba9876543210\n"
+        "\n"
+        "Failed Placements\n"
+        "Task Group \"cache\" (failed to place 1 allocation):\n"
+        "  * Resources exhausted on 1 nodes\n"
+        "\n"
+        "Evaluation \"fedcba98\" waiting for additional capacity to place remainder\n");
     cap_close(&c);
     json_decref(e);
 }
@@ -614,34 +619,35 @@ START_TEST(test_node_views)
                        "500}, \"Memory\": {\"MemoryMB\": 256}}}, \"Shared\": {\"DiskMB\": 300}}}]");
     cap_open(&c);
     cli_render_node_status(c.f, n, allocs, NULL, false, NOW);
-    ck_assert_str_eq(cap_str(&c),
-                     "ID              = a72dfba2-0000-0000-0000-000000000000\n"
-                     "Name            = node1\n"
-                     "Node Pool       = default\n"
-                     "Class           = <none>\n"
-                     "DC              = dc1\n"
-                     "Drain           = false\n"
-                     "Eligibility     = eligible\n"
-                     "Status          = ready\n"
-                     "CSI Controllers = <none>\n"
-                     "CSI Drivers     = <none>\n"
-                     "Host Volumes    = <none>\n"
-                     "Host Networks   = <none>\n"
-                     "CSI Volumes     = <none>\n"
-                     "Driver Status   = exec (unhealthy),raw_exec\n"
-                     "\n"
-                     "Node Events\n"
-                     "Time                  Subsystem  Message\n"
-                     "2023-11-14T22:14:20Z  Cluster    Node heartbeat missed\n"
-                     "2023-11-14T22:13:20Z  Cluster    Node registered\n"
-                     "\n"
-                     "Allocated Resources\n"
-                     "CPU           Memory           Disk            Alloc Count\n"
-                     "500/2600 MHz  256 MiB/2.0 GiB  300 MiB/32 GiB  1\n"
-                     "\n"
-                     "Allocations\n"
-                     "ID        Node ID   Task Group  Version  Desired  Status   Created  Modified\n"
-                     "11111111  a72dfba2  cache       0        run      running  <none>   <none>\n");
+    ck_assert_str_eq(
+        cap_str(&c),
+        "ID              = a72dfba2-0000-0000-0000-000000000000\n"
+        "Name            = node1\n"
+        "Node Pool       = default\n"
+        "Class           = <none>\n"
+        "DC              = dc1\n"
+        "Drain           = false\n"
+        "Eligibility     = eligible\n"
+        "Status          = ready\n"
+        "CSI Controllers = <none>\n"
+        "CSI Drivers     = <none>\n"
+        "Host Volumes    = <none>\n"
+        "Host Networks   = <none>\n"
+        "CSI Volumes     = <none>\n"
+        "Driver Status   = exec (unhealthy),raw_exec\n"
+        "\n"
+        "Node Events\n"
+        "Time                  Subsystem  Message\n"
+        "2023-11-14T22:14:20Z  Cluster    Node heartbeat missed\n"
+        "2023-11-14T22:13:20Z  Cluster    Node registered\n"
+        "\n"
+        "Allocated Resources\n"
+        "CPU           Memory           Disk            Alloc Count\n"
+        "500/2600 MHz  256 MiB/2.0 GiB  300 MiB/32 GiB  1\n"
+        "\n"
+        "Allocations\n"
+        "ID        Node ID   Task Group  Version  Desired  Status   Created  Modified\n"
+        "11111111  a72dfba2  cache       0        run      running  <none>   <none>\n");
     cap_close(&c);
     json_decref(allocs);
     json_decref(list);
@@ -931,9 +937,8 @@ START_TEST(test_http_errors)
 
     srv_start(&s, &th);
     ctx.address = xasprintf("http://127.0.0.1:%d", s.port);
-    ck_assert_int_eq(cli_api_json(&ctx, "GET", "/missing", NULL, &out, NULL, &status, err,
-                                  sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        cli_api_json(&ctx, "GET", "/missing", NULL, &out, NULL, &status, err, sizeof(err)), -1);
     srv_stop(&s, th);
     ck_assert_int_eq(status, 404);
     ck_assert_str_eq(err, "Unexpected response code: 404 (job not found)");
@@ -965,9 +970,8 @@ START_TEST(test_http_errors)
              "Get \"http://127.0.0.1:%d/v1/jobs\": dial tcp 127.0.0.1:%d: connect: connection "
              "refused",
              s.port, s.port);
-    ck_assert_int_eq(cli_api_json(&ctx, "GET", "/v1/jobs", NULL, &out, NULL, &status, err,
-                                  sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        cli_api_json(&ctx, "GET", "/v1/jobs", NULL, &out, NULL, &status, err, sizeof(err)), -1);
     ck_assert_int_eq(status, 0);
     ck_assert_str_eq(err, want);
     free(ctx.address);
