@@ -290,8 +290,12 @@ int shim_main(int argc, char **argv)
     sigset_t mask, old;
     sigemptyset(&mask);
     int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < CV_ARRAY_LEN(fwd); i++)
+    for (size_t i = 0; i < CV_ARRAY_LEN(fwd); i++) {
+        /* An ignored signal never reaches the signalfd, and the task would inherit the
+         * ignoring (a shell's background jobs start with SIGINT ignored). */
+        signal(fwd[i], SIG_DFL);
         sigaddset(&mask, fwd[i]);
+    }
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, &old);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -214,6 +214,35 @@ START_TEST(test_shim_exec_failure)
 }
 END_TEST
 
+START_TEST(test_shim_forwards_signals)
+{
+    /* A signal sent to the shim reaches the task's process group, and the exit file
+     * records the task's death by it as Nomad does (exit code 128+S, signal S). */
+    char *dir = tmpdir();
+    char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
+    char *const argv[] = {"/bin/sleep", "30", NULL};
+    char *const envp[] = {NULL};
+    struct shim_spec s = {"/proc/self/exe", argv, envp, dir, hf, xf, dir, "t", 3, 4096};
+    pid_t pid;
+    int rfd, st;
+    char err[256], rep[64] = "";
+    ck_assert_int_eq(shim_spawn(&s, &pid, &rfd, err), 0);
+    fcntl(rfd, F_SETFL, 0); /* block until the shim reports */
+    ck_assert(read(rfd, rep, sizeof rep - 1) > 3);
+    close(rfd);
+    ck_assert(cv_has_prefix(rep, "ok "));
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    struct shim_exit ex;
+    ck_assert_int_eq(shim_read_exit(xf, &ex), 0);
+    ck_assert_int_eq(ex.signal, SIGTERM);
+    ck_assert_int_eq(ex.exit_code, 128 + SIGTERM);
+    free(dir);
+    free(hf);
+    free(xf);
+}
+END_TEST
+
 static volatile bool follow_dead;
 static bool follow_dead_fn(void *arg)
 {
@@ -698,6 +727,7 @@ static Suite *suite(void)
     tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_add_test(tc, test_shim_rotation);
     tcase_add_test(tc, test_shim_exec_failure);
+    tcase_add_test(tc, test_shim_forwards_signals);
     tcase_add_test(tc, test_log_follow_rotation);
     tcase_add_test(tc, test_exit_and_restart);
     tcase_add_test(tc, test_batch_complete_env);
