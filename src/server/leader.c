@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sched/broker.h"
 #include "sched/sched.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -26,12 +27,7 @@
 
 struct worker;
 
-/* ---------------------------------------------------------------- dispatch queue */
-
-struct queued_eval {
-    struct queued_eval *next;
-    struct eval *ev; /* reference */
-};
+/* ---------------------------------------------------------------- dispatch */
 
 struct plan_req {
     struct plan_req *next;
@@ -42,10 +38,9 @@ struct plan_req {
 struct leader {
     struct server *s;
     bool enabled;
-    struct queued_eval *ready, *ready_tail;
-    struct strlist inflight; /* ns \x01 job of evals being processed */
-    struct eval **blocked;   /* references */
-    size_t n_blocked;
+    struct broker *broker;
+    struct blocked *blocked;
+    struct event *tick_ev;
     struct worker *workers;
     int n_workers;
     struct plan_req *plans, *plans_tail;
@@ -60,6 +55,7 @@ struct worker {
     int id;
     enum worker_state st;
     struct eval *ev;
+    char token[37];
     struct sched_result res;
     bool have_res;
     int attempts;
@@ -68,122 +64,147 @@ struct worker {
     struct event *kick;
 };
 
-static char *job_key(const struct eval *e)
-{
-    return xasprintf("%s\x01%s", cv_str(e->namespace), cv_str(e->job_id));
-}
+static const char *const sched_types[] = {JOB_TYPE_SERVICE, JOB_TYPE_BATCH, JOB_TYPE_SYSTEM,
+                                          JOB_TYPE_SYSBATCH};
 
 static void workers_kick(struct leader *ld);
+static void leader_arm_tick(struct leader *ld);
 
-static void queue_push(struct leader *ld, const struct eval *e)
+static void mark_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                      void *arg)
 {
-    for (struct queued_eval *q = ld->ready; q; q = q->next)
-        if (cv_streq(q->ev->id, e->id))
-            return; /* at most once in the queue */
-    struct queued_eval *q = xcalloc(1, sizeof *q);
-    q->ev = st_ref(&ST_EVAL, e);
-    if (ld->ready_tail)
-        ld->ready_tail->next = q;
-    else
-        ld->ready = q;
-    ld->ready_tail = q;
+    (void)index;
+    (void)eval_id;
+    (void)arg;
+    if (status)
+        log_error("nomad", "updating evaluations failed: %s", errmsg ? errmsg : "");
+}
+
+/* Writes evals with a new status (canceled duplicates, failed deliveries), plus any
+ * extra evals (follow-ups) through raft. Takes the references in evs. */
+static void mark_evals(struct leader *ld, struct eval **evs, size_t n, const char *status,
+                       const char *desc, struct eval *extra)
+{
+    if (!n) {
+        free(evs);
+        return;
+    }
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_EVAL_UPDATE;
+    cmd.evals = xcalloc(n + 1, sizeof *cmd.evals);
+    for (size_t i = 0; i < n; i++) {
+        struct eval *u = sched_eval_update(evs[i], NULL, status, desc, cv_wall_ns());
+        cmd.evals[cmd.n_evals++] = *u;
+        free(u);
+        st_unref(&ST_EVAL, evs[i]);
+    }
+    if (extra) {
+        st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], extra);
+        st_unref(&ST_EVAL, extra);
+    }
+    free(evs);
+    server_apply(ld->s, &cmd, NULL, mark_done, NULL);
+    st_clear(&ST_FSM_CMD, &cmd);
+}
+
+/* Collects what the broker gave up on: cancelable duplicates and failed deliveries. */
+static void broker_housekeeping(struct leader *ld)
+{
+    struct eval **evs;
+    size_t n = broker_take_cancelable(ld->broker, &evs);
+    mark_evals(ld, evs, n, EVAL_STATUS_CANCELED, "canceled after more recent eval was processed",
+               NULL);
+    n = broker_take_failed(ld->broker, &evs);
+    for (size_t i = 0; i < n; i++) {
+        /* Nomad's failed follow-up: retry the job later with a new eval. */
+        struct eval *f = st_new(&ST_EVAL);
+        char id[37];
+        cv_uuid(id);
+        f->id = xstrdup(id);
+        f->namespace = xstrdup(evs[i]->namespace);
+        f->priority = evs[i]->priority;
+        f->type = xstrdup(evs[i]->type);
+        f->triggered_by = xstrdup(EVAL_TRIGGER_FAILED_FOLLOW_UP);
+        f->job_id = xstrdup(evs[i]->job_id);
+        f->status = xstrdup(EVAL_STATUS_PENDING);
+        f->previous_eval = xstrdup(evs[i]->id);
+        f->wait_until = cv_wall_ns() + broker_failed_followup_delay(ld->broker);
+        struct eval **one = xcalloc(1, sizeof *one);
+        one[0] = evs[i];
+        mark_evals(ld, one, 1, EVAL_STATUS_FAILED, "evaluation reached delivery limit (3)", f);
+    }
+    free(evs);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct leader *ld = arg;
+    if (!ld->enabled)
+        return;
+    broker_tick(ld->broker, cv_wall_ns());
+    broker_housekeeping(ld);
     workers_kick(ld);
+    leader_arm_tick(ld);
 }
 
-/* Takes the first ready eval whose job has no eval in flight (one per job at a time). */
-static struct eval *queue_take(struct leader *ld)
+static void leader_arm_tick(struct leader *ld)
 {
-    struct queued_eval **pp = &ld->ready, *prev = NULL;
-    for (; *pp; prev = *pp, pp = &(*pp)->next) {
-        char *k = job_key((*pp)->ev);
-        bool busy = strlist_has(&ld->inflight, k);
-        if (busy) {
-            free(k);
-            continue;
-        }
-        strlist_add(&ld->inflight, k);
-        free(k);
-        struct queued_eval *q = *pp;
-        *pp = q->next;
-        if (ld->ready_tail == q)
-            ld->ready_tail = prev;
-        struct eval *e = q->ev;
-        free(q);
-        return e;
+    int64_t now = cv_wall_ns();
+    int64_t next = broker_next_deadline(ld->broker, now);
+    if (next == INT64_MAX) {
+        evtimer_del(ld->tick_ev);
+        return;
     }
-    return NULL;
+    int64_t d = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000000ll), (suseconds_t)(d % 1000000000ll / 1000)};
+    evtimer_add(ld->tick_ev, &tv);
 }
 
-static void queue_done(struct leader *ld, const struct eval *e)
+static void enqueue(struct leader *ld, const struct eval *e)
 {
-    char *k = job_key(e);
-    for (size_t i = 0; i < ld->inflight.n; i++) {
-        if (strcmp(ld->inflight.v[i], k) == 0) {
-            free(ld->inflight.v[i]);
-            ld->inflight.v[i] = ld->inflight.v[--ld->inflight.n];
-            break;
-        }
-    }
-    free(k);
+    broker_enqueue(ld->broker, e, cv_wall_ns());
     workers_kick(ld);
-}
-
-static void queue_flush(struct leader *ld)
-{
-    while (ld->ready) {
-        struct queued_eval *q = ld->ready;
-        ld->ready = q->next;
-        st_unref(&ST_EVAL, q->ev);
-        free(q);
-    }
-    ld->ready_tail = NULL;
-    strlist_clear(&ld->inflight);
-    for (size_t i = 0; i < ld->n_blocked; i++)
-        st_unref(&ST_EVAL, ld->blocked[i]);
-    free(ld->blocked);
-    ld->blocked = NULL;
-    ld->n_blocked = 0;
-}
-
-static void blocked_add(struct leader *ld, const struct eval *e)
-{
-    for (size_t i = 0; i < ld->n_blocked; i++) {
-        if (cv_streq(ld->blocked[i]->namespace, e->namespace) &&
-            cv_streq(ld->blocked[i]->job_id, e->job_id)) {
-            st_unref(&ST_EVAL, ld->blocked[i]); /* one blocked eval per job: newest wins */
-            ld->blocked[i] = st_ref(&ST_EVAL, e);
-            return;
-        }
-    }
-    ld->blocked = xrealloc(ld->blocked, (ld->n_blocked + 1) * sizeof *ld->blocked);
-    ld->blocked[ld->n_blocked++] = st_ref(&ST_EVAL, e);
+    leader_arm_tick(ld);
 }
 
 void leader_eval_upserted(struct leader *ld, const struct eval *e)
 {
     if (!ld->enabled)
         return;
-    if (cv_streq(e->status, EVAL_STATUS_PENDING))
-        queue_push(ld, e);
-    else if (cv_streq(e->status, EVAL_STATUS_BLOCKED))
-        blocked_add(ld, e);
+    if (cv_streq(e->status, EVAL_STATUS_PENDING)) {
+        enqueue(ld, e);
+    } else if (cv_streq(e->status, EVAL_STATUS_BLOCKED)) {
+        struct eval *cancel = NULL;
+        enum blocked_outcome o = blocked_block(ld->blocked, e, &cancel);
+        if (o == BLOCKED_UNBLOCK_NOW)
+            enqueue(ld, e);
+        if (cancel) {
+            struct eval **one = xcalloc(1, sizeof *one);
+            one[0] = cancel;
+            mark_evals(ld, one, 1, EVAL_STATUS_CANCELED,
+                       "canceled after more recent eval was processed", NULL);
+        }
+    }
 }
 
 void leader_capacity_changed(struct leader *ld, const char *node_id)
 {
     (void)node_id;
-    if (!ld->enabled || !ld->n_blocked)
+    if (!ld->enabled)
         return;
-    /* Any capacity change may help any blocked job: give them all another pass. */
-    struct eval **b = ld->blocked;
-    size_t n = ld->n_blocked;
-    ld->blocked = NULL;
-    ld->n_blocked = 0;
+    struct state_snap *snap = state_snapshot(ld->s->state);
+    uint64_t index = snap_index(snap);
+    snap_unref(snap);
+    struct eval **evs;
+    size_t n = blocked_unblock(ld->blocked, index, &evs);
     for (size_t i = 0; i < n; i++) {
-        queue_push(ld, b[i]);
-        st_unref(&ST_EVAL, b[i]);
+        enqueue(ld, evs[i]);
+        st_unref(&ST_EVAL, evs[i]);
     }
-    free(b);
+    free(evs);
 }
 
 static bool restore_eval(const void *obj, void *arg)
@@ -195,6 +216,10 @@ static bool restore_eval(const void *obj, void *arg)
 void leader_establish(struct leader *ld)
 {
     ld->enabled = true;
+    broker_set_enabled(ld->broker, true);
+    blocked_set_enabled(ld->blocked, true);
+    /* Rebuild from the state store: every non-terminal eval goes back to the broker or
+     * the blocked tracker. */
     struct state_snap *snap = state_snapshot(ld->s->state);
     snap_evals(snap, NULL, restore_eval, ld);
     snap_unref(snap);
@@ -203,7 +228,9 @@ void leader_establish(struct leader *ld)
 void leader_revoke(struct leader *ld)
 {
     ld->enabled = false;
-    queue_flush(ld);
+    broker_set_enabled(ld->broker, false);
+    blocked_set_enabled(ld->blocked, false);
+    evtimer_del(ld->tick_ev);
 }
 
 /* ---------------------------------------------------------------- plan applier */
@@ -299,10 +326,8 @@ static void worker_reset(struct worker *w)
     if (w->have_res)
         sched_result_clear(&w->res);
     w->have_res = false;
-    if (w->ev) {
-        queue_done(w->ld, w->ev);
+    if (w->ev)
         st_unref(&ST_EVAL, w->ev);
-    }
     w->ev = NULL;
     w->attempts = 0;
     w->st = W_IDLE;
@@ -356,7 +381,8 @@ static void worker_plan_result(struct worker *w, int status, struct plan_result 
 {
     if (status) {
         log_error("worker", "plan for eval %s failed: %s", w->ev->id, errmsg ? errmsg : "");
-        /* The eval stays pending in the state; a new leader will pick it up. */
+        /* Deliver it again later (the broker counts deliveries). */
+        broker_nack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
         worker_reset(w);
         workers_kick(w->ld);
         return;
@@ -387,9 +413,14 @@ static void eval_update_done(int status, uint64_t index, const char *eval_id, co
     (void)index;
     (void)eval_id;
     struct worker *w = arg;
-    if (status)
+    if (status) {
         log_error("worker", "updating eval %s failed: %s", w->ev ? w->ev->id : "?",
                   errmsg ? errmsg : "");
+        broker_nack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
+    } else {
+        broker_ack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
+        broker_housekeeping(w->ld);
+    }
     worker_reset(w);
     workers_kick(w->ld);
 }
@@ -415,6 +446,18 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     free(upd);
     if (r && r->blocked_eval && !r->reblock)
         st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], r->blocked_eval);
+    if (r && !r->placement_failed && cv_streq(status, EVAL_STATUS_COMPLETE)) {
+        /* Everything placed: a blocked eval left for this job is not needed any more. */
+        struct eval *old = blocked_untrack(w->ld->blocked, w->ev->namespace, w->ev->job_id);
+        if (old && !cv_streq(old->id, w->ev->id)) {
+            struct eval *u = sched_eval_update(old, NULL, EVAL_STATUS_CANCELED,
+                                               "canceled after more recent eval was processed", now);
+            cmd.evals = xrealloc(cmd.evals, (cmd.n_evals + 1) * sizeof *cmd.evals);
+            cmd.evals[cmd.n_evals++] = *u;
+            free(u);
+        }
+        st_unref(&ST_EVAL, old);
+    }
     for (size_t i = 0; r && i < r->n_followup_evals; i++)
         st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], &r->followup_evals[i]);
     server_apply(w->ld->s, &cmd, NULL, eval_update_done, w);
@@ -426,9 +469,11 @@ static void worker_poll(struct worker *w)
     struct leader *ld = w->ld;
     if (w->st != W_IDLE || !ld->enabled)
         return;
-    struct eval *e = queue_take(ld);
+    struct eval *e = broker_dequeue(ld->broker, sched_types, CV_ARRAY_LEN(sched_types),
+                                    cv_wall_ns(), w->token);
     if (!e)
         return;
+    leader_arm_tick(ld); /* the delivery's nack timeout */
     w->ev = e;
     w->attempts = 0;
     w->wait_index = e->modify_index;
@@ -466,6 +511,9 @@ struct leader *leader_new(struct server *s)
     struct leader *ld = xcalloc(1, sizeof *ld);
     ld->s = s;
     ld->seed = (uint64_t)cv_wall_ns();
+    ld->broker = broker_new(NULL, ld->seed);
+    ld->blocked = blocked_new();
+    ld->tick_ev = evtimer_new(s->base, on_tick, ld);
     return ld;
 }
 
@@ -487,6 +535,8 @@ void leader_free(struct leader *ld)
         st_clear(&ST_PLAN, &pr->plan);
         free(pr);
     }
-    queue_flush(ld);
+    broker_free(ld->broker);
+    blocked_free(ld->blocked);
+    event_free(ld->tick_ev);
     free(ld);
 }
