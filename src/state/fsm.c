@@ -293,6 +293,14 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         strlist_clear(&freed);
         return rc;
     }
+    if (cmd->type == FSM_JOB_REGISTER || cmd->type == FSM_JOB_DEREGISTER) {
+        /* The registration's evaluation refers to the job version this entry wrote. */
+        const struct job *j = snap_job(txn_snap(txn), cmd->type == FSM_JOB_REGISTER
+                                                          ? cmd->job->namespace : cmd->namespace,
+                                       cmd->type == FSM_JOB_REGISTER ? cmd->job->id : cmd->job_id);
+        for (size_t i = 0; j && i < cmd->n_evals; i++)
+            cmd->evals[i].job_modify_index = j->job_modify_index;
+    }
     upsert_evals(txn, cmd, cmd->now);
     const struct node *reg = NULL;
     if (cmd->type == FSM_NODE_REGISTER || cmd->type == FSM_NODE_STATUS)
