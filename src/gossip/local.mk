@@ -4,7 +4,9 @@
 noinst_LIBRARIES += libcvgossipcore.a
 libcvgossipcore_a_SOURCES = \
 	%reldir%/codec.c %reldir%/codec.h \
-	%reldir%/keyring.c %reldir%/keyring.h
+	%reldir%/keyring.c %reldir%/keyring.h \
+	%reldir%/rng.h \
+	%reldir%/swim.c %reldir%/swim.h
 
 check_PROGRAMS += tests/unit/t_gossip_codec
 TESTS += tests/unit/t_gossip_codec
@@ -20,3 +22,12 @@ tests_fuzz_fuzz_gossip_packet_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address
 tests_fuzz_fuzz_gossip_packet_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address
 tests_fuzz_fuzz_gossip_packet_LDADD = libcvgossipcore.a libcvutil.a $(CV_SYSLIBS)
 endif
+
+# Deterministic simulation of the SWIM core (tests/sim/) and its tests.
+noinst_LIBRARIES += libcvgossipsim.a
+libcvgossipsim_a_SOURCES = tests/sim/sim_gossip.c tests/sim/sim_gossip.h
+check_PROGRAMS += tests/sim/sim_gossip_test
+TESTS += tests/sim/sim_gossip_test
+tests_sim_sim_gossip_test_SOURCES = tests/sim/sim_gossip_test.c
+tests_sim_sim_gossip_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_sim_sim_gossip_test_LDADD = libcvgossipsim.a libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
