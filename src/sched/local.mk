@@ -28,6 +28,13 @@ tests_unit_t_sched_broker_SOURCES = tests/unit/t_sched_broker.c
 tests_unit_t_sched_broker_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_sched_broker_LDADD = libcvsched.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 
+# Deterministic simulation of workers, broker and plan applier (tests/sim/).
+check_PROGRAMS += tests/sim/sim_sched
+TESTS += tests/sim/sim_sched
+tests_sim_sim_sched_SOURCES = tests/sim/sim_sched.c tests/unit/t_sched_helper.c \
+	tests/unit/t_sched_helper.h
+tests_sim_sim_sched_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
+
 noinst_PROGRAMS += bench/bench_sched
 bench_bench_sched_SOURCES = bench/bench_sched.c
 bench_bench_sched_LDADD = libcvsched.a libcvstate.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
