@@ -12,7 +12,8 @@
  *   - allocations: one blocking Node.GetClientAllocs at a time (MinQueryIndex = the last
  *     index, MaxQueryTime 5 min); changed allocations are fetched with Alloc.GetAllocs;
  *     errors retry after 1 s without advancing the index;
- *   - status updates: coalesced for 200 ms, one Node.UpdateAlloc in flight at a time;
+ *   - status updates: the first change after a quiet spell goes out at once, later ones
+ *     are coalesced for up to 200 ms, one Node.UpdateAlloc in flight at a time;
  *     failed updates are marked dirty again and retried after 1 s.
  *
  * RPCs cannot be cancelled, so each carries a small context that outlives the client if
@@ -48,6 +49,7 @@ struct client_alloc {
     struct client *c;
     struct alloc_runner *ar;
     bool dirty;   /* client-side state changed since the last update sent */
+    char sent_status[16]; /* ClientStatus in the last update sent */
     bool removed; /* gone from the server: destroy once its tasks are dead */
 };
 
@@ -81,6 +83,8 @@ struct client {
     struct seen_alloc *seen;
     size_t n_seen, cap_seen;
     bool update_inflight;
+    bool update_urgent;      /* an allocation's ClientStatus changed: send without delay */
+    uint64_t last_update_ms; /* when the last Node.UpdateAlloc went out */
     struct event *ev_register, *ev_heartbeat, *ev_watch, *ev_update, *ev_gc, *ev_done,
         *ev_flush_deadline;
     struct rpc_ctx *rpcs;
@@ -191,14 +195,27 @@ static const struct seen_alloc *seen_get(const struct client *c, const char *id)
     return NULL;
 }
 
+/* Coalescing: a change of an allocation's ClientStatus (pending -> running -> complete)
+ * goes out on the next loop turn, as does the first change after a quiet spell: these
+ * are latencies users see (job run to running). Task events alone wait out the rest of
+ * the UPDATE_BATCH_MS window, so a busy node sends few updates. */
+static uint64_t update_delay_ms(const struct client *c)
+{
+    if (c->shutting_down || c->update_urgent)
+        return 0;
+    uint64_t since = cv_mono_ms() - c->last_update_ms;
+    return since >= UPDATE_BATCH_MS ? 0 : UPDATE_BATCH_MS - since;
+}
+
 static void on_runner_update(struct alloc_runner *ar, void *arg)
 {
     struct client_alloc *ca = arg;
     struct client *c = ca->c;
-    (void)ar;
     ca->dirty = true;
+    if (strcmp(ca->sent_status, cv_str(alloc_runner_client_status(ar))) != 0)
+        c->update_urgent = true;
     if (!c->update_inflight && !evtimer_pending(c->ev_update, NULL))
-        timer_ms(c->ev_update, c->shutting_down ? 0 : UPDATE_BATCH_MS);
+        timer_ms(c->ev_update, update_delay_ms(c));
     if (ca->removed || c->shutting_down)
         event_active(c->ev_gc, 0, 0);
 }
@@ -271,7 +288,7 @@ static void update_done(struct client *c, int status, const char *resp, size_t l
     }
     for (size_t i = 0; i < c->n_allocs; i++)
         if (c->allocs[i]->dirty && !evtimer_pending(c->ev_update, NULL)) {
-            timer_ms(c->ev_update, c->shutting_down ? 0 : UPDATE_BATCH_MS);
+            timer_ms(c->ev_update, update_delay_ms(c));
             break;
         }
     client_check_shutdown(c);
@@ -303,6 +320,7 @@ static void update_cb(evutil_socket_t fd, short what, void *arg)
         ca->dirty = false;
         struct alloc *u = alloc_array_push(&req.allocs, &req.n_allocs);
         alloc_runner_client_update(ca->ar, u);
+        snprintf(ca->sent_status, sizeof ca->sent_status, "%s", cv_str(u->client_status));
         strlist_add(ids, u->id);
     }
     if (!req.n_allocs) {
@@ -311,6 +329,8 @@ static void update_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->update_inflight = true;
+    c->update_urgent = false;
+    c->last_update_ms = cv_mono_ms();
     client_rpc(c, "Node.UpdateAlloc", &ST_ALLOC_UPDATE_REQ, &req, update_done, ids,
                free_strlist);
     st_clear(&ST_ALLOC_UPDATE_REQ, &req);

@@ -234,8 +234,8 @@ void rpc_endpoints_free(struct rpc_endpoints *eps)
         req_unlink(r);
         if (r->watch)
             state_watch_cancel(eps->state, r->watch);
-        if (!r->deliver)
-            r->cb(-CV_ESHUTDOWN, NULL, 0, "server shutting down", r->arg);
+        /* Every call gets an answer, so callers can release what they attached to it. */
+        r->cb(-CV_ESHUTDOWN, NULL, 0, "server shutting down", r->arg);
         req_free(r);
     }
     for (size_t i = 0; i < eps->n_methods; i++)

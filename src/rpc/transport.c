@@ -568,9 +568,11 @@ static void tc_free(struct rpc_client *c)
     struct tcp_client *t = c->impl;
     if (t->bev)
         bufferevent_free(t->bev);
+    /* Every call gets its answer, so callers can release what they attached to it. */
     while (t->pending) {
         struct pending *p = t->pending;
         t->pending = p->next;
+        p->cb(-CV_ECANCELED, NULL, 0, "rpc client closed", p->arg);
         free(p->method);
         free(p->body);
         free(p);

@@ -60,6 +60,7 @@ struct worker {
     bool have_res;
     int attempts;
     uint64_t wait_index;
+    uint64_t snap_index; /* of the snapshot the current plan was computed on */
     struct state_watch *watch;
     struct event *kick;
 };
@@ -359,6 +360,7 @@ static void worker_run(struct worker *w)
     ld->seed = ld->seed * 6364136223846793005ull + 1442695040888963407ull;
     int rc = sched_compute(snap, w->ev, ld->seed ^ (uint64_t)now, now, &w->res, errmsg);
     w->have_res = true;
+    w->snap_index = snap_index(snap);
     snap_unref(snap);
     if (rc) {
         log_error("worker", "eval %s for job %s could not be scheduled: %s", w->ev->id,
@@ -439,13 +441,18 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     if (r && r->reblock) {
         /* A blocked eval that still cannot place goes back to waiting. */
         upd = sched_eval_update(w->ev, r, EVAL_STATUS_BLOCKED, w->ev->status_description, now);
+        upd->snapshot_index = w->snap_index;
     } else {
         upd = sched_eval_update(w->ev, r, status, desc, now);
     }
     cmd.evals[cmd.n_evals++] = *upd;
     free(upd);
-    if (r && r->blocked_eval && !r->reblock)
+    if (r && r->blocked_eval && !r->reblock) {
+        /* The blocked tracker hands it straight back if capacity changed after the
+         * snapshot it was planned on. */
+        r->blocked_eval->snapshot_index = w->snap_index;
         st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], r->blocked_eval);
+    }
     if (r && !r->placement_failed && cv_streq(status, EVAL_STATUS_COMPLETE)) {
         /* Everything placed: a blocked eval left for this job is not needed any more. */
         struct eval *old = blocked_untrack(w->ld->blocked, w->ev->namespace, w->ev->job_id);

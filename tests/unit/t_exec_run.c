@@ -580,6 +580,16 @@ static bool child_pid_written(struct harness *h)
     return r;
 }
 
+/* The task can write its pid file before the agent has recorded the shim's handle. */
+static bool handle_written(struct harness *h)
+{
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h->dir, h->alloc.id);
+    struct shim_handle hd;
+    bool r = shim_read_handle(hp, &hd) == 0 && hd.task_pid > 0;
+    free(hp);
+    return r;
+}
+
 START_TEST(test_kill_whole_group)
 {
     /* Stopping a task that forked a child (which ignores SIGINT, as background jobs of
@@ -591,6 +601,7 @@ START_TEST(test_kill_whole_group)
                           "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"sleep 1000 "
                           "& echo $! > child.pid; wait\"]}}"));
     ck_assert(run_until(&h, child_pid_written, 10000));
+    ck_assert(run_until(&h, handle_written, 10000));
     char *p = xasprintf("%s/t/child.pid", alloc_runner_dir(h.ar)), *s = slurp(p);
     pid_t child = (pid_t)strtol(s, NULL, 10);
     free(p);
