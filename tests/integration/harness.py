@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CARAVAN = os.path.join(ROOT, "caravan")
+# CARAVAN_BIN lets the suite run another build (the sanitizer build) of the binary.
+CARAVAN = os.environ.get("CARAVAN_BIN") or os.path.join(ROOT, "caravan")
 
 
 class Agent:
