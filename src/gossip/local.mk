@@ -31,3 +31,14 @@ TESTS += tests/sim/sim_gossip_test
 tests_sim_sim_gossip_test_SOURCES = tests/sim/sim_gossip_test.c
 tests_sim_sim_gossip_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_sim_sim_gossip_test_LDADD = libcvgossipsim.a libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# Benchmark on the simulator (not run by make check): bench/bench_gossip [N ...]
+noinst_PROGRAMS += bench/bench_gossip
+bench_bench_gossip_SOURCES = bench/bench_gossip.c
+bench_bench_gossip_LDADD = libcvgossipsim.a libcvgossipcore.a libcvutil.a $(CV_SYSLIBS)
+
+check_PROGRAMS += tests/unit/t_gossip_swim
+TESTS += tests/unit/t_gossip_swim
+tests_unit_t_gossip_swim_SOURCES = tests/unit/t_gossip_swim.c
+tests_unit_t_gossip_swim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_gossip_swim_LDADD = libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
