@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -630,6 +631,17 @@ static void handle_register(struct http_api *h, struct evhttp_request *req, cons
         st_unref(&ST_JOB, job);
         reply_text(req, 400, "Failed to decode job: %s", err);
         return;
+    }
+    /* Count is a pointer in Nomad's API: absent means 1 (an explicit 0 scales to zero). */
+    json_t *tgs = json_object_get(jj, "TaskGroups");
+    for (size_t i = 0; json_is_array(tgs) && i < json_array_size(tgs) && i < job->n_task_groups; i++) {
+        json_t *tg = json_array_get(tgs, i);
+        const char *k;
+        json_t *v;
+        bool has_count = false;
+        json_object_foreach(tg, k, v) if (!strcasecmp(k, "Count") && !json_is_null(v)) has_count = true;
+        if (!has_count)
+            job->task_groups[i].count = 1;
     }
     json_decref(body);
     if (!job->id || !*job->id) {
