@@ -190,12 +190,12 @@ struct hcl_expr {
     uint8_t lit;  /* enum hcl_lit_kind */
     bool b;       /* HL_BOOL value */
     bool bare_key;
-    bool expand;       /* HX_CALL: f(args...) */
-    bool is_obj;       /* HX_FOR: {for ...} */
-    bool group;        /* HX_FOR: "..." */
-    bool heredoc;      /* HX_TEMPLATE */
-    bool text;         /* HX_LITERAL: literal text of a template (not an interpolation) */
-    const char *str;   /* HL_STRING/HL_NUMBER text; HX_SCOPE root; HX_CALL name */
+    bool expand;     /* HX_CALL: f(args...) */
+    bool is_obj;     /* HX_FOR: {for ...} */
+    bool group;      /* HX_FOR: "..." */
+    bool heredoc;    /* HX_TEMPLATE */
+    bool text;       /* HX_LITERAL: literal text of a template (not an interpolation) */
+    const char *str; /* HL_STRING/HL_NUMBER text; HX_SCOPE root; HX_CALL name */
     size_t slen;
     const char *kvar, *vvar; /* HX_FOR/HX_TFOR: kvar may be NULL */
     struct hcl_expr **sub;
@@ -267,8 +267,8 @@ struct hcl_scope {
 
 struct hcl_ectx {
     const struct hcl_file *f;
-    json_t *vars;   /* borrowed object: var.*, NULL = none */
-    json_t *locals; /* borrowed object: local.*, NULL = none */
+    json_t *vars;        /* borrowed object: var.*, NULL = none */
+    json_t *locals;      /* borrowed object: local.*, NULL = none */
     bool locals_partial; /* an unknown local.x sets `pending` instead of failing */
     bool pending;
     bool file_funcs; /* file() allowed (CLI) */

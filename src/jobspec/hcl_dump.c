@@ -37,15 +37,18 @@ static json_t *wrap_src(const struct hcl_file *f, const struct hcl_expr *e)
 static json_t *literal(const struct hcl_expr *e)
 {
     switch (e->lit) {
-    case HL_NULL: return json_null();
-    case HL_BOOL: return json_boolean(e->b);
+    case HL_NULL:
+        return json_null();
+    case HL_BOOL:
+        return json_boolean(e->b);
     case HL_NUMBER: {
         json_t *n = hcl_number_parse(e->str, e->slen);
         if (json_is_integer(n) || !json_is_real(n))
             return n;
         return n;
     }
-    default: return json_stringn(e->str, e->slen);
+    default:
+        return json_stringn(e->str, e->slen);
     }
 }
 
@@ -61,7 +64,10 @@ static void render_part(const struct hcl_file *f, const struct hcl_expr *p, stru
         if (json_is_number(v))
             hcl_number_format(v, tmp, sizeof tmp);
         else
-            snprintf(tmp, sizeof tmp, "%s", json_is_true(v) ? "true" : json_is_false(v) ? "false" : "");
+            snprintf(tmp, sizeof tmp, "%s",
+                     json_is_true(v)    ? "true"
+                     : json_is_false(v) ? "false"
+                                        : "");
         buf_puts(b, tmp);
         json_decref(v);
     } else if (p->kind == HX_TEMPLATE && (p->nsub == 0 || (p->nsub == 1 && p->sub[0]->text))) {

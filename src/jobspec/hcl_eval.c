@@ -101,14 +101,20 @@ static json_t *num_from_double(double d)
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "tuple";
-    case JSON_STRING: return "string";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "tuple";
+    case JSON_STRING:
+        return "string";
     case JSON_INTEGER:
-    case JSON_REAL: return "number";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "bool";
-    default: return "null";
+    case JSON_FALSE:
+        return "bool";
+    default:
+        return "null";
     }
 }
 
@@ -413,8 +419,8 @@ static json_t *arith(struct hcl_ectx *c, const struct hcl_expr *e, json_t *a, js
     json_t *x = to_number_val(a), *y = to_number_val(b);
     if (!x || !y) {
         const struct hcl_range *r = !x ? &e->sub[0]->r : &e->sub[1]->r;
-        hcl_diag_add(c->diags, r, "Invalid operand",
-                     "Unsuitable value for %s operand: %s.", !x ? "left" : "right",
+        hcl_diag_add(c->diags, r, "Invalid operand", "Unsuitable value for %s operand: %s.",
+                     !x ? "left" : "right",
                      json_is_string(!x ? a : b) ? "a number is required" : "number required");
         json_decref(x);
         json_decref(y);
@@ -425,9 +431,15 @@ static json_t *arith(struct hcl_ectx *c, const struct hcl_expr *e, json_t *a, js
         long long p = json_integer_value(x), q = json_integer_value(y), r;
         bool of = false;
         switch (e->op) {
-        case HOP_ADD: of = __builtin_add_overflow(p, q, &r); break;
-        case HOP_SUB: of = __builtin_sub_overflow(p, q, &r); break;
-        case HOP_MUL: of = __builtin_mul_overflow(p, q, &r); break;
+        case HOP_ADD:
+            of = __builtin_add_overflow(p, q, &r);
+            break;
+        case HOP_SUB:
+            of = __builtin_sub_overflow(p, q, &r);
+            break;
+        case HOP_MUL:
+            of = __builtin_mul_overflow(p, q, &r);
+            break;
         default:
             if (q == 0) {
                 err(c, &e->r, "Operation failed", "Error during operation: divide by zero.");
@@ -445,9 +457,15 @@ static json_t *arith(struct hcl_ectx *c, const struct hcl_expr *e, json_t *a, js
     num_value(x, &p);
     num_value(y, &q);
     switch (e->op) {
-    case HOP_ADD: res = num_from_double(p + q); break;
-    case HOP_SUB: res = num_from_double(p - q); break;
-    case HOP_MUL: res = num_from_double(p * q); break;
+    case HOP_ADD:
+        res = num_from_double(p + q);
+        break;
+    case HOP_SUB:
+        res = num_from_double(p - q);
+        break;
+    case HOP_MUL:
+        res = num_from_double(p * q);
+        break;
     case HOP_DIV:
         if (q == 0) {
             err(c, &e->r, "Operation failed", "Error during operation: divide by zero.");
@@ -487,7 +505,8 @@ static bool values_equal(const json_t *a, const json_t *b)
             return false;
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)a, k, v) {
+        json_object_foreach((json_t *)a, k, v)
+        {
             json_t *w = json_object_get(b, k);
             if (!w || !values_equal(v, w))
                 return false;
@@ -821,10 +840,18 @@ json_t *hcl_eval(struct hcl_ectx *c, const struct hcl_expr *e)
     switch (e->kind) {
     case HX_LITERAL:
         switch (e->lit) {
-        case HL_NULL: res = json_null(); break;
-        case HL_BOOL: res = json_boolean(e->b); break;
-        case HL_NUMBER: res = hcl_number_parse(e->str, e->slen); break;
-        default: res = json_stringn(e->str, e->slen); break;
+        case HL_NULL:
+            res = json_null();
+            break;
+        case HL_BOOL:
+            res = json_boolean(e->b);
+            break;
+        case HL_NUMBER:
+            res = hcl_number_parse(e->str, e->slen);
+            break;
+        default:
+            res = json_stringn(e->str, e->slen);
+            break;
         }
         break;
     case HX_TEMPLATE: {

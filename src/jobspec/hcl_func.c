@@ -193,8 +193,7 @@ static json_t *f_chomp(struct fctx *f, json_t **a, size_t n)
 static json_t *trim_common(struct fctx *f, json_t **a, int mode)
 {
     json_t *s = str_arg(f, a, 0, "str");
-    json_t *t = s ? str_arg(f, a, 1, mode == 0 ? "cutset" : mode == 1 ? "prefix" : "suffix")
-                  : NULL;
+    json_t *t = s ? str_arg(f, a, 1, mode == 0 ? "cutset" : mode == 1 ? "prefix" : "suffix") : NULL;
     if (!t) {
         json_decref(s);
         return NULL;
@@ -412,8 +411,7 @@ static json_t *f_format(struct fctx *f, json_t **a, size_t n)
             json_decref(s);
         } else {
             hcl_diag_add(f->c->diags, &f->call->r, "Error in function call",
-                         "Call to function \"format\" failed: unsupported format verb %%%c.",
-                         verb);
+                         "Call to function \"format\" failed: unsupported format verb %%%c.", verb);
             goto out;
         }
     }
@@ -586,8 +584,7 @@ static json_t *f_values(struct fctx *f, json_t **a, size_t n)
         return NULL;
     json_t *r = json_array();
     for (size_t i = 0; i < json_array_size(ks); i++)
-        json_array_append(r,
-                          json_object_get(a[0], json_string_value(json_array_get(ks, i))));
+        json_array_append(r, json_object_get(a[0], json_string_value(json_array_get(ks, i))));
     json_decref(ks);
     return r;
 }
@@ -997,15 +994,15 @@ json_t *hcl_call(struct hcl_ectx *c, const struct hcl_expr *call, json_t **args,
         fixed = 0;
     if (nargs < fixed) {
         hcl_diag_add(c->diags, &call->r, "Not enough function arguments",
-                     "Function \"%s\" expects %zu argument(s). Missing value for \"%s\".",
-                     fn->name, fixed, fn->params[nargs]);
+                     "Function \"%s\" expects %zu argument(s). Missing value for \"%s\".", fn->name,
+                     fixed, fn->params[nargs]);
         return NULL;
     }
     size_t maxargs = strcmp(fn->name, "lookup") == 0 ? 3 : fn->nparams;
     if (!fn->variadic && nargs > maxargs) {
         hcl_diag_add(c->diags, maxargs < call->nsub ? &call->sub[maxargs]->r : &call->r,
-                     "Too many function arguments",
-                     "Function \"%s\" expects only %zu argument(s).", fn->name, maxargs);
+                     "Too many function arguments", "Function \"%s\" expects only %zu argument(s).",
+                     fn->name, maxargs);
         return NULL;
     }
     if (strcmp(fn->name, "lookup") == 0 && nargs > 3) {

@@ -176,8 +176,8 @@ enum frame_kind { F_BRACE, F_INTERP, F_QUOTE, F_HEREDOC };
 
 struct frame {
     uint8_t kind;
-    bool line_start;    /* heredoc: at the beginning of a body line */
-    size_t marker_off;  /* heredoc: marker bytes in the source */
+    bool line_start;   /* heredoc: at the beginning of a body line */
+    size_t marker_off; /* heredoc: marker bytes in the source */
     size_t marker_len;
 };
 
@@ -494,8 +494,7 @@ static void lx_normal(struct lexer *l)
         }
         break;
     case '#':
-        while (l->i < l->n && l->s[l->i] != '\n' &&
-               !(l->s[l->i] == '\r' && lx_peek(l, 1) == '\n'))
+        while (l->i < l->n && l->s[l->i] != '\n' && !(l->s[l->i] == '\r' && lx_peek(l, 1) == '\n'))
             lx_adv(l, 1);
         return;
     case '/':
@@ -552,20 +551,48 @@ static void lx_normal(struct lexer *l)
         type = HT_INVALID;
         break;
     }
-    case '[': type = HT_OBRACK; break;
-    case ']': type = HT_CBRACK; break;
-    case '(': type = HT_OPAREN; break;
-    case ')': type = HT_CPAREN; break;
-    case ',': type = HT_COMMA; break;
-    case '?': type = HT_QUESTION; break;
-    case '+': type = HT_PLUS; break;
-    case '-': type = HT_MINUS; break;
-    case '*': type = HT_STAR; break;
-    case '%': type = HT_PERCENT; break;
-    case ';': type = HT_SEMICOLON; break;
-    case '`': type = HT_BACKTICK; break;
-    case '\'': type = HT_SQUOTE; break;
-    case '^': type = HT_BITXOR; break;
+    case '[':
+        type = HT_OBRACK;
+        break;
+    case ']':
+        type = HT_CBRACK;
+        break;
+    case '(':
+        type = HT_OPAREN;
+        break;
+    case ')':
+        type = HT_CPAREN;
+        break;
+    case ',':
+        type = HT_COMMA;
+        break;
+    case '?':
+        type = HT_QUESTION;
+        break;
+    case '+':
+        type = HT_PLUS;
+        break;
+    case '-':
+        type = HT_MINUS;
+        break;
+    case '*':
+        type = HT_STAR;
+        break;
+    case '%':
+        type = HT_PERCENT;
+        break;
+    case ';':
+        type = HT_SEMICOLON;
+        break;
+    case '`':
+        type = HT_BACKTICK;
+        break;
+    case '\'':
+        type = HT_SQUOTE;
+        break;
+    case '^':
+        type = HT_BITXOR;
+        break;
     case '.':
         if (d == '.' && lx_peek(l, 2) == '.') {
             type = HT_ELLIPSIS;

@@ -159,19 +159,32 @@ static void diag(struct parser *p, struct hcl_range r, const char *summary, cons
 static int opposite(int type)
 {
     switch (type) {
-    case HT_OBRACE: return HT_CBRACE;
-    case HT_CBRACE: return HT_OBRACE;
-    case HT_OBRACK: return HT_CBRACK;
-    case HT_CBRACK: return HT_OBRACK;
-    case HT_OPAREN: return HT_CPAREN;
-    case HT_CPAREN: return HT_OPAREN;
-    case HT_OQUOTE: return HT_CQUOTE;
-    case HT_CQUOTE: return HT_OQUOTE;
-    case HT_OHEREDOC: return HT_CHEREDOC;
-    case HT_CHEREDOC: return HT_OHEREDOC;
-    case HT_TINTERP: return HT_TSEQEND;
-    case HT_TSEQEND: return HT_TINTERP;
-    default: return -1;
+    case HT_OBRACE:
+        return HT_CBRACE;
+    case HT_CBRACE:
+        return HT_OBRACE;
+    case HT_OBRACK:
+        return HT_CBRACK;
+    case HT_CBRACK:
+        return HT_OBRACK;
+    case HT_OPAREN:
+        return HT_CPAREN;
+    case HT_CPAREN:
+        return HT_OPAREN;
+    case HT_OQUOTE:
+        return HT_CQUOTE;
+    case HT_CQUOTE:
+        return HT_OQUOTE;
+    case HT_OHEREDOC:
+        return HT_CHEREDOC;
+    case HT_CHEREDOC:
+        return HT_OHEREDOC;
+    case HT_TINTERP:
+        return HT_TSEQEND;
+    case HT_TSEQEND:
+        return HT_TINTERP;
+    default:
+        return -1;
     }
 }
 
@@ -417,11 +430,21 @@ static void unescape(struct parser *p, const struct hcl_token *t, bool quoted, u
         char sel = s[i + 1];
         i += 2;
         switch (sel) {
-        case 'n': buf_putc(b, '\n'); continue;
-        case 'r': buf_putc(b, '\r'); continue;
-        case 't': buf_putc(b, '\t'); continue;
-        case '"': buf_putc(b, '"'); continue;
-        case '\\': buf_putc(b, '\\'); continue;
+        case 'n':
+            buf_putc(b, '\n');
+            continue;
+        case 'r':
+            buf_putc(b, '\r');
+            continue;
+        case 't':
+            buf_putc(b, '\t');
+            continue;
+        case '"':
+            buf_putc(b, '"');
+            continue;
+        case '\\':
+            buf_putc(b, '\\');
+            continue;
         case 'u':
         case 'U': {
             size_t want = sel == 'u' ? 4 : 8, k = 0;
@@ -764,8 +787,7 @@ static struct hcl_expr *parse_traversals(struct parser *p, struct hcl_expr *from
                 struct hcl_range rng = between(open->r, close->r);
                 bool lit = key->kind == HX_LITERAL ||
                            (key->kind == HX_TEMPLATE &&
-                            (key->nsub == 0 ||
-                             (key->nsub == 1 && key->sub[0]->text)));
+                            (key->nsub == 0 || (key->nsub == 1 && key->sub[0]->text)));
                 if (lit) {
                     struct hcl_expr *k = key;
                     if (key->kind == HX_TEMPLATE) {
@@ -966,7 +988,7 @@ static struct hcl_expr *parse_for(struct parser *p, const struct hcl_token *open
 bad:
     if (!p->recovery)
         diag(p, peek(p)->r, "Invalid 'for' expression", why);
-bad_quiet: {
+bad_quiet : {
     struct hcl_range cr = recover_to(p, close_type)->r;
     nl_pop(p);
     return placeholder(p, between(open->r, cr));
@@ -1209,8 +1231,8 @@ enum tend { TE_CLOSE, TE_ELSE, TE_ENDIF, TE_ENDFOR, TE_BAD };
 
 struct tctx {
     bool heredoc;
-    int closer;        /* HT_CQUOTE or HT_CHEREDOC */
-    bool strip_next;   /* a "~}" asks the next literal to lose its leading whitespace */
+    int closer;                /* HT_CQUOTE or HT_CHEREDOC */
+    bool strip_next;           /* a "~}" asks the next literal to lose its leading whitespace */
     struct hcl_expr *last_lit; /* the previous literal part, for "${~" */
     struct hcl_range open_r;   /* the "${" or "%{" being closed */
     struct hcl_range dir_r;    /* the last else/endif/endfor directive */
@@ -1500,8 +1522,9 @@ static struct hcl_expr *parse_template(struct parser *p)
         if (!p->recovery) {
             char sum[64];
             snprintf(sum, sizeof sum, "Unexpected %s directive", names[te]);
-            hcl_diag_add(p->d, &tc.dir_r, sum, "There is no open %s directive that this %s could belong to.",
-                         opener[te], names[te]);
+            hcl_diag_add(p->d, &tc.dir_r, sum,
+                         "There is no open %s directive that this %s could belong to.", opener[te],
+                         names[te]);
         }
         p->recovery = true;
         if (tc.closer != HT_CQUOTE || peek(p)->type == HT_CQUOTE)

@@ -30,9 +30,9 @@ struct dec {
 
 struct bspec {
     const char *name;
-    int nlabels;          /* -1: block ignored, any labels */
-    const char *label;    /* label name for messages */
-    bool single;          /* at most one */
+    int nlabels;       /* -1: block ignored, any labels */
+    const char *label; /* label name for messages */
+    bool single;       /* at most one */
 };
 
 /* ---------------------------------------------------------------- schema checks */
@@ -120,18 +120,16 @@ static bool check_body(struct dec *d, const struct hcl_body *b, const char *cons
                              "Blocks of type \"%s\" are not expected here.", k->type);
             continue;
         }
-        if (sp->nlabels < 0)
-            continue;
-        if ((int)k->nlabels < sp->nlabels) {
+        if (sp->nlabels >= 0 && (int)k->nlabels < sp->nlabels) {
             ok = false;
             hcl_diag_add(d->d, &k->open_r, "", "%s", "");
             struct hcl_diag *g = &d->d->v[d->d->n - 1];
             free(g->summary);
             free(g->detail);
             g->summary = xasprintf("Missing %s for %s", sp->label, sp->name);
-            g->detail = xasprintf("All %s blocks must have %d labels (%s).", sp->name,
-                                  sp->nlabels, sp->label);
-        } else if ((int)k->nlabels > sp->nlabels) {
+            g->detail = xasprintf("All %s blocks must have %d labels (%s).", sp->name, sp->nlabels,
+                                  sp->label);
+        } else if (sp->nlabels >= 0 && (int)k->nlabels > sp->nlabels) {
             ok = false;
             hcl_diag_add(d->d, &k->label_r[sp->nlabels], "", "%s", "");
             struct hcl_diag *g = &d->d->v[d->d->n - 1];
@@ -261,15 +259,14 @@ static char *duration_error(const char *s)
             p++;
         if (u == p)
             return xasprintf("time: missing unit in duration \"%s\"", s);
-        static const char *const units[] = {"ns", "us", "\xc2\xb5s", "\xce\xbcs", "ms",
-                                            "s",  "m",  "h"};
+        static const char *const units[] = {"ns", "us", "\xc2\xb5s", "\xce\xbcs",
+                                            "ms", "s",  "m",         "h"};
         bool known = false;
         for (size_t i = 0; i < CV_ARRAY_LEN(units); i++)
             if (strlen(units[i]) == (size_t)(p - u) && memcmp(units[i], u, (size_t)(p - u)) == 0)
                 known = true;
         if (!known)
-            return xasprintf("time: unknown unit \"%.*s\" in duration \"%s\"", (int)(p - u), u,
-                             s);
+            return xasprintf("time: unknown unit \"%.*s\" in duration \"%s\"", (int)(p - u), u, s);
     }
     return xasprintf("time: invalid duration \"%s\"", s);
 }
@@ -371,7 +368,8 @@ static bool get_strmap(struct dec *d, const struct hcl_body *b, const char *name
         }
         const char *key;
         json_t *x;
-        json_object_foreach(v, key, x) {
+        json_object_foreach(v, key, x)
+        {
             char *s;
             if (json_is_array(x) || json_is_object(x)) {
                 hcl_diag_add(d->d, &a->expr->r, "Unsuitable value type",
@@ -480,10 +478,20 @@ static json_t *config_body(struct dec *d, const struct hcl_body *b, bool *ok)
 
 static bool dec_constraint(struct dec *d, const struct hcl_block *k, struct constraint *c)
 {
-    static const char *const attrs[] = {"attribute", "operator", "value", "version", "semver",
-                                        "regexp", "set_contains", "set_contains_any",
-                                        "set_contains_all", "distinct_hosts", "distinct_property",
-                                        "is_set", "is_not_set", NULL};
+    static const char *const attrs[] = {"attribute",
+                                        "operator",
+                                        "value",
+                                        "version",
+                                        "semver",
+                                        "regexp",
+                                        "set_contains",
+                                        "set_contains_any",
+                                        "set_contains_all",
+                                        "distinct_hosts",
+                                        "distinct_property",
+                                        "is_set",
+                                        "is_not_set",
+                                        NULL};
     const struct hcl_body *b = k->body;
     if (!check_body(d, b, attrs, NULL))
         return false;
@@ -591,8 +599,8 @@ static bool dec_networks(struct dec *d, const struct hcl_body *b, struct network
 
 static bool dec_restart(struct dec *d, const struct hcl_body *parent, struct restart_policy **out)
 {
-    static const char *const attrs[] = {"attempts", "interval", "delay", "mode",
-                                        "render_templates", NULL};
+    static const char *const attrs[] = {"attempts", "interval",         "delay",
+                                        "mode",     "render_templates", NULL};
     const struct hcl_block *k = block1(parent, "restart");
     if (!k)
         return true;
@@ -601,8 +609,8 @@ static bool dec_restart(struct dec *d, const struct hcl_body *parent, struct res
     struct restart_policy *r = st_new(&ST_RESTART_POLICY);
     *out = r;
     return get_int(d, k->body, "attempts", &r->attempts, NULL) &
-           get_dur(d, k->body, "interval", &r->interval) &
-           get_dur(d, k->body, "delay", &r->delay) & get_str(d, k->body, "mode", &r->mode) &
+           get_dur(d, k->body, "interval", &r->interval) & get_dur(d, k->body, "delay", &r->delay) &
+           get_str(d, k->body, "mode", &r->mode) &
            get_bool(d, k->body, "render_templates", &r->render_templates, NULL);
 }
 
@@ -619,19 +627,17 @@ static bool dec_reschedule(struct dec *d, const struct hcl_body *parent,
     struct reschedule_policy *r = st_new(&ST_RESCHEDULE_POLICY);
     *out = r;
     return get_int(d, k->body, "attempts", &r->attempts, NULL) &
-           get_dur(d, k->body, "interval", &r->interval) &
-           get_dur(d, k->body, "delay", &r->delay) &
+           get_dur(d, k->body, "interval", &r->interval) & get_dur(d, k->body, "delay", &r->delay) &
            get_str(d, k->body, "delay_function", &r->delay_function) &
            get_dur(d, k->body, "max_delay", &r->max_delay) &
            get_bool(d, k->body, "unlimited", &r->unlimited, NULL);
 }
 
-static const struct bspec ignored_common[] = {{NULL, 0, NULL, false}};
-
 static bool dec_task(struct dec *d, const struct hcl_block *k, struct task *t)
 {
-    static const char *const attrs[] = {"driver", "user", "env", "meta", "kill_timeout",
-                                        "kill_signal", "leader", "shutdown_delay", "kind", NULL};
+    static const char *const attrs[] = {"driver",       "user",        "env",    "meta",
+                                        "kill_timeout", "kill_signal", "leader", "shutdown_delay",
+                                        "kind",         NULL};
     static const struct bspec blocks[] = {
         {"config", 0, NULL, true},
         {"env", 0, NULL, true},
@@ -656,7 +662,6 @@ static bool dec_task(struct dec *d, const struct hcl_block *k, struct task *t)
         {"csi_plugin", 0, NULL, true},
         {NULL, 0, NULL, false},
     };
-    (void)ignored_common;
     const struct hcl_body *b = k->body;
     t->name = xstrdup(k->labels[0]);
     if (!check_body(d, b, attrs, blocks))
@@ -689,8 +694,8 @@ static bool dec_task(struct dec *d, const struct hcl_block *k, struct task *t)
     ok &= dec_restart(d, b, &t->restart_policy);
     const struct hcl_block *res = block1(b, "resources");
     if (res) {
-        static const char *const rattrs[] = {"cpu", "memory", "memory_max", "cores", "disk",
-                                             "iops", NULL};
+        static const char *const rattrs[] = {"cpu",  "memory", "memory_max", "cores",
+                                             "disk", "iops",   NULL};
         static const struct bspec rblocks[] = {
             {"network", 0, NULL, false},
             {"device", -1, NULL, false}, /* accepted, not modelled yet */
@@ -712,8 +717,8 @@ static bool dec_task(struct dec *d, const struct hcl_block *k, struct task *t)
     }
     const struct hcl_block *logs = block1(b, "logs");
     if (logs) {
-        static const char *const lattrs[] = {"max_files", "max_file_size", "disabled",
-                                             "enabled", NULL};
+        static const char *const lattrs[] = {"max_files", "max_file_size", "disabled", "enabled",
+                                             NULL};
         if (check_body(d, logs->body, lattrs, NULL)) {
             struct log_config *l = st_new(&ST_LOG_CONFIG);
             t->log_config = l;
@@ -746,9 +751,14 @@ static bool dec_tasks(struct dec *d, const struct hcl_body *b, struct task_group
 
 static bool dec_group(struct dec *d, const struct hcl_block *k, struct task_group *g)
 {
-    static const char *const attrs[] = {"count", "meta", "shutdown_delay", "max_client_disconnect",
+    static const char *const attrs[] = {"count",
+                                        "meta",
+                                        "shutdown_delay",
+                                        "max_client_disconnect",
                                         "stop_after_client_disconnect",
-                                        "prevent_reschedule_on_lost", "max_run_duration", NULL};
+                                        "prevent_reschedule_on_lost",
+                                        "max_run_duration",
+                                        NULL};
     static const struct bspec blocks[] = {
         {"task", 1, "name", false},
         {"constraint", 0, NULL, false},
@@ -808,9 +818,10 @@ static bool dec_group(struct dec *d, const struct hcl_block *k, struct task_grou
 
 static bool dec_job(struct dec *d, const struct hcl_block *k, struct job *j)
 {
-    static const char *const attrs[] = {"region", "namespace", "id", "name", "type", "priority",
-                                        "all_at_once", "datacenters", "node_pool", "meta",
-                                        "vault_token", "consul_token", "consul_namespace", NULL};
+    static const char *const attrs[] = {
+        "region",           "namespace",   "id",        "name", "type",        "priority",
+        "all_at_once",      "datacenters", "node_pool", "meta", "vault_token", "consul_token",
+        "consul_namespace", NULL};
     static const struct bspec blocks[] = {
         {"group", 1, "name", false},
         {"task", 1, "name", false},
@@ -961,8 +972,8 @@ struct var_decl {
     const char *source; /* default, env, cmd */
 };
 
-static bool load_variables(struct dec *d, const struct hcl_body *top, const struct jobspec_var *vars,
-                           size_t n_vars, json_t *var_obj)
+static bool load_variables(struct dec *d, const struct hcl_body *top,
+                           const struct jobspec_var *vars, size_t n_vars, json_t *var_obj)
 {
     struct var_decl *decls = NULL;
     size_t nd = 0;
@@ -970,8 +981,8 @@ static bool load_variables(struct dec *d, const struct hcl_body *top, const stru
     for (size_t i = 0; i < top->nblocks; i++) {
         const struct hcl_block *k = &top->blocks[i];
         if (strcmp(k->type, "variable") == 0) {
-            static const char *const vattrs[] = {"type", "default", "description", "sensitive",
-                                                 "nullable", NULL};
+            static const char *const vattrs[] = {"type",      "default",  "description",
+                                                 "sensitive", "nullable", NULL};
             static const struct bspec vblocks[] = {{"validation", 0, NULL, false},
                                                    {NULL, 0, NULL, false}};
             if (!check_body(d, k->body, vattrs, vblocks)) {
@@ -1148,9 +1159,9 @@ static bool load_variables(struct dec *d, const struct hcl_body *top, const stru
                 struct hcl_diag *g = &d->d->v[d->d->n - 1];
                 free(g->summary);
                 free(g->detail);
-                g->summary = xasprintf("Invalid value for %s variable",
-                                       strcmp(decls[i].source, "cmd") == 0 ? "cmd"
-                                                                           : decls[i].source);
+                g->summary =
+                    xasprintf("Invalid value for %s variable",
+                              strcmp(decls[i].source, "cmd") == 0 ? "cmd" : decls[i].source);
                 g->detail = xasprintf("%s\n\nThis was checked by the validation rule at %s.",
                                       msg ? msg : "", rng);
                 free(msg);
@@ -1248,8 +1259,8 @@ int jobspec_parse(const char *src, size_t len, const char *filename, const struc
     size_t i = 0;
     while (i < len && src[i] == ' ')
         i++;
-    struct hcl_file *f = (i < len && src[i] == '{') ? hcl_parse_json(src, len, &dg)
-                                                    : hcl_parse(src, len, &dg);
+    struct hcl_file *f =
+        (i < len && src[i] == '{') ? hcl_parse_json(src, len, &dg) : hcl_parse(src, len, &dg);
     if (dg.n) {
         hcl_file_free(f);
         return finish(&dg, false, err, err_size, -CV_EMALFORMED);
@@ -1264,11 +1275,8 @@ int jobspec_parse(const char *src, size_t len, const char *filename, const struc
     bool ok = true;
 
     static const struct bspec top[] = {
-        {"job", 1, "name", false},
-        {"variable", 1, "name", false},
-        {"variables", 0, NULL, false},
-        {"locals", 0, NULL, false},
-        {NULL, 0, NULL, false},
+        {"job", 1, "name", false},  {"variable", 1, "name", false}, {"variables", 0, NULL, false},
+        {"locals", 0, NULL, false}, {NULL, 0, NULL, false},
     };
     static const char *const no_attrs[] = {NULL};
     ok = check_body(&d, f->body, no_attrs, top);

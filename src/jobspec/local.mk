@@ -32,8 +32,12 @@ EXTRA_DIST += tests/oracle/run.sh tests/oracle/compare.js
 
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_jobspec
-tests_fuzz_fuzz_jobspec_SOURCES = tests/fuzz/fuzz_jobspec.c
+# The module's sources are compiled into the harness so that they carry coverage
+# instrumentation (configure --enable-fuzz CC=clang).
+tests_fuzz_fuzz_jobspec_SOURCES = tests/fuzz/fuzz_jobspec.c \
+	%reldir%/hcl_lex.c %reldir%/hcl_parse.c %reldir%/hcl_eval.c %reldir%/hcl_func.c \
+	%reldir%/hcl_dump.c %reldir%/hcl_json.c %reldir%/jobspec.c
 tests_fuzz_fuzz_jobspec_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_jobspec_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
-tests_fuzz_fuzz_jobspec_LDADD = libcvjobspec.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
+tests_fuzz_fuzz_jobspec_LDADD = libcvstructs.a libcvutil.a $(CV_SYSLIBS)
 endif

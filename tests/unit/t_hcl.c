@@ -35,8 +35,8 @@ static char *eval_x(const char *src)
         struct hcl_ectx c = {0};
         c.f = f;
         c.diags = &d;
-        json_t *vars = json_pack("{s:s, s:i, s:[s,s], s:{s:s}}", "name", "web", "n", 3, "l",
-                                 "a", "b", "m", "k", "v");
+        json_t *vars = json_pack("{s:s, s:i, s:[s,s], s:{s:s}}", "name", "web", "n", 3, "l", "a",
+                                 "b", "m", "k", "v");
         c.vars = vars;
         const struct hcl_expr *e = NULL;
         for (size_t i = 0; i < f->body->nattrs; i++)
@@ -63,7 +63,7 @@ static char *eval_x(const char *src)
 #define EVAL_EQ(src, want)                                                                         \
     do {                                                                                           \
         char *got_ = eval_x(src);                                                                  \
-        ck_assert_msg(strcmp(got_, want) == 0, "%s\n got  %s\n want %s", src, got_, want);        \
+        ck_assert_msg(strcmp(got_, want) == 0, "%s\n got  %s\n want %s", src, got_, want);         \
         free(got_);                                                                                \
     } while (0)
 
@@ -79,13 +79,13 @@ START_TEST(lex_positions)
         int type;
         unsigned sl, sc, el, ec, sb, eb;
     } want[] = {
-        {HT_IDENT, 1, 1, 1, 2, 0, 1},     {HT_EQUAL, 1, 3, 1, 4, 2, 3},
-        {HT_OQUOTE, 1, 5, 1, 6, 4, 5},    {HT_QLIT, 1, 6, 1, 8, 5, 8},
-        {HT_TINTERP, 1, 8, 1, 10, 8, 10}, {HT_IDENT, 1, 10, 1, 11, 10, 11},
+        {HT_IDENT, 1, 1, 1, 2, 0, 1},       {HT_EQUAL, 1, 3, 1, 4, 2, 3},
+        {HT_OQUOTE, 1, 5, 1, 6, 4, 5},      {HT_QLIT, 1, 6, 1, 8, 5, 8},
+        {HT_TINTERP, 1, 8, 1, 10, 8, 10},   {HT_IDENT, 1, 10, 1, 11, 10, 11},
         {HT_TSEQEND, 1, 11, 1, 12, 11, 12}, {HT_CQUOTE, 1, 12, 1, 13, 12, 13},
-        {HT_NEWLINE, 1, 13, 2, 1, 13, 14}, {HT_IDENT, 2, 3, 2, 4, 16, 17},
-        {HT_EQUAL, 2, 5, 2, 6, 18, 19},   {HT_NUMBER, 2, 7, 2, 12, 20, 25},
-        {HT_NEWLINE, 2, 16, 3, 1, 29, 30}, {HT_EOF, 3, 1, 3, 1, 30, 30},
+        {HT_NEWLINE, 1, 13, 2, 1, 13, 14},  {HT_IDENT, 2, 3, 2, 4, 16, 17},
+        {HT_EQUAL, 2, 5, 2, 6, 18, 19},     {HT_NUMBER, 2, 7, 2, 12, 20, 25},
+        {HT_NEWLINE, 2, 16, 3, 1, 29, 30},  {HT_EOF, 3, 1, 3, 1, 30, 30},
     };
     ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++) {
@@ -108,9 +108,10 @@ START_TEST(lex_heredoc_and_nested_templates)
     const char *src = "x = <<EOT\na ${\"b${c}\"}\n  EOT\n";
     size_t n;
     struct hcl_token *t = hcl_lex(src, strlen(src), &n, NULL);
-    static const int want[] = {HT_IDENT, HT_EQUAL, HT_OHEREDOC, HT_SLIT, HT_TINTERP, HT_OQUOTE,
-                               HT_QLIT, HT_TINTERP, HT_IDENT, HT_TSEQEND, HT_CQUOTE,
-                               HT_TSEQEND, HT_SLIT, HT_CHEREDOC, HT_NEWLINE, HT_EOF};
+    static const int want[] = {HT_IDENT,   HT_EQUAL,    HT_OHEREDOC, HT_SLIT,
+                               HT_TINTERP, HT_OQUOTE,   HT_QLIT,     HT_TINTERP,
+                               HT_IDENT,   HT_TSEQEND,  HT_CQUOTE,   HT_TSEQEND,
+                               HT_SLIT,    HT_CHEREDOC, HT_NEWLINE,  HT_EOF};
     ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(t[i].type == want[i], "token %zu is %s", i, hcl_tok_name(t[i].type));
@@ -203,12 +204,24 @@ START_TEST(parse_valid_structure)
     /* Valid forms parse cleanly: one-line blocks, identifier labels, comments, CRLF, BOM,
      * object newlines, trailing commas, heredocs in lists, dashes in names. */
     static const char *const ok[] = {
-        "a {}\nb \"x\" {}\n", "port \"http\" { static = 8080 }\n", "job example {}\n",
-        "# h\n// s\n/* b */ a = 1 /* i */\nb = 2 # t", "a = 1\r\nb = 2\r\n",
-        "\xef\xbb\xbf" "a = 1", "\ta = 1", "x = {\n a = 1\n b = 2\n}\n", "x = [1, 2, 3,]\n",
-        "x = [<<EOT\nx\nEOT\n, \"y\"]\n", "foo-bar = 1\nblock-type \"l\" { x-y = 2 }\n",
-        "x = \"${\n x\n}\"\n", "a = (1 +\n 2)\n", "x = a ? b ? 1 : 2 : 3\n", "",
-        "x = provider::ns::f()\n", "x = \"$${a} %%{b} $5 100% $\"\n",
+        "a {}\nb \"x\" {}\n",
+        "port \"http\" { static = 8080 }\n",
+        "job example {}\n",
+        "# h\n// s\n/* b */ a = 1 /* i */\nb = 2 # t",
+        "a = 1\r\nb = 2\r\n",
+        "\xef\xbb\xbf"
+        "a = 1",
+        "\ta = 1",
+        "x = {\n a = 1\n b = 2\n}\n",
+        "x = [1, 2, 3,]\n",
+        "x = [<<EOT\nx\nEOT\n, \"y\"]\n",
+        "foo-bar = 1\nblock-type \"l\" { x-y = 2 }\n",
+        "x = \"${\n x\n}\"\n",
+        "a = (1 +\n 2)\n",
+        "x = a ? b ? 1 : 2 : 3\n",
+        "",
+        "x = provider::ns::f()\n",
+        "x = \"$${a} %%{b} $5 100% $\"\n",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         ck_assert_msg(first_diag(ok[i])[0] == '\0', "%s: %s", ok[i], first_diag(ok[i]));
@@ -273,7 +286,8 @@ END_TEST
 START_TEST(heredoc_table)
 {
     /* The <<- indentation rule of hcl.md §1.1, case by case. */
-    EVAL_EQ("x = <<EOT\n    Foo\n      Bar\n    Baz\n  EOT\n", "\"    Foo\\n      Bar\\n    Baz\\n\"");
+    EVAL_EQ("x = <<EOT\n    Foo\n      Bar\n    Baz\n  EOT\n",
+            "\"    Foo\\n      Bar\\n    Baz\\n\"");
     EVAL_EQ("x = <<-EOT\n    Foo\n      Bar\n    Baz\n  EOT\n", "\"Foo\\n  Bar\\nBaz\\n\"");
     EVAL_EQ("x = <<-EOT\n    Foo\n  Bar\n    Baz\n  EOT\n", "\"  Foo\\nBar\\n  Baz\\n\"");
     EVAL_EQ("x = <<-EOT\n\tFoo\n  Bar\n  Baz\n  EOT\n", "\"Foo\\n Bar\\n Baz\\n\"");
@@ -295,7 +309,8 @@ START_TEST(unknown_refs_kept)
     EVAL_EQ("x = \"${attr.kernel.name}\"", "\"${attr.kernel.name}\"");
     EVAL_EQ("x = \"foo-${BAR}\"", "\"foo-${BAR}\"");
     EVAL_EQ("x = \"${env[\"BLAH\"]}\"", "\"${env[\\\"BLAH\\\"]}\"");
-    EVAL_EQ("x = \"${mixed-indexing.0[3][\"FOO\"].5}\"", "\"${mixed-indexing.0[3][\\\"FOO\\\"].5}\"");
+    EVAL_EQ("x = \"${mixed-indexing.0[3][\"FOO\"].5}\"",
+            "\"${mixed-indexing.0[3][\\\"FOO\\\"].5}\"");
     EVAL_EQ("x = \"with spaces ${   root.  field[  \"FOO\"].5  }\"",
             "\"with spaces ${   root.  field[  \\\"FOO\\\"].5  }\"");
     EVAL_EQ("x = meta.mytest", "\"${meta.mytest}\"");

@@ -50,7 +50,7 @@ static const char *parse_err(const char *src, int *rc)
         int rc_;                                                                                   \
         const char *got_ = parse_err(src, &rc_);                                                   \
         ck_assert_msg(rc_ < 0, "accepted: %s", src);                                               \
-        ck_assert_msg(strcmp(got_, want) == 0, "%s\n got  %s\n want %s", src, got_, want);        \
+        ck_assert_msg(strcmp(got_, want) == 0, "%s\n got  %s\n want %s", src, got_, want);         \
     } while (0)
 
 START_TEST(example_job)
@@ -171,9 +171,10 @@ END_TEST
 START_TEST(variables_precedence)
 {
     /* default < NOMAD_VAR_x < -var; typed conversion of -var text; unset is an error. */
-    const char *src = "variable \"a\" { default = \"d\" }\nvariable \"n\" {\n type = number\n"
-                      " default = 1\n}\nvariable \"dcs\" { type = list(string) }\n"
-                      "job \"j\" {\n datacenters = var.dcs\n meta {\n a = var.a\n n = var.n + 1\n }\n}\n";
+    const char *src =
+        "variable \"a\" { default = \"d\" }\nvariable \"n\" {\n type = number\n"
+        " default = 1\n}\nvariable \"dcs\" { type = list(string) }\n"
+        "job \"j\" {\n datacenters = var.dcs\n meta {\n a = var.a\n n = var.n + 1\n }\n}\n";
     struct jobspec_var v[] = {{"dcs", "[\"x\", \"y\"]"}, {"n", "41"}};
     setenv("NOMAD_VAR_a", "from-env", 1);
     struct job *j = parse_ok(src, v, 2);
@@ -231,6 +232,12 @@ START_TEST(decode_errors)
            "    }\n  }\n}\n",
            "job.nomad.hcl:4,25-26: Too many function arguments; Function \"upper\" expects only "
            "1 argument(s).");
+    ERR_EQ("job \"a\" {\n  update {}\n  update {}\n}\n",
+           "job.nomad.hcl:3,3-9: Duplicate update block; Only one block of type \"update\" is "
+           "allowed. Previous definition was at job.nomad.hcl:2,3-9.");
+    ERR_EQ("job \"a\" {\n  periodic {\n    cron = \"@daily\"\n  }\n}\n",
+           "job.nomad.hcl:2,3-11: Unsupported block type; Caravan does not support \"periodic\" "
+           "blocks yet.");
     /* Syntax errors come back as one Diagnostics.Error() string. */
     ERR_EQ("job \"a\" {\n  a = 1, b = 2\n}\n",
            "job.nomad.hcl:2,8-9: Unexpected comma after argument; Argument definitions must be "
@@ -243,8 +250,7 @@ START_TEST(never_crashes_on_mutations)
     /* Seeded mutations of the fixtures (truncation, byte flips, inserted punctuation)
      * never crash and always leave err NUL-terminated; results are either a job or an
      * error. */
-    static const char *const files[] = {"example.nomad.hcl", "batch.nomad.hcl",
-                                        "ports.nomad.hcl"};
+    static const char *const files[] = {"example.nomad.hcl", "batch.nomad.hcl", "ports.nomad.hcl"};
     unsigned seed = 12345;
     static const char ins[] = ",;\t{}[]\"$%~\n<-=.*";
     for (size_t fi = 0; fi < 3; fi++) {
@@ -259,7 +265,9 @@ START_TEST(never_crashes_on_mutations)
             memcpy(m, data, len);
             size_t mlen = len;
             switch (it % 3) {
-            case 0: mlen = pos; break;
+            case 0:
+                mlen = pos;
+                break;
             case 1:
                 if (pos < len)
                     m[pos] = ins[(seed >> 4) % (sizeof ins - 1)];
@@ -303,18 +311,25 @@ START_TEST(parse_speed)
                               "      resources {\n        cpu = 100\n      }\n    }\n  }\n",
                               i);
     bl += (size_t)sprintf(big + bl, "}\n");
-    int iters = 200;
-    uint64_t t0 = cv_mono_ns();
-    for (int i = 0; i < iters; i++) {
-        struct job *j = NULL;
-        char err[256];
-        ck_assert_int_eq(jobspec_parse(big, bl, "big.hcl", NULL, 0, &j, err, sizeof err), 0);
-        st_unref(&ST_JOB, j);
+    /* Best of five batches, so a loaded machine does not make the test flaky. */
+    uint64_t best = UINT64_MAX;
+    for (int batch = 0; batch < 5; batch++) {
+        int iters = 20;
+        uint64_t t0 = cv_mono_ns();
+        for (int i = 0; i < iters; i++) {
+            struct job *j = NULL;
+            char err[256];
+            ck_assert_int_eq(jobspec_parse(big, bl, "big.hcl", NULL, 0, &j, err, sizeof err), 0);
+            st_unref(&ST_JOB, j);
+        }
+        uint64_t per = (cv_mono_ns() - t0) / (uint64_t)iters;
+        if (per < best)
+            best = per;
     }
-    uint64_t per = (cv_mono_ns() - t0) / (uint64_t)iters;
-    ck_assert_msg(per < 5000000, "%llu ns per parse", (unsigned long long)per);
     free(big);
     free(data);
+    /* ~0.15 ms in an optimised build; the bound leaves room for sanitizer builds. */
+    ck_assert_msg(best < 5000000, "%llu ns per parse", (unsigned long long)best);
 }
 END_TEST
 
