@@ -24,7 +24,9 @@
 
 #include "exec/client.h"
 #include "jobspec/jobspec.h"
+#include "rpc/endpoint.h"
 #include "server/server.h"
+#include "structs/msgs.h"
 #include "state/state.h"
 #include "structs/structs.h"
 #include "util/err.h"
@@ -577,37 +579,35 @@ static json_t *render_node_allocs(struct read_req *r, const struct state_snap *s
 struct write_req {
     struct http_api *h;
     struct evhttp_request *req;
-    char *ns, *job_id;
     bool deregister;
 };
 
-static void write_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
-                       void *arg)
+/* Writes go through the server's RPC table, which runs them on the leader or forwards
+ * them there from a follower. */
+static void write_done(int status, const char *resp, size_t len, const char *errmsg, void *arg)
 {
     struct write_req *w = arg;
+    struct job_write_resp r;
+    memset(&r, 0, sizeof r);
+    char err[CV_ERRMSG_SIZE];
+    if (!status)
+        status = st_decode(&ST_JOB_WRITE_RESP, resp, len, &r, err);
     if (status) {
         reply_text(w->req, http_code_for(status), "%s", errmsg ? errmsg : cv_strerror(status));
     } else {
         json_t *o = json_object();
-        json_object_set_new(o, "EvalID", json_string(cv_str(eval_id)));
-        json_object_set_new(o, "EvalCreateIndex", json_integer(eval_id ? (json_int_t)index : 0));
-        uint64_t jmi = 0;
-        struct state_snap *snap = state_snapshot(server_state(w->h->deps.server));
-        const struct job *j = snap_job(snap, w->ns, w->job_id);
-        if (j)
-            jmi = j->job_modify_index;
-        snap_unref(snap);
-        json_object_set_new(o, "JobModifyIndex", json_integer((json_int_t)jmi));
+        json_object_set_new(o, "EvalID", json_string(cv_str(r.eval_id)));
+        json_object_set_new(o, "EvalCreateIndex", json_integer((json_int_t)r.eval_create_index));
+        json_object_set_new(o, "JobModifyIndex", json_integer((json_int_t)r.job_modify_index));
         if (!w->deregister)
             json_object_set_new(o, "Warnings", json_string(""));
-        json_object_set_new(o, "Index", json_integer((json_int_t)index));
+        json_object_set_new(o, "Index", json_integer((json_int_t)r.index));
         json_object_set_new(o, "LastContact", json_integer(0));
         json_object_set_new(o, "KnownLeader", json_true());
-        reply_json(w->req, o, index, false);
+        reply_json(w->req, o, r.index, false);
         json_decref(o);
     }
-    free(w->ns);
-    free(w->job_id);
+    st_clear(&ST_JOB_WRITE_RESP, &r);
     free(w);
 }
 
@@ -660,41 +660,31 @@ static void handle_register(struct http_api *h, struct evhttp_request *req, cons
         reply_text(req, 400, "Job validation failed: %s", err);
         return;
     }
-    if (!server_is_leader(h->deps.server)) {
-        st_unref(&ST_JOB, job);
-        reply_text(req, 500, "No cluster leader");
-        return;
-    }
     struct write_req *w = xcalloc(1, sizeof *w);
     w->h = h;
     w->req = req;
-    w->ns = xstrdup(job->namespace);
-    w->job_id = xstrdup(job->id);
-    server_job_register(h->deps.server, job, write_done, w);
+    struct job_register_req r = {job};
+    char *buf;
+    size_t len;
+    st_encode(&ST_JOB_REGISTER_REQ, &r, &buf, &len);
+    st_unref(&ST_JOB, job);
+    rpc_dispatch(server_endpoints(h->deps.server), "Job.Register", buf, len, write_done, w);
+    free(buf);
 }
 
 static void handle_deregister(struct http_api *h, struct evhttp_request *req,
                               const struct evkeyvalq *q, const char *id)
 {
-    struct state_snap *snap = state_snapshot(server_state(h->deps.server));
-    bool exists = snap_job(snap, DEFAULT_NAMESPACE, id) != NULL;
-    snap_unref(snap);
-    if (!exists) {
-        reply_text(req, 404, "job not found");
-        return;
-    }
-    if (!server_is_leader(h->deps.server)) {
-        reply_text(req, 500, "No cluster leader");
-        return;
-    }
     struct write_req *w = xcalloc(1, sizeof *w);
     w->h = h;
     w->req = req;
-    w->ns = xstrdup(DEFAULT_NAMESPACE);
-    w->job_id = xstrdup(id);
     w->deregister = true;
-    server_job_deregister(h->deps.server, DEFAULT_NAMESPACE, id, query_flag(q, "purge"), write_done,
-                          w);
+    struct job_deregister_req r = {(char *)DEFAULT_NAMESPACE, (char *)id, query_flag(q, "purge")};
+    char *buf;
+    size_t len;
+    st_encode(&ST_JOB_DEREGISTER_REQ, &r, &buf, &len);
+    rpc_dispatch(server_endpoints(h->deps.server), "Job.Deregister", buf, len, write_done, w);
+    free(buf);
 }
 
 static void handle_parse(struct evhttp_request *req)

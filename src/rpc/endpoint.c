@@ -8,14 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rpc/transport.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
+
+static void req_finish(struct rpc_req *r);
 
 struct method {
     char *name;
     rpc_handler fn;
     void *ctx;
+    bool leader_only;
 };
 
 struct rpc_req {
@@ -40,6 +44,9 @@ struct rpc_req {
 struct rpc_endpoints {
     struct event_base *base;
     struct state *state;
+    struct rpc_leadership lead;
+    struct rpc_client *fwd; /* TCP client to the current leader */
+    char *fwd_addr;
     struct method *methods;
     size_t n_methods;
     struct rpc_req *pending;
@@ -78,7 +85,57 @@ struct rpc_endpoints *rpc_endpoints_new(struct event_base *base, struct state *s
 void rpc_endpoints_add(struct rpc_endpoints *eps, const char *method, rpc_handler fn, void *ctx)
 {
     eps->methods = xrealloc(eps->methods, (eps->n_methods + 1) * sizeof *eps->methods);
-    eps->methods[eps->n_methods++] = (struct method){xstrdup(method), fn, ctx};
+    eps->methods[eps->n_methods++] = (struct method){xstrdup(method), fn, ctx, false};
+}
+
+void rpc_endpoints_add_leader(struct rpc_endpoints *eps, const char *method, rpc_handler fn,
+                              void *ctx)
+{
+    rpc_endpoints_add(eps, method, fn, ctx);
+    eps->methods[eps->n_methods - 1].leader_only = true;
+}
+
+void rpc_endpoints_set_leadership(struct rpc_endpoints *eps, const struct rpc_leadership *l)
+{
+    eps->lead = *l;
+}
+
+static void forward_done(int status, const char *resp, size_t len, const char *errmsg, void *arg)
+{
+    struct rpc_req *r = arg;
+    r->status = status;
+    if (status) {
+        snprintf(r->errmsg, sizeof r->errmsg, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        r->resp = xmalloc(len ? len : 1);
+        memcpy(r->resp, resp, len);
+        r->resp_len = len;
+    }
+    req_finish(r);
+}
+
+/* Forwards a leader-only request from a follower. Returns false if it must run here. */
+static bool maybe_forward(struct rpc_endpoints *eps, struct rpc_req *r)
+{
+    if (!r->m->leader_only || !eps->lead.is_leader || eps->lead.is_leader(eps->lead.arg))
+        return false;
+    const char *leader = eps->lead.leader_addr(eps->lead.arg);
+    if (!leader || !*leader) {
+        rpc_req_error(r, CV_ENOLEADER, "No cluster leader");
+        return true;
+    }
+    if (!eps->fwd || !cv_streq(eps->fwd_addr, leader)) {
+        struct strlist one = {0};
+        strlist_add(&one, leader);
+        if (!eps->fwd)
+            eps->fwd = rpc_tcp_client(eps->base, &one);
+        else
+            rpc_tcp_client_set_servers(eps->fwd, &one);
+        strlist_clear(&one);
+        cv_strset(&eps->fwd_addr, leader);
+    }
+    rpc_call(eps->fwd, r->m->name, r->body, r->len, forward_done, r);
+    return true;
 }
 
 static void req_unlink(struct rpc_req *r)
@@ -216,7 +273,8 @@ void rpc_dispatch(struct rpc_endpoints *eps, const char *method, const char *bod
     for (size_t i = 0; i < eps->n_methods; i++) {
         if (strcmp(eps->methods[i].name, method) == 0) {
             r->m = &eps->methods[i];
-            rerun(r);
+            if (!maybe_forward(eps, r))
+                rerun(r);
             return;
         }
     }
@@ -229,6 +287,10 @@ void rpc_endpoints_free(struct rpc_endpoints *eps)
 {
     if (!eps)
         return;
+    /* Forwarded calls answer (canceled) through their requests, still pending below. */
+    rpc_client_free(eps->fwd);
+    eps->fwd = NULL;
+    free(eps->fwd_addr);
     while (eps->pending) {
         struct rpc_req *r = eps->pending;
         req_unlink(r);

@@ -32,6 +32,18 @@ typedef void (*rpc_handler)(struct rpc_req *req, void *ctx);
 struct rpc_endpoints *rpc_endpoints_new(struct event_base *base, struct state *state);
 void rpc_endpoints_free(struct rpc_endpoints *eps);
 void rpc_endpoints_add(struct rpc_endpoints *eps, const char *method, rpc_handler fn, void *ctx);
+/* A method that must run on the leader: on a follower, the request is forwarded as is
+ * to the leader's RPC port and its answer relayed; with no leader known the caller gets
+ * -CV_ENOLEADER "No cluster leader". */
+void rpc_endpoints_add_leader(struct rpc_endpoints *eps, const char *method, rpc_handler fn,
+                              void *ctx);
+/* How the table learns whether this server leads and where the leader is. */
+struct rpc_leadership {
+    bool (*is_leader)(void *arg);
+    const char *(*leader_addr)(void *arg); /* "ip:port" or NULL */
+    void *arg;
+};
+void rpc_endpoints_set_leadership(struct rpc_endpoints *eps, const struct rpc_leadership *l);
 
 /* Dispatches one call (body copied). cb runs on a later loop turn. */
 void rpc_dispatch(struct rpc_endpoints *eps, const char *method, const char *body, size_t len,

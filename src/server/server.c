@@ -517,6 +517,92 @@ out:
     st_clear(&ST_ALLOC_UPDATE_REQ, &r);
 }
 
+/* ---------------------------------------------------------------- job endpoints */
+
+struct job_write {
+    struct rpc_req *req;
+    struct server *s;
+    char *ns, *id;
+};
+
+static void job_write_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                           void *arg)
+{
+    struct job_write *w = arg;
+    if (status) {
+        rpc_req_error(w->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct job_write_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.eval_id = (char *)eval_id;
+        resp.eval_create_index = eval_id ? index : 0;
+        resp.index = index;
+        struct state_snap *snap = state_snapshot(w->s->state);
+        const struct job *j = snap_job(snap, w->ns, w->id);
+        resp.job_modify_index = j ? j->job_modify_index : 0;
+        snap_unref(snap);
+        rpc_req_reply(w->req, &ST_JOB_WRITE_RESP, &resp);
+    }
+    free(w->ns);
+    free(w->id);
+    free(w);
+}
+
+static void ep_job_register(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct job_register_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_JOB_REGISTER_REQ, &r))
+        return;
+    char err[CV_ERRMSG_SIZE * 4];
+    if (!r.job || !r.job->id || !*r.job->id) {
+        rpc_req_error(req, CV_EINVAL, "Job ID hasn't been provided");
+        goto out;
+    }
+    /* RPC input is external input: canonicalise and validate again. */
+    job_canonicalize(r.job);
+    if (job_validate(r.job, err, sizeof err) != 0) {
+        rpc_req_error(req, CV_EINVAL, "Job validation failed: %s", err);
+        goto out;
+    }
+    if (not_leader(s, req))
+        goto out;
+    struct job_write *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->s = s;
+    w->ns = xstrdup(r.job->namespace);
+    w->id = xstrdup(r.job->id);
+    server_job_register(s, r.job, job_write_done, w);
+    r.job = NULL; /* taken */
+out:
+    st_clear(&ST_JOB_REGISTER_REQ, &r);
+}
+
+static void ep_job_deregister(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct job_deregister_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_JOB_DEREGISTER_REQ, &r))
+        return;
+    const char *ns = r.namespace && *r.namespace ? r.namespace : DEFAULT_NAMESPACE;
+    struct state_snap *snap = state_snapshot(s->state);
+    bool exists = r.job_id && snap_job(snap, ns, r.job_id);
+    snap_unref(snap);
+    if (!exists) {
+        rpc_req_error(req, CV_ENOTFOUND, "job not found");
+    } else if (!not_leader(s, req)) {
+        struct job_write *w = xcalloc(1, sizeof *w);
+        w->req = req;
+        w->s = s;
+        w->ns = xstrdup(ns);
+        w->id = xstrdup(r.job_id);
+        server_job_deregister(s, ns, r.job_id, r.purge, job_write_done, w);
+    }
+    st_clear(&ST_JOB_DEREGISTER_REQ, &r);
+}
+
 /* ---------------------------------------------------------------- raft hooks */
 
 static void on_leadership(bool leader, void *arg)
@@ -550,6 +636,16 @@ static void hook_capacity(const char *node_id, void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static bool lead_is_leader(void *arg)
+{
+    return ((struct server *)arg)->leader;
+}
+
+static const char *lead_addr(void *arg)
+{
+    return server_leader_addr(arg);
+}
+
 static void raft_accept(int fd, uint64_t peer_id, const char *peer_addr, void *arg)
 {
     struct server *s = arg;
@@ -576,11 +672,17 @@ struct server *server_new(struct event_base *base, const struct server_config *c
         s->cfg.raft_multiplier = 1;
     s->state = state_new();
     s->eps = rpc_endpoints_new(base, s->state);
-    rpc_endpoints_add(s->eps, "Node.Register", ep_node_register, s);
-    rpc_endpoints_add(s->eps, "Node.UpdateStatus", ep_node_update_status, s);
+    /* Writes run on the leader (forwarded from followers); client reads are served by
+     * any server from its replica, as Nomad's clients read with AllowStale. */
+    rpc_endpoints_add_leader(s->eps, "Node.Register", ep_node_register, s);
+    rpc_endpoints_add_leader(s->eps, "Node.UpdateStatus", ep_node_update_status, s);
     rpc_endpoints_add(s->eps, "Node.GetClientAllocs", ep_node_get_client_allocs, s);
-    rpc_endpoints_add(s->eps, "Node.UpdateAlloc", ep_node_update_alloc, s);
+    rpc_endpoints_add_leader(s->eps, "Node.UpdateAlloc", ep_node_update_alloc, s);
     rpc_endpoints_add(s->eps, "Alloc.GetAllocs", ep_alloc_get_allocs, s);
+    rpc_endpoints_add_leader(s->eps, "Job.Register", ep_job_register, s);
+    rpc_endpoints_add_leader(s->eps, "Job.Deregister", ep_job_deregister, s);
+    struct rpc_leadership lead = {lead_is_leader, lead_addr, s};
+    rpc_endpoints_set_leadership(s->eps, &lead);
     s->ld = leader_new(s);
 
     s->raft_dir = xasprintf("%s/raft", s->cfg.data_dir);

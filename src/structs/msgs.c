@@ -63,3 +63,23 @@ static const struct sfield generic_resp_fields[] = {
     SF(generic_resp, index, "Index", SF_UINT),
 };
 TYPE(ST_GENERIC_RESP, generic_resp, generic_resp_fields);
+
+static const struct sfield job_register_req_fields[] = {
+    SFT(job_register_req, job, "Job", SF_REF, &ST_JOB),
+};
+TYPE(ST_JOB_REGISTER_REQ, job_register_req, job_register_req_fields);
+
+static const struct sfield job_deregister_req_fields[] = {
+    SF(job_deregister_req, namespace, "Namespace", SF_STR),
+    SF(job_deregister_req, job_id, "JobID", SF_STR),
+    SF(job_deregister_req, purge, "Purge", SF_BOOL),
+};
+TYPE(ST_JOB_DEREGISTER_REQ, job_deregister_req, job_deregister_req_fields);
+
+static const struct sfield job_write_resp_fields[] = {
+    SF(job_write_resp, eval_id, "EvalID", SF_STR),
+    SF(job_write_resp, eval_create_index, "EvalCreateIndex", SF_UINT),
+    SF(job_write_resp, job_modify_index, "JobModifyIndex", SF_UINT),
+    SF(job_write_resp, index, "Index", SF_UINT),
+};
+TYPE(ST_JOB_WRITE_RESP, job_write_resp, job_write_resp_fields);

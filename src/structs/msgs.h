@@ -11,6 +11,8 @@
  *   Node.GetClientAllocs    node_client_allocs_req    node_client_allocs_resp  (blocking)
  *   Node.UpdateAlloc        alloc_update_req          generic_resp
  *   Alloc.GetAllocs         alloc_get_req             alloc_get_resp
+ *   Job.Register            job_register_req          job_write_resp
+ *   Job.Deregister          job_deregister_req        job_write_resp
  *
  * Blocking queries: a request with min_query_index N returns once the relevant index is
  * greater than N, or after max_query_time (capped at 5 minutes), whichever is first.
@@ -72,8 +74,27 @@ struct generic_resp {
     uint64_t index;
 };
 
+/* Job.Register / Job.Deregister (leader; forwarded from any server). */
+struct job_register_req {
+    struct job *job; /* canonicalised and validated by the receiving server */
+};
+
+struct job_deregister_req {
+    char *namespace;
+    char *job_id;
+    bool purge;
+};
+
+struct job_write_resp {
+    char *eval_id;
+    uint64_t eval_create_index;
+    uint64_t job_modify_index;
+    uint64_t index;
+};
+
 extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NODE_UPDATE_RESP,
     ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
-    ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP;
+    ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP, ST_JOB_REGISTER_REQ, ST_JOB_DEREGISTER_REQ,
+    ST_JOB_WRITE_RESP;
 
 #endif
