@@ -30,6 +30,7 @@
 #include "rpc/endpoint.h"
 #include "rpc/transport.h"
 #include "server/server.h"
+#include "structs/msgs.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -68,6 +69,7 @@ static void usage(FILE *f)
                "Server Options:\n\n"
                "  -server               Enable server mode for the agent.\n"
                "  -bootstrap-expect=<n> How many servers to wait for before bootstrapping.\n"
+               "  -join=<addr>          Address of another server to join (repeatable).\n"
                "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
                "Client Options:\n\n"
                "  -client               Enable client mode for the agent.\n"
@@ -125,31 +127,37 @@ static int load_node_id(struct agent *a, char *errmsg)
 
 /* ---------------------------------------------------------------- /v1/agent views */
 
-static json_t *member_json(struct agent *a)
+/* One server as /v1/agent/members shows it, with Nomad's serf tags. name is
+ * "<node>.<region>"; rpc_addr "ip:port". */
+static json_t *server_member_json(struct agent *a, const char *name, const char *rpc_addr,
+                                  const char *region, const char *dc, const char *id,
+                                  int64_t expect)
 {
+    char ip[64];
+    snprintf(ip, sizeof ip, "%s", rpc_addr);
+    char *colon = strrchr(ip, ':');
+    const char *port = colon ? colon + 1 : "4647";
+    if (colon)
+        *colon = '\0';
     json_t *m = json_object();
-    char *name = xasprintf("%s.%s", a->cfg.name, a->cfg.region);
     json_object_set_new(m, "Name", json_string(name));
-    free(name);
-    json_object_set_new(m, "Addr", json_string(a->adv));
+    json_object_set_new(m, "Addr", json_string(ip));
     json_object_set_new(m, "Port", json_integer(a->cfg.serf_port));
     json_t *tags = json_object();
-    char port[16];
-    snprintf(port, sizeof port, "%d", a->cfg.rpc_port);
     json_object_set_new(tags, "role", json_string("nomad"));
-    json_object_set_new(tags, "region", json_string(a->cfg.region));
-    json_object_set_new(tags, "dc", json_string(a->cfg.datacenter));
+    json_object_set_new(tags, "region", json_string(region));
+    json_object_set_new(tags, "dc", json_string(dc));
     json_object_set_new(tags, "build", json_string(PACKAGE_VERSION));
     json_object_set_new(tags, "vsn", json_string("1"));
     json_object_set_new(tags, "raft_vsn", json_string("3"));
-    json_object_set_new(tags, "id", json_string(a->node_id));
-    json_object_set_new(tags, "rpc_addr", json_string(a->adv));
+    json_object_set_new(tags, "id", json_string(id));
+    json_object_set_new(tags, "rpc_addr", json_string(ip));
     json_object_set_new(tags, "port", json_string(port));
-    if (a->cfg.bootstrap_expect == 1)
+    if (expect == 1)
         json_object_set_new(tags, "bootstrap", json_string("1"));
-    if (a->cfg.bootstrap_expect) {
+    if (expect) {
         char e[16];
-        snprintf(e, sizeof e, "%d", a->cfg.bootstrap_expect);
+        snprintf(e, sizeof e, "%lld", (long long)expect);
         json_object_set_new(tags, "expect", json_string(e));
     }
     json_object_set_new(m, "Tags", tags);
@@ -163,6 +171,17 @@ static json_t *member_json(struct agent *a)
     return m;
 }
 
+static json_t *member_json(struct agent *a)
+{
+    char *name = xasprintf("%s.%s", a->cfg.name, a->cfg.region);
+    char rpc[96];
+    snprintf(rpc, sizeof rpc, "%s:%d", a->adv, a->cfg.rpc_port);
+    json_t *m = server_member_json(a, name, rpc, a->cfg.region, a->cfg.datacenter, a->node_id,
+                                   a->cfg.bootstrap_expect);
+    free(name);
+    return m;
+}
+
 static json_t *agent_members(void *arg)
 {
     struct agent *a = arg;
@@ -173,8 +192,20 @@ static json_t *agent_members(void *arg)
     json_object_set_new(o, "ServerRegion", json_string(a->cfg.region));
     json_object_set_new(o, "ServerDC", json_string(a->cfg.datacenter));
     json_t *members = json_array();
-    if (a->server)
+    if (a->server) {
         json_array_append_new(members, member_json(a));
+        struct server_member *peers;
+        size_t n = server_known_servers(a->server, &peers);
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(members, server_member_json(a, cv_str(peers[i].name),
+                                                              cv_str(peers[i].rpc_addr),
+                                                              cv_str(peers[i].region),
+                                                              cv_str(peers[i].datacenter),
+                                                              cv_str(peers[i].id), peers[i].expect));
+            st_clear(&ST_SERVER_MEMBER, &peers[i]);
+        }
+        free(peers);
+    }
     json_object_set_new(o, "Members", members);
     return o;
 }
@@ -329,6 +360,7 @@ enum {
     OPT_NUM_SCHEDULERS,
     OPT_NODE_CLASS,
     OPT_SERVERS,
+    OPT_JOIN,
     OPT_HELP,
 };
 
@@ -349,6 +381,8 @@ int agent_main(int argc, char **argv)
         {"num-schedulers", required_argument, NULL, OPT_NUM_SCHEDULERS},
         {"node-class", required_argument, NULL, OPT_NODE_CLASS},
         {"servers", required_argument, NULL, OPT_SERVERS},
+        {"join", required_argument, NULL, OPT_JOIN},
+        {"retry-join", required_argument, NULL, OPT_JOIN},
         {"h", no_argument, NULL, OPT_HELP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -431,6 +465,9 @@ int agent_main(int argc, char **argv)
         case OPT_NODE_CLASS:
             cv_strset(&a.cfg.node_class, optarg);
             break;
+        case OPT_JOIN:
+            strlist_add(&a.cfg.join, optarg);
+            break;
         case OPT_SERVERS: {
             char *list = xstrdup(optarg), *save = NULL;
             for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
@@ -462,12 +499,15 @@ int agent_main(int argc, char **argv)
     a.adv = a.cfg.advertise_addr ? xstrdup(a.cfg.advertise_addr) : pick_advertise(a.cfg.bind_addr);
 
     if (a.cfg.data_dir) {
-        a.data_dir = xstrdup(a.cfg.data_dir);
-        int r = cv_mkdir_p(a.data_dir, 0755);
+        int r = cv_mkdir_p(a.cfg.data_dir, 0755);
         if (r) {
-            fprintf(stderr, "==> Error creating data directory %s: %s\n", a.data_dir, strerror(-r));
+            fprintf(stderr, "==> Error creating data directory %s: %s\n", a.cfg.data_dir,
+                    strerror(-r));
             goto out_base;
         }
+        /* Absolute: task shims and handle files must not depend on our working directory. */
+        char *abs = realpath(a.cfg.data_dir, NULL);
+        a.data_dir = abs ? abs : xstrdup(a.cfg.data_dir);
     } else {
         char tmpl[] = "/tmp/caravan-dev-XXXXXX";
         if (!mkdtemp(tmpl)) {
@@ -486,6 +526,24 @@ int agent_main(int argc, char **argv)
         char rpc_addr[128];
         snprintf(rpc_addr, sizeof rpc_addr, "%s:%d", a.adv, a.cfg.rpc_port);
         char *sdir = xasprintf("%s/server", a.data_dir);
+        /* Until the server gossip pool lands, servers discover each other over RPC: a join
+         * address without a port, or with the serf port, means that host's RPC port. */
+        struct strlist join = {0};
+        for (size_t i = 0; i < a.cfg.join.n; i++) {
+            char host[128];
+            snprintf(host, sizeof host, "%s", a.cfg.join.v[i]);
+            char *colon = strrchr(host, ':');
+            int port = a.cfg.rpc_port;
+            if (colon) {
+                *colon = '\0';
+                int p = atoi(colon + 1);
+                if (p > 0 && p != a.cfg.serf_port)
+                    port = p;
+            }
+            char *j = xasprintf("%s:%d", host, port);
+            strlist_add(&join, j);
+            free(j);
+        }
         struct server_config sc = {
             .region = a.cfg.region,
             .datacenter = a.cfg.datacenter,
@@ -496,12 +554,14 @@ int agent_main(int argc, char **argv)
             .rpc_port = a.cfg.rpc_port,
             .data_dir = sdir,
             .bootstrap_expect = a.cfg.bootstrap_expect,
+            .join = &join,
             .num_workers = a.cfg.num_schedulers,
             .raft_multiplier = a.cfg.raft_multiplier,
             .dev = a.cfg.dev,
         };
         a.server = server_new(a.base, &sc, err);
         free(sdir);
+        strlist_clear(&join);
         if (!a.server) {
             fprintf(stderr, "==> Error starting agent: server setup failed: %s\n", err);
             goto out_dir;

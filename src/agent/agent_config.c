@@ -61,6 +61,7 @@ void agent_config_clear(struct agent_config *c)
     free(c->node_class);
     strmap_clear(&c->client_meta);
     strlist_clear(&c->servers);
+    strlist_clear(&c->join);
     strlist_clear(&c->loaded_files);
     memset(c, 0, sizeof *c);
 }
@@ -198,6 +199,19 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
             return -CV_EINVAL;
         }
         c->raft_multiplier = (unsigned)raft_mult;
+        json_t *sj = obj(srv, "server_join");
+        json_t *rj = sj ? json_object_get(sj, "retry_join") : NULL;
+        if (!rj)
+            rj = json_object_get(srv, "retry_join");
+        if (rj) {
+            size_t i;
+            json_t *v;
+            if (!json_is_array(rj)) {
+                snprintf(err, n, "%s: retry_join must be a list of addresses", file);
+                return -CV_EINVAL;
+            }
+            json_array_foreach(rj, i, v) if (json_is_string(v)) strlist_add(&c->join, json_string_value(v));
+        }
     }
     json_t *cl = obj(root, "client");
     if (cl) {

@@ -26,6 +26,7 @@ struct agent_config {
     bool raw_exec_enabled;
     char *node_class;
     struct strlist servers; /* client { servers = [...] } / -servers: RPC addresses */
+    struct strlist join;    /* -join / -retry-join / server_join { retry_join } */
     struct strmap client_meta;
     bool dev;
     struct strlist loaded_files;

@@ -287,10 +287,8 @@ void gossip_crc_wrap(struct buf *b, size_t start)
 /* Decoding: a bounded msgpack cursor                                       */
 /* ======================================================================== */
 
-struct mp {
-    const uint8_t *p;
-    const uint8_t *end;
-};
+/* struct mp is the public struct gossip_mp (codec.h) under a short local name. */
+#define mp gossip_mp
 
 #define MP_MAX_DEPTH 32
 
@@ -1115,3 +1113,28 @@ int gossip_tags_decode(const uint8_t *p, size_t n, gossip_tag_fn fn, void *arg)
     }
     return 0;
 }
+
+/* ======================================================================== */
+/* The cursor and packer, for the serf layer's messages                     */
+/* ======================================================================== */
+
+int gossip_mp_map(struct gossip_mp *c, uint32_t *n) { return mp_map(c, n); }
+int gossip_mp_array(struct gossip_mp *c, uint32_t *n) { return mp_array(c, n); }
+int gossip_mp_bytes(struct gossip_mp *c, struct gossip_bytes *out) { return mp_bytes(c, out); }
+int gossip_mp_int(struct gossip_mp *c, int64_t *v) { return mp_int(c, v); }
+int gossip_mp_u64(struct gossip_mp *c, uint64_t *v) { return mp_uint(c, INT64_MAX, v); }
+int gossip_mp_u32(struct gossip_mp *c, uint32_t *v) { return mp_u32(c, v); }
+int gossip_mp_u16(struct gossip_mp *c, uint16_t *v) { return mp_u16(c, v); }
+int gossip_mp_bool(struct gossip_mp *c, bool *v) { return mp_bool(c, v); }
+int gossip_mp_skip(struct gossip_mp *c) { return mp_skip(c, 0); }
+
+bool gossip_bytes_is(struct gossip_bytes b, const char *s) { return key_is(b, s); }
+
+void gossip_pk_init(msgpack_packer *pk, struct buf *b) { pk_init(pk, b); }
+void gossip_pk_str(msgpack_packer *pk, const char *s)
+{
+    struct gossip_bytes v = {(const uint8_t *)s, (uint32_t)strlen(s)};
+    pk_str(pk, v);
+}
+void gossip_pk_bytes(msgpack_packer *pk, struct gossip_bytes v) { pk_bytes(pk, v); }
+void gossip_pk_bool(msgpack_packer *pk, bool v) { pk_bool(pk, v); }

@@ -47,6 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "util/buf.h"
 
 /* Message type byte; numbers are memberlist's (net.go) and part of the protocol. */
@@ -241,6 +243,31 @@ void gossip_tags_encode(struct buf *b, const struct gossip_tag *tags, size_t nta
  * start with 0xff yields one tag "role" = the whole Meta, as serf does. */
 typedef void (*gossip_tag_fn)(void *arg, struct gossip_bytes key, struct gossip_bytes value);
 int gossip_tags_decode(const uint8_t *p, size_t n, gossip_tag_fn fn, void *arg);
+
+/* ---- the bounded msgpack cursor and the raw-string packer, for serf's messages ----
+ * Readers advance c->p and never read past c->end; strings borrow from the input. A map or
+ * array header whose count cannot fit in the bytes left is rejected before anything is
+ * allocated. All return 0 or -CV_EMALFORMED. */
+struct gossip_mp {
+    const uint8_t *p;
+    const uint8_t *end;
+};
+int gossip_mp_map(struct gossip_mp *c, uint32_t *n);
+int gossip_mp_array(struct gossip_mp *c, uint32_t *n);
+int gossip_mp_bytes(struct gossip_mp *c, struct gossip_bytes *out); /* raw/str/bin/nil */
+int gossip_mp_int(struct gossip_mp *c, int64_t *v);
+int gossip_mp_u64(struct gossip_mp *c, uint64_t *v); /* 0 .. INT64_MAX */
+int gossip_mp_u32(struct gossip_mp *c, uint32_t *v);
+int gossip_mp_u16(struct gossip_mp *c, uint16_t *v);
+int gossip_mp_bool(struct gossip_mp *c, bool *v);
+int gossip_mp_skip(struct gossip_mp *c);
+/* Does b hold exactly the C string s? */
+bool gossip_bytes_is(struct gossip_bytes b, const char *s);
+/* A packer appending to b; strings and byte slices as old raw (never str8/bin). */
+void gossip_pk_init(msgpack_packer *pk, struct buf *b);
+void gossip_pk_str(msgpack_packer *pk, const char *s);
+void gossip_pk_bytes(msgpack_packer *pk, struct gossip_bytes v); /* p == NULL: nil */
+void gossip_pk_bool(msgpack_packer *pk, bool v);
 
 /* Vsn for serf agent 0.9.4: [1,5,2, 2,5,5]. */
 extern const uint8_t gossip_vsn_default[6];

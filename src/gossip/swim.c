@@ -1515,6 +1515,17 @@ void swim_broadcast_user(struct swim *s, const char *key, const uint8_t *p, size
     buf_free(&b);
 }
 
+bool swim_user_pending(const struct swim *s, const char *key)
+{
+    for (int i = 0; i < BUCKETS; i++)
+        for (size_t j = 0; j < s->q[i].n; j++) {
+            const struct swim_bcast *b = s->q[i].v[j];
+            if (!b->dead && b->ukey && strcmp(b->ukey, key) == 0)
+                return true;
+        }
+    return false;
+}
+
 void swim_send_user(struct swim *s, const struct swim_addr *to, const uint8_t *p, size_t n,
                     struct swim_out *out)
 {

@@ -180,6 +180,9 @@ void swim_set_meta(struct swim *s, const uint8_t *meta, size_t n, uint64_t now);
 /* Queues a user (serf) message for piggybacked dissemination ("0x08" is added). key, if
  * not NULL, invalidates an older queued user broadcast with the same key. */
 void swim_broadcast_user(struct swim *s, const char *key, const uint8_t *p, size_t n);
+/* True while the user broadcast queued under key still has transmissions to do (serf
+ * waits on this for its leave intent, as it waits on memberlist's notify channel). */
+bool swim_user_pending(const struct swim *s, const char *key);
 /* Sends a user message directly to addr (serf query responses). */
 void swim_send_user(struct swim *s, const struct swim_addr *to, const uint8_t *p, size_t n,
                     struct swim_out *out);

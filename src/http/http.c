@@ -272,6 +272,7 @@ struct read_req {
     struct state_watch *watch;
     struct event *timer;
     bool timed_out;
+    uint64_t barrier; /* a follower's consistent read waits until it applied this */
 };
 
 static void read_free(struct read_req *r)
@@ -305,10 +306,23 @@ static void read_timeout(evutil_socket_t fd, short what, void *arg)
     read_run(r);
 }
 
+static void read_barrier_reached(void *arg)
+{
+    struct read_req *r = arg;
+    r->watch = NULL;
+    read_run(r);
+}
+
 static void read_run(struct read_req *r)
 {
     struct state *st = server_state(r->h->deps.server);
     struct state_snap *snap = state_snapshot(st);
+    if (r->barrier && snap_index(snap) < r->barrier) {
+        r->watch = state_watch_add(st, STATE_MASK_ALL, snap_index(snap), read_barrier_reached, r);
+        snap_unref(snap);
+        return;
+    }
+    r->barrier = 0;
     uint64_t idx = snap_tables_index(snap, r->mask);
     if (!idx)
         idx = 1;
@@ -344,6 +358,21 @@ static void read_run(struct read_req *r)
     read_free(r);
 }
 
+static void read_index_done(int status, const char *resp, size_t len, const char *errmsg,
+                            void *arg)
+{
+    struct read_req *r = arg;
+    struct generic_resp g = {0};
+    char err[CV_ERRMSG_SIZE];
+    if (status || st_decode(&ST_GENERIC_RESP, resp, len, &g, err) != 0) {
+        reply_text(r->req, 500, "%s", status ? (errmsg ? errmsg : cv_strerror(status)) : err);
+        read_free(r);
+        return;
+    }
+    r->barrier = g.index;
+    read_run(r);
+}
+
 static void start_read(struct http_api *h, struct evhttp_request *req, const struct evkeyvalq *q,
                        render_fn fn, unsigned mask, const char *a1, const char *a2)
 {
@@ -372,6 +401,12 @@ static void start_read(struct http_api *h, struct evhttp_request *req, const str
     if (parse_wait(evhttp_find_header(q, "wait"), &r->wait_ns) != 0) {
         reply_text(req, 400, "Invalid wait time");
         read_free(r);
+        return;
+    }
+    if (!server_is_leader(h->deps.server) && !evhttp_find_header(q, "stale")) {
+        /* Default reads are consistent: learn the leader's index, then wait for it. */
+        rpc_dispatch(server_endpoints(h->deps.server), "Status.ReadIndex", "\x80", 1,
+                     read_index_done, r);
         return;
     }
     read_run(r);

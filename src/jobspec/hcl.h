@@ -224,12 +224,18 @@ struct hcl_block {
     struct hcl_range close_r; /* the "}" */
 };
 
+struct hcl_json_body;
+
 struct hcl_body {
     struct hcl_attr *attrs;
     size_t nattrs;
     struct hcl_block *blocks;
     size_t nblocks;
     struct hcl_range r;
+    /* JSON syntax only (NULL for native): the JSON value behind this body. Its attributes
+     * and blocks are filled in on demand by hcl_json_body_content() or
+     * hcl_json_body_attrs(), because only the schema says which keys are blocks. */
+    struct hcl_json_body *json;
 };
 
 struct hcl_arena_chunk;
@@ -244,10 +250,32 @@ struct hcl_file {
 /* Parses native syntax. Returns a new file (never NULL: on syntax errors, a partial tree)
  * and adds problems to diags; free with hcl_file_free(). */
 struct hcl_file *hcl_parse(const char *src, size_t len, struct hcl_diags *diags);
-/* Parses HCL's JSON syntax (jansson) into a body of attributes whose values are object
- * and tuple constructors; hcl_body_json_blocks() turns them into blocks on demand. */
+/* Parses HCL's JSON syntax (hcl_json.c; hashicorp/hcl json/spec.md). Returns a new file
+ * (never NULL) whose root body is empty until split by a schema (below); syntax errors
+ * go to diags with the JSON position. Strings become templates when they are used. */
 struct hcl_file *hcl_parse_json(const char *src, size_t len, struct hcl_diags *diags);
 void hcl_file_free(struct hcl_file *f);
+
+/* One block type of a schema: the type name and how many label levels it has. */
+struct hcl_block_schema {
+    const char *type;
+    int nlabels;
+};
+
+/* HCL's Body.Content for a body read from JSON syntax: keys named in attrs (NULL-ended)
+ * become attributes, keys named in blocks (type NULL ends it) become one block per object
+ * after peeling nlabels levels of object keys (an array of objects repeats the block),
+ * "//" keys are comments, and any other key is "Extraneous JSON object property" with a
+ * did-you-mean. The body is filled in place (it is a lazily materialised view, hence
+ * const); a native body, or one already split, is left as it is. Returns false after
+ * adding diagnostics to d. */
+bool hcl_json_body_content(const struct hcl_body *b, const char *const *attrs,
+                           const struct hcl_block_schema *blocks, struct hcl_diags *d);
+/* HCL's Body.JustAttributes for a JSON body: every key is an attribute. */
+bool hcl_json_body_attrs(const struct hcl_body *b, struct hcl_diags *d);
+/* For an expression made from a JSON string without interpolation, its text (a keyword
+ * such as a variable's "number" type); otherwise NULL. */
+const char *hcl_json_expr_keyword(const struct hcl_expr *e);
 
 /* Parses one expression (for -var values of complex types). */
 struct hcl_file *hcl_parse_expr(const char *src, size_t len, struct hcl_expr **out,

@@ -171,6 +171,11 @@ static void mc_closed(uv_handle_t *h)
     free(mc);
 }
 
+static void mc_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void mc_fail(struct mux_connect *mc, int status)
 {
     mc->status = status;
@@ -201,7 +206,7 @@ static void mc_written(uv_write_t *w, int status)
     struct raft_uv_connect *req = mc->req;
     raft_uv_connect_cb cb = mc->cb;
     mc->cb = NULL;
-    uv_close((uv_handle_t *)&mc->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&mc->tcp, mc_free); /* the dup lives on in tcp */
     cb(req, (struct uv_stream_s *)tcp, 0);
 }
 
@@ -368,6 +373,40 @@ err_after_alloc:
     return NULL;
 }
 
+bool cvraft_dir_has_state(const char *dir)
+{
+    for (int i = 1; i <= 2; i++) {
+        char *p = xasprintf("%s/metadata%d", dir, i);
+        bool exists = access(p, F_OK) == 0;
+        free(p);
+        if (exists)
+            return true;
+    }
+    return false;
+}
+
+bool cvraft_started(const struct cvraft *r)
+{
+    return r->started;
+}
+
+int cvraft_start_bootstrap(struct cvraft *r, const uint64_t *ids, const char *const *addrs,
+                           size_t n, char *errmsg)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < n; i++)
+        raft_configuration_add(&conf, ids[i], addrs[i], RAFT_VOTER);
+    int rc = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+        uv_pump(r);
+        return cv_err(errmsg, CV_EIO, "raft: bootstrap: %s", raft_errmsg(&r->raft));
+    }
+    r->cfg.bootstrap = false;
+    return cvraft_start(r, errmsg);
+}
+
 int cvraft_start(struct cvraft *r, char *errmsg)
 {
     if (r->cfg.bootstrap) {
@@ -447,6 +486,100 @@ void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb
         event_base_once(r->base, -1, EV_TIMEOUT, apply_fail_later, ar, NULL);
         return;
     }
+    uv_pump(r);
+}
+
+/* ---------------------------------------------------------------- configuration changes */
+
+struct change_req {
+    union {
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } u;
+    struct cvraft *r;
+    cvraft_change_cb cb;
+    void *arg;
+    uint64_t id;   /* for add: then assign voter */
+    bool promote;
+    char errmsg[CV_ERRMSG_SIZE];
+    int status;
+};
+
+static void change_report(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct change_req *c = arg;
+    c->cb(c->status, c->status ? c->errmsg : NULL, c->arg);
+    free(c);
+}
+
+static void change_finish(struct change_req *c, int raft_status)
+{
+    if (raft_status) {
+        c->status = raft_status == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_ECONFLICT;
+        snprintf(c->errmsg, sizeof c->errmsg, "raft: %s", raft_strerror(raft_status));
+    }
+    event_base_once(c->r->base, -1, EV_TIMEOUT, change_report, c, NULL);
+}
+
+static void change_done(struct raft_change *req, int status)
+{
+    struct change_req *c = req->data;
+    if (status == 0 && c->promote) {
+        c->promote = false;
+        int rc = raft_assign(&c->r->raft, &c->u.change, c->id, RAFT_VOTER, change_done);
+        if (rc == 0)
+            return;
+        status = rc;
+    }
+    change_finish(c, status);
+}
+
+void cvraft_add_voter(struct cvraft *r, uint64_t id, const char *addr, cvraft_change_cb cb,
+                      void *arg)
+{
+    struct change_req *c = xcalloc(1, sizeof *c);
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    c->id = id;
+    c->promote = true;
+    c->u.change.data = c;
+    int rc = raft_add(&r->raft, &c->u.change, id, addr, change_done);
+    if (rc)
+        change_finish(c, rc);
+    uv_pump(r);
+}
+
+void cvraft_remove(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg)
+{
+    struct change_req *c = xcalloc(1, sizeof *c);
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    c->u.change.data = c;
+    int rc = raft_remove(&r->raft, &c->u.change, id, change_done);
+    if (rc)
+        change_finish(c, rc);
+    uv_pump(r);
+}
+
+static void transfer_done(struct raft_transfer *req)
+{
+    change_finish(req->data, 0);
+}
+
+void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg)
+{
+    struct change_req *c = xcalloc(1, sizeof *c);
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    c->u.transfer.data = c;
+    int rc = raft_transfer(&r->raft, &c->u.transfer, id, transfer_done);
+    if (rc)
+        change_finish(c, rc);
     uv_pump(r);
 }
 

@@ -51,7 +51,23 @@ struct cvraft;
 struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *cfg,
                           struct state *state, const struct fsm_hooks *fsm_hooks,
                           const struct cvraft_hooks *hooks, char *errmsg);
+/* Starts raft. With cfg.bootstrap, a one-voter cluster of this server is bootstrapped
+ * first (when there is no raft state yet). */
 int cvraft_start(struct cvraft *r, char *errmsg);
+/* Starts raft after bootstrapping the given voters (every server of a new cluster calls
+ * this with the same list: raft requires identical bootstrap configurations). */
+int cvraft_start_bootstrap(struct cvraft *r, const uint64_t *ids, const char *const *addrs,
+                           size_t n, char *errmsg);
+/* Whether the data directory already holds raft state (metadata written by a term). */
+bool cvraft_dir_has_state(const char *dir);
+bool cvraft_started(const struct cvraft *r);
+
+/* Configuration changes (leader only; one at a time). cb gets 0 or a negative CV_E*. */
+typedef void (*cvraft_change_cb)(int status, const char *errmsg, void *arg);
+void cvraft_add_voter(struct cvraft *r, uint64_t id, const char *addr, cvraft_change_cb cb,
+                      void *arg);
+void cvraft_remove(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg);
+void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg);
 
 /* status 0: applied at `index`; else a negative CV_E* code (-CV_ENOTLEADER, ...). */
 typedef void (*cvraft_apply_cb)(int status, uint64_t index, const char *errmsg, void *arg);

@@ -409,7 +409,11 @@ static void ep_node_get_client_allocs(struct rpc_req *req, void *ctx)
         return;
     struct state_snap *snap = state_snapshot(s->state);
     const struct node *n = snap_node(snap, r.node_id);
-    if (!n) {
+    if (!n && !s->leader && !rpc_req_timed_out(req)) {
+        /* A follower may not have applied the registration yet: give it a moment. */
+        rpc_req_block(req, STATE_MASK(STATE_NODES), snap_table_index(snap, STATE_NODES),
+                      2000000000ll);
+    } else if (!n) {
         rpc_req_error(req, CV_ENOTFOUND, "node not found");
     } else if (n->secret_id && *n->secret_id && !cv_streq(n->secret_id, r.secret_id)) {
         rpc_req_error(req, CV_EPERM, "node secret ID does not match");
@@ -515,6 +519,18 @@ static void ep_node_update_alloc(struct rpc_req *req, void *ctx)
     st_clear(&ST_FSM_CMD, &cmd);
 out:
     st_clear(&ST_ALLOC_UPDATE_REQ, &r);
+}
+
+/* Status.ReadIndex (leader): the index every acknowledged write is at or below. A
+ * follower that waits until it has applied this index serves reads as fresh as the
+ * leader's (the read-index technique), without sending the read itself to the leader. */
+static void ep_read_index(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    if (not_leader(s, req))
+        return;
+    struct generic_resp resp = {cvraft_last_applied(s->raft)};
+    rpc_req_reply(req, &ST_GENERIC_RESP, &resp);
 }
 
 /* ---------------------------------------------------------------- job endpoints */
@@ -679,11 +695,15 @@ struct server *server_new(struct event_base *base, const struct server_config *c
     rpc_endpoints_add(s->eps, "Node.GetClientAllocs", ep_node_get_client_allocs, s);
     rpc_endpoints_add_leader(s->eps, "Node.UpdateAlloc", ep_node_update_alloc, s);
     rpc_endpoints_add(s->eps, "Alloc.GetAllocs", ep_alloc_get_allocs, s);
+    rpc_endpoints_add_leader(s->eps, "Status.ReadIndex", ep_read_index, s);
     rpc_endpoints_add_leader(s->eps, "Job.Register", ep_job_register, s);
     rpc_endpoints_add_leader(s->eps, "Job.Deregister", ep_job_deregister, s);
     struct rpc_leadership lead = {lead_is_leader, lead_addr, s};
     rpc_endpoints_set_leadership(s->eps, &lead);
     s->ld = leader_new(s);
+    s->members = membership_new(s);
+    for (size_t i = 0; cfg->join && i < cfg->join->n; i++)
+        membership_join(s->members, cfg->join->v[i]);
 
     s->raft_dir = xasprintf("%s/raft", s->cfg.data_dir);
     int rc = cv_mkdir_p(s->raft_dir, 0700);
@@ -725,7 +745,14 @@ int server_start(struct server *s, char *errmsg)
     leader_start_workers(s->ld, s->cfg.num_workers);
     log_info("nomad", "starting scheduling worker(s): num_workers=%d schedulers=[service batch]",
              s->cfg.num_workers);
-    return cvraft_start(s->raft, errmsg);
+    membership_start(s->members);
+    /* A new server of a multi-server cluster starts raft once membership has decided
+     * to bootstrap or to join (membership.c); one with state, or a single server, now. */
+    if (s->cfg.bootstrap_expect <= 1 || s->cfg.dev || cvraft_dir_has_state(s->raft_dir))
+        return cvraft_start(s->raft, errmsg);
+    log_info("nomad", "waiting for %d servers of region %s before bootstrapping",
+             s->cfg.bootstrap_expect, s->cfg.region);
+    return 0;
 }
 
 void server_close(struct server *s)
@@ -733,6 +760,8 @@ void server_close(struct server *s)
     if (!s)
         return;
     heartbeats_clear(s);
+    membership_free(s->members);
+    s->members = NULL;
     rpc_listener_free(s->listener);
     if (s->ld) {
         leader_free(s->ld);
@@ -794,4 +823,9 @@ void server_metrics(const struct server *s, struct intmap *out)
 {
     for (size_t i = 0; i < s->counters.n; i++)
         intmap_set(out, s->counters.k[i], s->counters.v[i]);
+}
+
+size_t server_known_servers(struct server *s, struct server_member **out)
+{
+    return membership_servers(s->members, out);
 }

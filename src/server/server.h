@@ -30,6 +30,7 @@ struct server_config {
     int rpc_port;
     const char *data_dir;  /* raft log and snapshots go in <data_dir>/raft */
     int bootstrap_expect;
+    const struct strlist *join; /* RPC addresses of servers to join (retry_join) */
     int num_workers;       /* scheduler workers (default: number of cores) */
     unsigned raft_multiplier;
     bool dev;
@@ -52,6 +53,11 @@ const char *server_raft_state(const struct server *s);
 size_t server_peers(const struct server *s, const char **addrs, uint64_t *ids, bool *voters,
                     size_t max);
 uint64_t server_raft_applied(const struct server *s);
+
+/* The other servers of the region this server knows and hears from (new array; clear
+ * each with st_clear(&ST_SERVER_MEMBER, ...) and free it). */
+struct server_member;
+size_t server_known_servers(struct server *s, struct server_member **out);
 
 /* Counters for /v1/metrics: name -> count. */
 struct intmap;

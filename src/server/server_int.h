@@ -23,6 +23,7 @@ struct server {
     bool leader;
     struct heartbeat *heartbeats;
     struct leader *ld;
+    struct membership *members;
     struct intmap counters;
     char *raft_dir;
 };
@@ -40,6 +41,14 @@ void leader_revoke(struct leader *ld);    /* lost it */
 void leader_eval_upserted(struct leader *ld, const struct eval *e);
 void leader_capacity_changed(struct leader *ld, const char *node_id);
 void leader_start_workers(struct leader *ld, int n);
+
+/* membership.c */
+struct server_member;
+struct membership *membership_new(struct server *s);
+void membership_join(struct membership *m, const char *addr);
+void membership_start(struct membership *m);
+size_t membership_servers(struct membership *m, struct server_member **out);
+void membership_free(struct membership *m);
 
 /* heartbeat.c-like part of server.c */
 void heartbeat_reset(struct server *s, const char *node_id, int64_t ttl_ns);

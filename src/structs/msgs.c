@@ -83,3 +83,18 @@ static const struct sfield job_write_resp_fields[] = {
     SF(job_write_resp, index, "Index", SF_UINT),
 };
 TYPE(ST_JOB_WRITE_RESP, job_write_resp, job_write_resp_fields);
+
+static const struct sfield server_member_fields[] = {
+    SF(server_member, id, "ID", SF_STR),
+    SF(server_member, name, "Name", SF_STR),
+    SF(server_member, region, "Region", SF_STR),
+    SF(server_member, datacenter, "Datacenter", SF_STR),
+    SF(server_member, rpc_addr, "RPCAddr", SF_STR),
+    SF(server_member, expect, "Expect", SF_INT),
+    SF(server_member, has_raft_state, "HasRaftState", SF_BOOL),
+    SF(server_member, leader, "Leader", SF_STR),
+    SF(server_member, peers, "Peers", SF_STRLIST),
+    SF(server_member, voter_ids, "VoterIDs", SF_STRLIST),
+    SF(server_member, voter_addrs, "VoterAddrs", SF_STRLIST),
+};
+TYPE(ST_SERVER_MEMBER, server_member, server_member_fields);

@@ -92,9 +92,24 @@ struct job_write_resp {
     uint64_t index;
 };
 
+/* Status.Member: what a server says about itself (discovery and bootstrap). */
+struct server_member {
+    char *id; /* node UUID; the raft id derives from it */
+    char *name;
+    char *region;
+    char *datacenter;
+    char *rpc_addr;
+    int64_t expect;     /* bootstrap_expect */
+    bool has_raft_state;
+    char *leader;       /* leader's RPC address as this server knows it */
+    struct strlist peers; /* RPC addresses of the servers it knows */
+    struct strlist voter_ids;   /* its raft configuration: ids (decimal) ... */
+    struct strlist voter_addrs; /* ... and addresses, in the same order */
+};
+
 extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NODE_UPDATE_RESP,
     ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
     ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP, ST_JOB_REGISTER_REQ, ST_JOB_DEREGISTER_REQ,
-    ST_JOB_WRITE_RESP;
+    ST_JOB_WRITE_RESP, ST_SERVER_MEMBER;
 
 #endif
