@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "sched/broker.h"
+#include "structs/msgs.h"
 #include "sched/sched.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -31,8 +32,17 @@ struct worker;
 
 struct plan_req {
     struct plan_req *next;
-    struct plan plan; /* owned copy */
-    struct worker *w;
+    struct plan plan;     /* owned */
+    struct rpc_req *req;  /* the Plan.Submit call to answer */
+};
+
+/* An Eval.Dequeue call parked until the broker has work or its timeout passes. */
+struct dequeue_wait {
+    struct dequeue_wait *next;
+    struct leader *ld;
+    struct rpc_req *req;
+    struct strlist types;
+    struct event *timer;
 };
 
 struct leader {
@@ -45,10 +55,12 @@ struct leader {
     int n_workers;
     struct plan_req *plans, *plans_tail;
     bool applying;
+    bool closing;
+    struct dequeue_wait *waits;
     uint64_t seed;
 };
 
-enum worker_state { W_IDLE, W_WAIT_INDEX, W_SUBMITTED, W_FINISH };
+enum worker_state { W_IDLE, W_DEQUEUE, W_WAIT_INDEX, W_SUBMITTED, W_FINISH, W_ACK };
 
 struct worker {
     struct leader *ld;
@@ -63,6 +75,7 @@ struct worker {
     uint64_t snap_index; /* of the snapshot the current plan was computed on */
     struct state_watch *watch;
     struct event *kick;
+    struct event *retry;
 };
 
 static const char *const sched_types[] = {JOB_TYPE_SERVICE, JOB_TYPE_BATCH, JOB_TYPE_SYSTEM,
@@ -70,6 +83,7 @@ static const char *const sched_types[] = {JOB_TYPE_SERVICE, JOB_TYPE_BATCH, JOB_
 
 static void workers_kick(struct leader *ld);
 static void leader_arm_tick(struct leader *ld);
+static void applier_next(struct leader *ld);
 
 static void mark_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
                       void *arg)
@@ -226,19 +240,221 @@ void leader_establish(struct leader *ld)
     snap_unref(snap);
 }
 
+static void drop_waits(struct leader *ld);
+
 void leader_revoke(struct leader *ld)
 {
     ld->enabled = false;
+    drop_waits(ld);
     broker_set_enabled(ld->broker, false);
     blocked_set_enabled(ld->blocked, false);
     evtimer_del(ld->tick_ev);
 }
 
-/* ---------------------------------------------------------------- plan applier */
+/* ---------------------------------------------------------------- Eval.Dequeue / Eval.Ack */
 
-static void worker_plan_result(struct worker *w, int status, struct plan_result *pr,
-                               const char *errmsg);
-static void applier_next(struct leader *ld);
+#define DEQUEUE_TIMEOUT_NS (1000ll * 1000000ll)
+
+static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, char token[37])
+{
+    const char *t[BROKER_MAX_TYPES];
+    size_t n = 0;
+    for (size_t i = 0; i < types->n && n < BROKER_MAX_TYPES; i++)
+        t[n++] = types->v[i];
+    if (!n) {
+        for (size_t i = 0; i < CV_ARRAY_LEN(sched_types); i++)
+            t[n++] = sched_types[i];
+    }
+    struct eval *e = broker_dequeue(ld->broker, t, n, cv_wall_ns(), token);
+    if (e)
+        leader_arm_tick(ld); /* the delivery's nack timeout */
+    return e;
+}
+
+static void reply_dequeue(struct rpc_req *req, struct eval *e, const char *token)
+{
+    struct eval_dequeue_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.eval = e;
+    resp.token = (char *)token;
+    resp.wait_index = e ? e->modify_index : 0;
+    rpc_req_reply(req, &ST_EVAL_DEQUEUE_RESP, &resp);
+}
+
+static void wait_free(struct dequeue_wait *w)
+{
+    event_free(w->timer);
+    strlist_clear(&w->types);
+    free(w);
+}
+
+static void wait_unlink(struct leader *ld, struct dequeue_wait *w)
+{
+    for (struct dequeue_wait **pp = &ld->waits; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+}
+
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct dequeue_wait *w = arg;
+    wait_unlink(w->ld, w);
+    reply_dequeue(w->req, NULL, NULL);
+    wait_free(w);
+}
+
+/* Hands ready evals to parked Eval.Dequeue calls, oldest first. */
+static void serve_waits(struct leader *ld)
+{
+    struct dequeue_wait **pp = &ld->waits;
+    while (*pp && ld->enabled) {
+        struct dequeue_wait *w = *pp;
+        char token[37];
+        struct eval *e = dequeue_for(ld, &w->types, token);
+        if (!e) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        reply_dequeue(w->req, e, token);
+        st_unref(&ST_EVAL, e);
+        wait_free(w);
+    }
+}
+
+static void drop_waits(struct leader *ld)
+{
+    while (ld->waits) {
+        struct dequeue_wait *w = ld->waits;
+        ld->waits = w->next;
+        rpc_req_error(w->req, CV_ENOTLEADER, "leadership lost");
+        wait_free(w);
+    }
+    applier_next(ld); /* queued plans are answered "No cluster leader" */
+}
+
+static void ep_eval_dequeue(struct rpc_req *req, void *ctx)
+{
+    struct leader *ld = ctx;
+    struct eval_dequeue_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_EVAL_DEQUEUE_REQ, &r))
+        return;
+    if (!ld->enabled || ld->closing) {
+        rpc_req_error(req, CV_ENOLEADER, "No cluster leader");
+        st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
+        return;
+    }
+    char token[37];
+    struct eval *e = dequeue_for(ld, &r.types, token);
+    if (e) {
+        reply_dequeue(req, e, token);
+        st_unref(&ST_EVAL, e);
+        st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
+        return;
+    }
+    struct dequeue_wait *w = xcalloc(1, sizeof *w);
+    w->ld = ld;
+    w->req = req;
+    w->types = r.types;
+    r.types.v = NULL;
+    r.types.n = 0;
+    int64_t t = r.timeout > 0 && r.timeout < DEQUEUE_TIMEOUT_NS ? r.timeout : DEQUEUE_TIMEOUT_NS;
+    w->timer = evtimer_new(ld->s->base, wait_timeout, w);
+    struct timeval tv = {(time_t)(t / 1000000000ll), (suseconds_t)(t % 1000000000ll / 1000)};
+    evtimer_add(w->timer, &tv);
+    w->next = ld->waits;
+    ld->waits = w;
+    st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
+}
+
+static void ep_eval_ack(struct rpc_req *req, void *ctx)
+{
+    struct leader *ld = ctx;
+    struct eval_ack_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_EVAL_ACK_REQ, &r))
+        return;
+    int rc = r.nack ? broker_nack(ld->broker, cv_str(r.eval_id), cv_str(r.token), cv_wall_ns())
+                    : broker_ack(ld->broker, cv_str(r.eval_id), cv_str(r.token), cv_wall_ns());
+    if (rc) {
+        rpc_req_error(req, rc, "%s of eval %s: %s", r.nack ? "nack" : "ack", cv_str(r.eval_id),
+                      cv_strerror(rc));
+    } else {
+        broker_housekeeping(ld);
+        workers_kick(ld);
+        leader_arm_tick(ld);
+        struct generic_resp g = {0};
+        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+    }
+    st_clear(&ST_EVAL_ACK_REQ, &r);
+}
+
+/* ---------------------------------------------------------------- Eval.Update */
+
+struct update_ctx {
+    struct rpc_req *req;
+};
+
+static void update_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                        void *arg)
+{
+    (void)eval_id;
+    struct update_ctx *c = arg;
+    if (status) {
+        rpc_req_error(c->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct generic_resp g = {index};
+        rpc_req_reply(c->req, &ST_GENERIC_RESP, &g);
+    }
+    free(c);
+}
+
+static void ep_eval_update(struct rpc_req *req, void *ctx)
+{
+    struct leader *ld = ctx;
+    struct eval_update_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_EVAL_UPDATE_REQ, &r))
+        return;
+    if (!r.n_evals) {
+        rpc_req_error(req, CV_EINVAL, "no evaluations to update");
+        st_clear(&ST_EVAL_UPDATE_REQ, &r);
+        return;
+    }
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_EVAL_UPDATE;
+    cmd.evals = r.evals;
+    cmd.n_evals = r.n_evals;
+    r.evals = NULL;
+    r.n_evals = 0;
+    const struct eval *ev = &cmd.evals[0]; /* the worker's own eval comes first */
+    if (!r.placement_failed && cv_streq(ev->status, EVAL_STATUS_COMPLETE)) {
+        /* Everything placed: a blocked eval left for this job is not needed any more. */
+        struct eval *old = blocked_untrack(ld->blocked, ev->namespace, ev->job_id);
+        if (old && !cv_streq(old->id, ev->id)) {
+            struct eval *u = sched_eval_update(old, NULL, EVAL_STATUS_CANCELED,
+                                               "canceled after more recent eval was processed",
+                                               cv_wall_ns());
+            cmd.evals = xrealloc(cmd.evals, (cmd.n_evals + 1) * sizeof *cmd.evals);
+            cmd.evals[cmd.n_evals++] = *u;
+            free(u);
+        }
+        st_unref(&ST_EVAL, old);
+    }
+    struct update_ctx *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    server_apply(ld->s, &cmd, NULL, update_done, c);
+    st_clear(&ST_FSM_CMD, &cmd);
+    st_clear(&ST_EVAL_UPDATE_REQ, &r);
+}
+
+/* ---------------------------------------------------------------- plan applier */
 
 struct apply_plan_ctx {
     struct leader *ld;
@@ -246,16 +462,25 @@ struct apply_plan_ctx {
     struct plan_result result;
 };
 
+static void plan_answer(struct plan_req *pr, int status, const struct plan_result *res,
+                        const char *errmsg)
+{
+    if (status)
+        rpc_req_error(pr->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    else
+        rpc_req_reply(pr->req, &ST_PLAN_RESULT, res);
+    st_clear(&ST_PLAN, &pr->plan);
+    free(pr);
+}
+
 static void plan_committed(int status, uint64_t index, const char *eval_id, const char *errmsg,
                            void *arg)
 {
     (void)eval_id;
     struct apply_plan_ctx *c = arg;
     c->result.alloc_index = index;
-    worker_plan_result(c->pr->w, status, &c->result, errmsg);
+    plan_answer(c->pr, status, &c->result, errmsg);
     st_clear(&ST_PLAN_RESULT, &c->result);
-    st_clear(&ST_PLAN, &c->pr->plan);
-    free(c->pr);
     c->ld->applying = false;
     applier_next(c->ld);
     free(c);
@@ -263,16 +488,14 @@ static void plan_committed(int status, uint64_t index, const char *eval_id, cons
 
 static void applier_next(struct leader *ld)
 {
-    if (ld->applying || !ld->plans)
+    if (ld->applying || !ld->plans || ld->closing)
         return;
     struct plan_req *pr = ld->plans;
     ld->plans = pr->next;
     if (!ld->plans)
         ld->plans_tail = NULL;
     if (!ld->enabled) {
-        worker_plan_result(pr->w, -CV_ENOTLEADER, NULL, "No cluster leader");
-        st_clear(&ST_PLAN, &pr->plan);
-        free(pr);
+        plan_answer(pr, -CV_ENOTLEADER, NULL, "No cluster leader");
         applier_next(ld);
         return;
     }
@@ -300,11 +523,18 @@ static void applier_next(struct leader *ld)
     server_apply(ld->s, &cmd, NULL, plan_committed, c);
 }
 
-static void plan_submit(struct leader *ld, struct worker *w, const struct plan *p)
+static void ep_plan_submit(struct rpc_req *req, void *ctx)
 {
+    struct leader *ld = ctx;
     struct plan_req *pr = xcalloc(1, sizeof *pr);
-    st_copy(&ST_PLAN, &pr->plan, p);
-    pr->w = w;
+    struct plan_submit_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_PLAN_SUBMIT_REQ, &r)) {
+        free(pr);
+        return;
+    }
+    pr->plan = r.plan; /* moved */
+    pr->req = req;
     if (ld->plans_tail)
         ld->plans_tail->next = pr;
     else
@@ -315,8 +545,44 @@ static void plan_submit(struct leader *ld, struct worker *w, const struct plan *
 
 /* ---------------------------------------------------------------- workers */
 
+/* Workers call the leader's methods through this server's RPC table: in-process on the
+ * leader, forwarded to it from a follower. Each call carries the worker and the eval it
+ * was made for, so a late answer for an eval the worker dropped is ignored. */
+struct wcall {
+    struct worker *w;
+    void (*fn)(struct worker *w, int status, const char *resp, size_t len, const char *errmsg);
+};
+
+static void wcall_done(int status, const char *resp, size_t len, const char *errmsg, void *arg)
+{
+    struct wcall *c = arg;
+    if (!c->w->ld->closing)
+        c->fn(c->w, status, resp, len, errmsg);
+    free(c);
+}
+
+static void wcall(struct worker *w, const char *method, const struct stype *t, const void *body,
+                  void (*fn)(struct worker *, int, const char *, size_t, const char *))
+{
+    struct wcall *c = xcalloc(1, sizeof *c);
+    c->w = w;
+    c->fn = fn;
+    char *buf;
+    size_t len;
+    st_encode(t, body, &buf, &len);
+    rpc_dispatch(w->ld->s->eps, method, buf, len, wcall_done, c);
+    free(buf);
+}
+
 static void worker_run(struct worker *w);
 static void worker_finish(struct worker *w, const char *status, const char *desc);
+static void worker_poll(struct worker *w);
+
+static void worker_retry_later(struct worker *w)
+{
+    struct timeval tv = {1, 0};
+    evtimer_add(w->retry, &tv);
+}
 
 static void worker_reset(struct worker *w)
 {
@@ -334,12 +600,33 @@ static void worker_reset(struct worker *w)
     w->st = W_IDLE;
 }
 
+static void ack_done(struct worker *w, int status, const char *resp, size_t len,
+                     const char *errmsg)
+{
+    (void)resp;
+    (void)len;
+    if (status)
+        log_warn("worker", "ack of eval %s failed: %s", w->ev ? w->ev->id : "?", cv_str(errmsg));
+    worker_reset(w);
+    worker_poll(w);
+}
+
+static void worker_ack(struct worker *w, bool nack)
+{
+    w->st = W_ACK;
+    struct eval_ack_req a = {w->ev->id, w->token, nack};
+    wcall(w, "Eval.Ack", &ST_EVAL_ACK_REQ, &a, ack_done);
+}
+
 static void worker_index_reached(void *arg)
 {
     struct worker *w = arg;
     w->watch = NULL;
     worker_run(w);
 }
+
+static void plan_result_done(struct worker *w, int status, const char *resp, size_t len,
+                             const char *errmsg);
 
 /* Runs the scheduler once the local state has reached wait_index. */
 static void worker_run(struct worker *w)
@@ -375,25 +662,34 @@ static void worker_run(struct worker *w)
     }
     w->st = W_SUBMITTED;
     server_count(ld->s, "caravan.worker.plans_submitted", 1);
-    plan_submit(ld, w, &w->res.plan);
+    cv_strset(&w->res.plan.eval_token, w->token);
+    struct plan_submit_req req;
+    memcpy(&req.plan, &w->res.plan, sizeof req.plan); /* borrowed for the encoding */
+    wcall(w, "Plan.Submit", &ST_PLAN_SUBMIT_REQ, &req, plan_result_done);
 }
 
-static void worker_plan_result(struct worker *w, int status, struct plan_result *pr,
-                               const char *errmsg)
+static void plan_result_done(struct worker *w, int status, const char *resp, size_t len,
+                             const char *errmsg)
 {
+    struct plan_result pr;
+    memset(&pr, 0, sizeof pr);
+    char err[CV_ERRMSG_SIZE];
+    if (!status && st_decode(&ST_PLAN_RESULT, resp, len, &pr, err) != 0) {
+        status = -CV_EMALFORMED;
+        errmsg = err;
+    }
     if (status) {
-        log_error("worker", "plan for eval %s failed: %s", w->ev->id, errmsg ? errmsg : "");
-        /* Deliver it again later (the broker counts deliveries). */
-        broker_nack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
-        worker_reset(w);
-        workers_kick(w->ld);
+        log_error("worker", "plan for eval %s failed: %s", w->ev->id, cv_str(errmsg));
+        st_clear(&ST_PLAN_RESULT, &pr);
+        worker_ack(w, true); /* deliver it again later (the broker counts deliveries) */
         return;
     }
-    if (pr && pr->refresh_index) {
+    if (pr.refresh_index) {
         int max = cv_streq(w->ev->type, JOB_TYPE_BATCH) ? SCHED_MAX_PLAN_ATTEMPTS_BATCH
                                                         : SCHED_MAX_PLAN_ATTEMPTS_SERVICE;
         if (w->attempts < max) {
-            w->wait_index = pr->alloc_index > pr->refresh_index ? pr->alloc_index : pr->refresh_index;
+            w->wait_index = pr.alloc_index > pr.refresh_index ? pr.alloc_index : pr.refresh_index;
+            st_clear(&ST_PLAN_RESULT, &pr);
             worker_run(w);
             return;
         }
@@ -404,39 +700,36 @@ static void worker_plan_result(struct worker *w, int status, struct plan_result 
         w->res.blocked_eval = blocked;
         w->res.placement_failed = true;
     }
-    if (pr && pr->alloc_index > w->wait_index)
-        w->wait_index = pr->alloc_index;
+    if (pr.alloc_index > w->wait_index)
+        w->wait_index = pr.alloc_index;
+    st_clear(&ST_PLAN_RESULT, &pr);
     worker_finish(w, EVAL_STATUS_COMPLETE, NULL);
 }
 
-static void eval_update_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
-                             void *arg)
+static void eval_update_done(struct worker *w, int status, const char *resp, size_t len,
+                             const char *errmsg)
 {
-    (void)index;
-    (void)eval_id;
-    struct worker *w = arg;
+    (void)resp;
+    (void)len;
     if (status) {
-        log_error("worker", "updating eval %s failed: %s", w->ev ? w->ev->id : "?",
-                  errmsg ? errmsg : "");
-        broker_nack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
-    } else {
-        broker_ack(w->ld->broker, w->ev->id, w->token, cv_wall_ns());
-        broker_housekeeping(w->ld);
+        log_error("worker", "updating eval %s failed: %s", w->ev->id, cv_str(errmsg));
+        worker_ack(w, true);
+        return;
     }
-    worker_reset(w);
-    workers_kick(w->ld);
+    worker_ack(w, false);
 }
 
 static void worker_finish(struct worker *w, const char *status, const char *desc)
 {
     w->st = W_FINISH;
     int64_t now = cv_wall_ns();
-    struct fsm_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = FSM_EVAL_UPDATE;
     const struct sched_result *r = w->have_res ? &w->res : NULL;
+    struct eval_update_req up;
+    memset(&up, 0, sizeof up);
     size_t cap = 2 + (r ? r->n_followup_evals : 0);
-    cmd.evals = xcalloc(cap, sizeof *cmd.evals);
+    up.evals = xcalloc(cap, sizeof *up.evals);
+    up.eval_token = w->token;
+    up.placement_failed = r && r->placement_failed;
     struct eval *upd;
     if (r && r->reblock) {
         /* A blocked eval that still cannot place goes back to waiting. */
@@ -445,46 +738,76 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     } else {
         upd = sched_eval_update(w->ev, r, status, desc, now);
     }
-    cmd.evals[cmd.n_evals++] = *upd;
+    up.evals[up.n_evals++] = *upd;
     free(upd);
     if (r && r->blocked_eval && !r->reblock) {
         /* The blocked tracker hands it straight back if capacity changed after the
          * snapshot it was planned on. */
         r->blocked_eval->snapshot_index = w->snap_index;
-        st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], r->blocked_eval);
-    }
-    if (r && !r->placement_failed && cv_streq(status, EVAL_STATUS_COMPLETE)) {
-        /* Everything placed: a blocked eval left for this job is not needed any more. */
-        struct eval *old = blocked_untrack(w->ld->blocked, w->ev->namespace, w->ev->job_id);
-        if (old && !cv_streq(old->id, w->ev->id)) {
-            struct eval *u = sched_eval_update(old, NULL, EVAL_STATUS_CANCELED,
-                                               "canceled after more recent eval was processed", now);
-            cmd.evals = xrealloc(cmd.evals, (cmd.n_evals + 1) * sizeof *cmd.evals);
-            cmd.evals[cmd.n_evals++] = *u;
-            free(u);
-        }
-        st_unref(&ST_EVAL, old);
+        st_copy(&ST_EVAL, &up.evals[up.n_evals++], r->blocked_eval);
     }
     for (size_t i = 0; r && i < r->n_followup_evals; i++)
-        st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], &r->followup_evals[i]);
-    server_apply(w->ld->s, &cmd, NULL, eval_update_done, w);
-    st_clear(&ST_FSM_CMD, &cmd);
+        st_copy(&ST_EVAL, &up.evals[up.n_evals++], &r->followup_evals[i]);
+    wcall(w, "Eval.Update", &ST_EVAL_UPDATE_REQ, &up, eval_update_done);
+    up.eval_token = NULL;
+    st_clear(&ST_EVAL_UPDATE_REQ, &up);
+}
+
+static void dequeue_done(struct worker *w, int status, const char *resp, size_t len,
+                         const char *errmsg)
+{
+    (void)errmsg;
+    struct eval_dequeue_resp d;
+    memset(&d, 0, sizeof d);
+    char err[CV_ERRMSG_SIZE];
+    w->st = W_IDLE;
+    if (status || st_decode(&ST_EVAL_DEQUEUE_RESP, resp, len, &d, err) != 0) {
+        st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
+        worker_retry_later(w); /* no leader yet, or it changed: try again soon */
+        return;
+    }
+    if (!d.eval) {
+        st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
+        worker_poll(w);
+        return;
+    }
+    w->ev = d.eval;
+    d.eval = NULL;
+    snprintf(w->token, sizeof w->token, "%s", cv_str(d.token));
+    w->attempts = 0;
+    w->wait_index = d.wait_index;
+    st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
+    worker_run(w);
+}
+
+/* Whether this worker takes work: all of them on a follower, a quarter (at least one) on
+ * the leader, whose CPU goes to raft and the plan applier first (Nomad pauses 3/4). */
+static bool worker_active(const struct worker *w)
+{
+    struct leader *ld = w->ld;
+    if (!ld->s->leader)
+        return true;
+    int on_leader = ld->n_workers / 4 > 0 ? ld->n_workers / 4 : 1;
+    return w->id < on_leader;
 }
 
 static void worker_poll(struct worker *w)
 {
     struct leader *ld = w->ld;
-    if (w->st != W_IDLE || !ld->enabled)
+    if (w->st != W_IDLE || ld->closing)
         return;
-    struct eval *e = broker_dequeue(ld->broker, sched_types, CV_ARRAY_LEN(sched_types),
-                                    cv_wall_ns(), w->token);
-    if (!e)
+    if (!worker_active(w)) {
+        worker_retry_later(w);
         return;
-    leader_arm_tick(ld); /* the delivery's nack timeout */
-    w->ev = e;
-    w->attempts = 0;
-    w->wait_index = e->modify_index;
-    worker_run(w);
+    }
+    w->st = W_DEQUEUE;
+    struct eval_dequeue_req d;
+    memset(&d, 0, sizeof d);
+    for (size_t i = 0; i < CV_ARRAY_LEN(sched_types); i++)
+        strlist_add(&d.types, sched_types[i]);
+    d.timeout = DEQUEUE_TIMEOUT_NS;
+    wcall(w, "Eval.Dequeue", &ST_EVAL_DEQUEUE_REQ, &d, dequeue_done);
+    strlist_clear(&d.types);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -494,12 +817,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     worker_poll(arg);
 }
 
+/* New work in the broker: answer parked dequeues (local workers park there too). */
 static void workers_kick(struct leader *ld)
 {
-    struct timeval zero = {0, 0};
-    for (int i = 0; i < ld->n_workers; i++)
-        if (ld->workers[i].st == W_IDLE)
-            evtimer_add(ld->workers[i].kick, &zero);
+    serve_waits(ld);
 }
 
 void leader_start_workers(struct leader *ld, int n)
@@ -510,6 +831,9 @@ void leader_start_workers(struct leader *ld, int n)
         ld->workers[i].ld = ld;
         ld->workers[i].id = i;
         ld->workers[i].kick = evtimer_new(ld->s->base, on_kick, &ld->workers[i]);
+        ld->workers[i].retry = evtimer_new(ld->s->base, on_kick, &ld->workers[i]);
+        struct timeval zero = {0, 0};
+        evtimer_add(ld->workers[i].kick, &zero);
     }
 }
 
@@ -521,7 +845,16 @@ struct leader *leader_new(struct server *s)
     ld->broker = broker_new(NULL, ld->seed);
     ld->blocked = blocked_new();
     ld->tick_ev = evtimer_new(s->base, on_tick, ld);
+    rpc_endpoints_add_leader(s->eps, "Eval.Dequeue", ep_eval_dequeue, ld);
+    rpc_endpoints_add_leader(s->eps, "Eval.Ack", ep_eval_ack, ld);
+    rpc_endpoints_add_leader(s->eps, "Eval.Update", ep_eval_update, ld);
+    rpc_endpoints_add_leader(s->eps, "Plan.Submit", ep_plan_submit, ld);
     return ld;
+}
+
+void leader_shutdown(struct leader *ld)
+{
+    ld->closing = true;
 }
 
 void leader_free(struct leader *ld)
@@ -534,8 +867,15 @@ void leader_free(struct leader *ld)
             sched_result_clear(&w->res);
         st_unref(&ST_EVAL, w->ev);
         event_free(w->kick);
+        event_free(w->retry);
     }
     free(ld->workers);
+    /* Parked calls and queued plans were answered when the RPC table closed. */
+    while (ld->waits) {
+        struct dequeue_wait *w = ld->waits;
+        ld->waits = w->next;
+        wait_free(w);
+    }
     while (ld->plans) {
         struct plan_req *pr = ld->plans;
         ld->plans = pr->next;

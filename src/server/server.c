@@ -759,17 +759,21 @@ void server_close(struct server *s)
 {
     if (!s)
         return;
+    /* Order: stop taking work, stop listening, let raft finish (its callbacks answer
+     * pending requests), then answer whatever RPC is still pending, then free. */
     heartbeats_clear(s);
+    if (s->ld)
+        leader_shutdown(s->ld);
     membership_free(s->members);
     s->members = NULL;
     rpc_listener_free(s->listener);
+    if (s->raft)
+        cvraft_close(s->raft, NULL, NULL);
+    rpc_endpoints_free(s->eps);
     if (s->ld) {
         leader_free(s->ld);
         s->ld = NULL;
     }
-    if (s->raft)
-        cvraft_close(s->raft, NULL, NULL);
-    rpc_endpoints_free(s->eps);
     state_free(s->state);
     intmap_clear(&s->counters);
     free(s->raft_dir);

@@ -35,6 +35,7 @@ void server_count(struct server *s, const char *name, int64_t delta);
 
 /* leader.c */
 struct leader *leader_new(struct server *s);
+void leader_shutdown(struct leader *ld); /* stop taking work; before the RPC table closes */
 void leader_free(struct leader *ld);
 void leader_establish(struct leader *ld); /* gained leadership */
 void leader_revoke(struct leader *ld);    /* lost it */

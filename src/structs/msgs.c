@@ -98,3 +98,35 @@ static const struct sfield server_member_fields[] = {
     SF(server_member, voter_addrs, "VoterAddrs", SF_STRLIST),
 };
 TYPE(ST_SERVER_MEMBER, server_member, server_member_fields);
+
+static const struct sfield eval_dequeue_req_fields[] = {
+    SF(eval_dequeue_req, types, "Schedulers", SF_STRLIST),
+    SF(eval_dequeue_req, timeout, "Timeout", SF_DUR),
+};
+TYPE(ST_EVAL_DEQUEUE_REQ, eval_dequeue_req, eval_dequeue_req_fields);
+
+static const struct sfield eval_dequeue_resp_fields[] = {
+    SFT(eval_dequeue_resp, eval, "Eval", SF_REF, &ST_EVAL),
+    SF(eval_dequeue_resp, token, "Token", SF_STR),
+    SF(eval_dequeue_resp, wait_index, "WaitIndex", SF_UINT),
+};
+TYPE(ST_EVAL_DEQUEUE_RESP, eval_dequeue_resp, eval_dequeue_resp_fields);
+
+static const struct sfield eval_ack_req_fields[] = {
+    SF(eval_ack_req, eval_id, "EvalID", SF_STR),
+    SF(eval_ack_req, token, "Token", SF_STR),
+    SF(eval_ack_req, nack, "Nack", SF_BOOL),
+};
+TYPE(ST_EVAL_ACK_REQ, eval_ack_req, eval_ack_req_fields);
+
+static const struct sfield plan_submit_req_fields[] = {
+    SFT(plan_submit_req, plan, "Plan", SF_STRUCT, &ST_PLAN),
+};
+TYPE(ST_PLAN_SUBMIT_REQ, plan_submit_req, plan_submit_req_fields);
+
+static const struct sfield eval_update_req_fields[] = {
+    SFA(eval_update_req, evals, n_evals, "Evals", SF_ARRAY, &ST_EVAL),
+    SF(eval_update_req, eval_token, "EvalToken", SF_STR),
+    SF(eval_update_req, placement_failed, "PlacementFailed", SF_BOOL),
+};
+TYPE(ST_EVAL_UPDATE_REQ, eval_update_req, eval_update_req_fields);

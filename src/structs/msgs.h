@@ -107,9 +107,43 @@ struct server_member {
     struct strlist voter_addrs; /* ... and addresses, in the same order */
 };
 
+/* Scheduler workers on any server talk to the leader's broker and plan queue:
+ *   Eval.Dequeue  eval_dequeue_req -> eval_dequeue_resp (blocking up to Timeout)
+ *   Eval.Ack      eval_ack_req     -> generic_resp      (Nack = true for a nack)
+ *   Plan.Submit   plan_submit_req  -> plan_result
+ *   Eval.Update   eval_update_req  -> generic_resp      (the worker's eval/blocked/follow-ups) */
+struct eval_dequeue_req {
+    struct strlist types;
+    int64_t timeout; /* ns */
+};
+
+struct eval_dequeue_resp {
+    struct eval *eval; /* NULL: nothing to do within the timeout */
+    char *token;
+    uint64_t wait_index;
+};
+
+struct eval_ack_req {
+    char *eval_id;
+    char *token;
+    bool nack;
+};
+
+struct plan_submit_req {
+    struct plan plan;
+};
+
+struct eval_update_req {
+    struct eval *evals;
+    size_t n_evals;
+    char *eval_token;
+    bool placement_failed; /* the worker's eval could not place everything */
+};
+
 extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NODE_UPDATE_RESP,
     ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
     ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP, ST_JOB_REGISTER_REQ, ST_JOB_DEREGISTER_REQ,
-    ST_JOB_WRITE_RESP, ST_SERVER_MEMBER;
+    ST_JOB_WRITE_RESP, ST_SERVER_MEMBER, ST_EVAL_DEQUEUE_REQ, ST_EVAL_DEQUEUE_RESP, ST_EVAL_ACK_REQ,
+    ST_PLAN_SUBMIT_REQ, ST_EVAL_UPDATE_REQ;
 
 #endif
