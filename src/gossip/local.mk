@@ -6,7 +6,8 @@ libcvgossipcore_a_SOURCES = \
 	%reldir%/codec.c %reldir%/codec.h \
 	%reldir%/keyring.c %reldir%/keyring.h \
 	%reldir%/rng.h \
-	%reldir%/swim.c %reldir%/swim.h
+	%reldir%/swim.c %reldir%/swim.h \
+	%reldir%/serf.c %reldir%/serf.h
 
 check_PROGRAMS += tests/unit/t_gossip_codec
 TESTS += tests/unit/t_gossip_codec
@@ -42,3 +43,9 @@ TESTS += tests/unit/t_gossip_swim
 tests_unit_t_gossip_swim_SOURCES = tests/unit/t_gossip_swim.c
 tests_unit_t_gossip_swim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_gossip_swim_LDADD = libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+check_PROGRAMS += tests/unit/t_gossip_serf
+TESTS += tests/unit/t_gossip_serf
+tests_unit_t_gossip_serf_SOURCES = tests/unit/t_gossip_serf.c
+tests_unit_t_gossip_serf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_gossip_serf_LDADD = libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)

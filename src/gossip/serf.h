@@ -1,7 +1,7 @@
 /*
- * serf.h - the serf layer (serf 0.9.4 serf/*.go) over the pure SWIM core, still pure: no
- * sockets, no clock. It owns the member list an operator sees (`serf members`,
- * `server members`): each member's status and status Lamport time, the tags in its meta.
+ * serf.h - the serf layer (serf 0.9.4 serf.go, delegate.go, messages.go) over the pure
+ * SWIM core, still pure: no sockets, no clock. It owns the member list an operator sees (`serf
+ * members`, `server members`): each member's status and status Lamport time, the tags in its meta.
  *
  *   swim notify JOIN ----------> alive (a buffered intent may make it leaving)
  *   swim notify LEAVE ---------> alive -> failed,  leaving -> left
@@ -68,7 +68,7 @@ struct serf_member {
 
 enum serf_event {
     SERF_EV_JOIN,
-    SERF_EV_LEAVE,  /* left (gracefully, or forced out of failed) */
+    SERF_EV_LEAVE, /* left (gracefully, or forced out of failed) */
     SERF_EV_FAILED,
     SERF_EV_UPDATE, /* tags or address changed */
     SERF_EV_REAP,   /* erased; the member is freed after the call */
@@ -121,7 +121,7 @@ size_t serf_num_members(const struct serf *s);
 const struct serf_member *serf_member_at(const struct serf *s, size_t i);
 const struct serf_member *serf_member_find(const struct serf *s, const char *name);
 const char *serf_status_name(enum serf_status st); /* alive|leaving|left|failed|none */
-uint64_t serf_clock(const struct serf *s);          /* the member Lamport clock */
+uint64_t serf_clock(const struct serf *s);         /* the member Lamport clock */
 const struct serf_stats *serf_stats(const struct serf *s);
 struct swim *serf_swim(struct serf *s);
 
