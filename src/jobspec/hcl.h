@@ -259,7 +259,8 @@ void hcl_file_free(struct hcl_file *f);
 /* One block type of a schema: the type name and how many label levels it has. */
 struct hcl_block_schema {
     const char *type;
-    int nlabels;
+    int nlabels;       /* label levels (object keys) before the body */
+    const char *label; /* the label's name for messages ("name") */
 };
 
 /* HCL's Body.Content for a body read from JSON syntax: keys named in attrs (NULL-ended)

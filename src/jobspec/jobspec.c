@@ -64,9 +64,12 @@ static const struct bspec *in_blocks(const char *name, const struct bspec *bl)
     return NULL;
 }
 
-/* HCL's Block.DefRange: the type through the last label. */
+/* HCL's Block.DefRange: the type through the last label (JSON syntax: the "{" or "[" the
+ * hcl_json.c block maker put in open_r). */
 static struct hcl_range def_range(const struct hcl_block *b)
 {
+    if (b->body && b->body->json)
+        return b->open_r;
     struct hcl_range r = {b->type_r.s, b->nlabels ? b->label_r[b->nlabels - 1].e : b->type_r.e};
     return r;
 }
@@ -76,6 +79,23 @@ static bool check_body(struct dec *d, const struct hcl_body *b, const char *cons
                        const struct bspec *bl)
 {
     bool ok = true;
+    if (b->json) {
+        /* JSON syntax: split the body by this schema first (unknown keys are reported
+         * there); an ignored block (-1) is read as having no labels. */
+        size_t n = 0;
+        while (bl && bl[n].name)
+            n++;
+        struct hcl_block_schema *bs = xcalloc(n + 1, sizeof *bs);
+        for (size_t i = 0; i < n; i++) {
+            bs[i].type = bl[i].name;
+            bs[i].nlabels = bl[i].nlabels < 0 ? 0 : bl[i].nlabels;
+            bs[i].label = bl[i].label;
+        }
+        ok = hcl_json_body_content(b, attrs, bs, d->d);
+        free(bs);
+        if (!ok)
+            return false;
+    }
     for (size_t i = 0; i < b->nattrs; i++) {
         const struct hcl_attr *a = &b->attrs[i];
         if (in_attrs(a->name, attrs))
@@ -394,6 +414,10 @@ static bool get_strmap(struct dec *d, const struct hcl_body *b, const char *name
         if (strcmp(blk->type, name) != 0)
             continue;
         const struct hcl_body *mb = blk->body;
+        if (!hcl_json_body_attrs(mb, d->d)) {
+            ok = false;
+            continue;
+        }
         for (size_t j = 0; j < mb->nblocks; j++) {
             hcl_diag_add(d->d, &mb->blocks[j].type_r, "Unsupported block type",
                          "Blocks of type \"%s\" are not expected here.", mb->blocks[j].type);
@@ -441,13 +465,15 @@ static json_t *config_block(struct dec *d, const struct hcl_block *k, size_t li,
 static json_t *config_body(struct dec *d, const struct hcl_body *b, bool *ok)
 {
     json_t *o = json_object();
+    if (!hcl_json_body_attrs(b, d->d))
+        *ok = false;
     for (size_t i = 0; i < b->nattrs; i++) {
         json_t *v = hcl_eval(&d->ec, b->attrs[i].expr);
         if (!v) {
             *ok = false;
             continue;
         }
-        if (b->attrs[i].expr->kind == HX_OBJECT) {
+        if (b->attrs[i].expr->kind == HX_OBJECT && !b->json) { /* JSON objects stay maps */
             json_t *l = json_array();
             json_array_append_new(l, v);
             v = l;
@@ -901,10 +927,22 @@ static bool dec_job(struct dec *d, const struct hcl_block *k, struct job *j)
 
 enum vtype { VT_ANY, VT_STRING, VT_NUMBER, VT_BOOL, VT_COMPLEX };
 
-static enum vtype var_type(const struct hcl_expr *e)
+static enum vtype var_type(const struct hcl_expr *e, bool json)
 {
     if (!e)
         return VT_ANY;
+    /* In JSON syntax the type is written as a string: "number". */
+    const char *kw = json ? hcl_json_expr_keyword(e) : NULL;
+    if (kw) {
+        if (strcmp(kw, "string") == 0)
+            return VT_STRING;
+        if (strcmp(kw, "number") == 0)
+            return VT_NUMBER;
+        if (strcmp(kw, "bool") == 0)
+            return VT_BOOL;
+        if (strcmp(kw, "any") == 0)
+            return VT_ANY;
+    }
     if (e->kind == HX_SCOPE && e->nsteps == 0) {
         if (strcmp(e->str, "string") == 0)
             return VT_STRING;
@@ -1006,7 +1044,7 @@ static bool load_variables(struct dec *d, const struct hcl_body *top,
             v->name = k->labels[0];
             v->blk = k;
             const struct hcl_attr *ta = attr(k->body, "type");
-            v->type = var_type(ta ? ta->expr : NULL);
+            v->type = var_type(ta ? ta->expr : NULL, k->body->json != NULL);
             const struct hcl_attr *da = attr(k->body, "default");
             if (da) {
                 json_t *dv = hcl_eval(&d->ec, da->expr);
@@ -1027,6 +1065,8 @@ static bool load_variables(struct dec *d, const struct hcl_body *top,
                 json_decref(dv);
             }
         } else if (strcmp(k->type, "variables") == 0) {
+            if (!hcl_json_body_attrs(k->body, d->d))
+                ok = false;
             for (size_t j = 0; j < k->body->nattrs; j++) {
                 const struct hcl_attr *a = &k->body->attrs[j];
                 decls = xrealloc(decls, (nd + 1) * sizeof *decls);
@@ -1184,6 +1224,8 @@ static bool load_locals(struct dec *d, const struct hcl_body *top, json_t *local
         if (strcmp(top->blocks[i].type, "locals") != 0)
             continue;
         const struct hcl_body *lb = top->blocks[i].body;
+        if (!hcl_json_body_attrs(lb, d->d))
+            ok = false;
         for (size_t j = 0; j < lb->nblocks; j++) {
             hcl_diag_add(d->d, &lb->blocks[j].type_r, "Unsupported block type",
                          "Blocks of type \"%s\" are not expected here.", lb->blocks[j].type);

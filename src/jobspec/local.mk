@@ -17,18 +17,21 @@ tests_oracle_cv_hcl2json_SOURCES = tests/oracle/cv_hcl2json.c
 tests_oracle_cv_hcl2json_LDADD = libcvjobspec.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
 
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/t_hcl tests/unit/t_jobspec
-TESTS += tests/unit/t_hcl tests/unit/t_jobspec
+check_PROGRAMS += tests/unit/t_hcl tests/unit/t_hcl_json tests/unit/t_jobspec
+TESTS += tests/unit/t_hcl tests/unit/t_hcl_json tests/unit/t_jobspec
 tests_unit_t_hcl_SOURCES = tests/unit/t_hcl.c
 tests_unit_t_hcl_LDADD = libcvjobspec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_hcl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_hcl_json_SOURCES = tests/unit/t_hcl_json.c
+tests_unit_t_hcl_json_LDADD = libcvjobspec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_hcl_json_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -DJOBSPEC_FIXTURES=\"$(abs_top_srcdir)/tests/jobspec\"
 tests_unit_t_jobspec_SOURCES = tests/unit/t_jobspec.c
 tests_unit_t_jobspec_LDADD = libcvjobspec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_jobspec_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -DJOBSPEC_FIXTURES=\"$(abs_top_srcdir)/tests/jobspec\"
 endif
 
 TESTS += tests/oracle/run.sh
-EXTRA_DIST += tests/oracle/run.sh tests/oracle/compare.js
+EXTRA_DIST += tests/oracle/run.sh tests/oracle/compare.js tests/jobspec/json
 
 if ENABLE_FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz_jobspec
