@@ -2,7 +2,11 @@
  * cvraft.c - libraft wiring (see cvraft.h): the libuv loop embedded in libevent, the FSM
  * adapter, the RPC-port transport, and asynchronous apply.
  *
- * Gotchas from ../shared/reference/feasibility.md that this file handles:
+ * Gotchas (../shared/reference/feasibility.md, and found here) that this file handles:
+ *   - entry data must be a multiple of 8 bytes: libraft 0.15 asserts it in a build
+ *     without asserts and writes a corrupt segment otherwise; its auto-recovery then
+ *     drops that segment on restart, losing acknowledged entries. We pad, and turn
+ *     auto-recovery off so corruption stops the server instead of losing data;
  *   - after calling into raft from a libevent callback, pump uv so that timers started
  *     outside uv_run are armed (uv_pump);
  *   - the FSM's restore must raft_free the buffer it is given;
@@ -93,7 +97,10 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     int rc = fsm_apply(r->state, index, buf->base, buf->len, &r->fsm_hooks, errmsg);
     if (rc) {
         /* Deterministic on every server: a malformed entry changes nothing anywhere. */
-        log_error("raft", "entry %llu not applied: %s", (unsigned long long)index, errmsg);
+        const unsigned char *b = buf->base;
+        log_error("raft", "entry %llu not applied: %s (len %zu, bytes %02x %02x %02x %02x)",
+                  (unsigned long long)index, errmsg, buf->len, buf->len > 0 ? b[0] : 0,
+                  buf->len > 1 ? b[1] : 0, buf->len > 2 ? b[2] : 0, buf->len > 3 ? b[3] : 0);
         *result = NULL;
         return 0;
     }
@@ -109,10 +116,12 @@ static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], uns
     size_t len;
     fsm_snapshot_encode(snap, &data, &len);
     snap_unref(snap);
+    size_t padded = (len + 7) & ~(size_t)7; /* as entries: keep libraft's 8-byte units */
     *bufs = raft_malloc(sizeof **bufs);
-    (*bufs)[0].base = raft_malloc(len ? len : 1);
+    (*bufs)[0].base = raft_malloc(padded ? padded : 8);
+    memset((*bufs)[0].base, 0, padded ? padded : 8);
     memcpy((*bufs)[0].base, data, len);
-    (*bufs)[0].len = len;
+    (*bufs)[0].len = padded ? padded : 8;
     *n_bufs = 1;
     free(data);
     return 0;
@@ -342,6 +351,9 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
         cv_err(errmsg, CV_EIO, "raft: init storage in %s: %s", r->dir, r->io.errmsg);
         goto err_after_loop;
     }
+    /* libraft's auto-recovery silently drops a segment it finds corrupt and starts from
+     * what is left: acknowledged writes would vanish. Refuse to start instead, loudly. */
+    raft_uv_set_auto_recovery(&r->io, false);
     r->fsm.version = 2;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply_cb;
@@ -409,7 +421,9 @@ int cvraft_start_bootstrap(struct cvraft *r, const uint64_t *ids, const char *co
 
 int cvraft_start(struct cvraft *r, char *errmsg)
 {
-    if (r->cfg.bootstrap) {
+    /* Bootstrap only a fresh directory: raft_bootstrap on existing state is refused by
+     * libraft, but calling it at all disturbed what raft_start then loaded. */
+    if (r->cfg.bootstrap && !cvraft_dir_has_state(r->dir)) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
         raft_configuration_add(&conf, r->cfg.id, r->address, RAFT_VOTER);
@@ -473,9 +487,15 @@ void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb
     ar->cb = cb;
     ar->arg = arg;
     ar->req.data = ar;
+    /* libraft 0.15 writes entry data to segments assuming lengths are multiples of 8
+     * (an assert compiled out in Debian's build): anything else corrupts the segment
+     * and the entries after it are lost on restart. Pad with zeros; the msgpack decoder
+     * stops after the first object. */
+    size_t padded = (len + 7) & ~(size_t)7;
     struct raft_buffer rb;
-    rb.base = raft_malloc(len ? len : 1);
-    rb.len = len;
+    rb.base = raft_malloc(padded ? padded : 8);
+    rb.len = padded ? padded : 8;
+    memset(rb.base, 0, rb.len);
     memcpy(rb.base, buf, len);
     int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &ar->req, &rb, 1, apply_done);
     if (rc != 0) {
@@ -580,6 +600,35 @@ void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *a
     int rc = raft_transfer(&r->raft, &c->u.transfer, id, transfer_done);
     if (rc)
         change_finish(c, rc);
+    uv_pump(r);
+}
+
+struct barrier_req {
+    struct raft_barrier req;
+    struct change_req *c;
+};
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    struct barrier_req *b = req->data;
+    change_finish(b->c, status);
+    free(b);
+}
+
+void cvraft_barrier(struct cvraft *r, cvraft_change_cb cb, void *arg)
+{
+    struct change_req *c = xcalloc(1, sizeof *c);
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    struct barrier_req *b = xcalloc(1, sizeof *b);
+    b->c = c;
+    b->req.data = b;
+    int rc = raft_barrier(&r->raft, &b->req, barrier_done);
+    if (rc) {
+        free(b);
+        change_finish(c, rc);
+    }
     uv_pump(r);
 }
 

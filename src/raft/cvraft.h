@@ -47,6 +47,9 @@ struct cvraft_hooks {
 
 struct cvraft;
 
+/* Completion of a configuration change or barrier: 0 or a negative CV_E*. */
+typedef void (*cvraft_change_cb)(int status, const char *errmsg, void *arg);
+
 /* Returns a new raft server over `state` (borrowed; must outlive it) or NULL (errmsg). */
 struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *cfg,
                           struct state *state, const struct fsm_hooks *fsm_hooks,
@@ -62,17 +65,23 @@ int cvraft_start_bootstrap(struct cvraft *r, const uint64_t *ids, const char *co
 bool cvraft_dir_has_state(const char *dir);
 bool cvraft_started(const struct cvraft *r);
 
-/* Configuration changes (leader only; one at a time). cb gets 0 or a negative CV_E*. */
-typedef void (*cvraft_change_cb)(int status, const char *errmsg, void *arg);
+
+/* Configuration changes (leader only; one at a time). */
 void cvraft_add_voter(struct cvraft *r, uint64_t id, const char *addr, cvraft_change_cb cb,
                       void *arg);
 void cvraft_remove(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg);
 void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg);
 
+
 /* status 0: applied at `index`; else a negative CV_E* code (-CV_ENOTLEADER, ...). */
 typedef void (*cvraft_apply_cb)(int status, uint64_t index, const char *errmsg, void *arg);
 /* Proposes one entry (copied). The callback always runs on a later loop turn. */
 void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg);
+
+/* Appends a barrier entry in the current term: once it is applied, every entry before
+ * it is committed and applied here. A new leader must do this before trusting its state
+ * (raft commits earlier terms' entries only through an entry of its own term). */
+void cvraft_barrier(struct cvraft *r, cvraft_change_cb cb, void *arg);
 
 bool cvraft_is_leader(const struct cvraft *r);
 /* Leader's address and id, or NULL/0 when unknown. Valid until the next loop turn. */

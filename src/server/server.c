@@ -621,14 +621,28 @@ static void ep_job_deregister(struct rpc_req *req, void *ctx)
 
 /* ---------------------------------------------------------------- raft hooks */
 
+static void leadership_established(int status, const char *errmsg, void *arg)
+{
+    struct server *s = arg;
+    if (!s->leader)
+        return;
+    if (status) {
+        log_error("nomad", "establishing leadership failed: %s", errmsg ? errmsg : "");
+        return; /* raft will step down or retry with the next election */
+    }
+    heartbeats_restore(s);
+    leader_establish(s->ld);
+}
+
 static void on_leadership(bool leader, void *arg)
 {
     struct server *s = arg;
     s->leader = leader;
     if (leader) {
         log_info("nomad", "cluster leadership acquired");
-        heartbeats_restore(s);
-        leader_establish(s->ld);
+        /* Nothing the old terms wrote counts until an entry of ours commits: barrier
+         * first, then rebuild the broker and heartbeat timers from the state. */
+        cvraft_barrier(s->raft, leadership_established, s);
     } else {
         log_info("nomad", "cluster leadership lost");
         heartbeats_clear(s);
