@@ -1,7 +1,11 @@
 /*
  * fuzz_jobspec.c - libFuzzer harness for the HCL parser, evaluator, hcl2json dump and
  * jobspec decoder. Any input must end in a job or an error: no crash, no leak, no read
- * past the buffer (the input is handed over without a terminating NUL).
+ * past the buffer (the input is handed over without a terminating NUL). Input starting
+ * with "{" takes the HCL JSON syntax path in jobspec_parse(); it is also read as a JSON
+ * body of attributes whose values are all converted and evaluated, so that string
+ * templates are reached even where the jobspec schema would stop first. Seeds:
+ * tests/fuzz/corpus/fuzz_jobspec (native and JSON jobs).
  *
  *   ./configure --enable-fuzz CC=clang && make tests/fuzz/fuzz_jobspec
  *   tests/fuzz/fuzz_jobspec -max_total_time=120 ../tests/jobspec ../tests/oracle/corpus
@@ -30,6 +34,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct hcl_file *f = hcl_parse(buf, size, &d);
     json_t *dump = hcl_dump_hcl2json(f);
     json_decref(dump);
+    hcl_file_free(f);
+    hcl_diags_free(&d);
+
+    hcl_diags_init(&d, "fuzz.json");
+    f = hcl_parse_json(buf, size, &d);
+    if (d.n == 0 && hcl_json_body_attrs(f->body, &d)) {
+        json_t *vars = json_object();
+        struct hcl_ectx ec = {0};
+        ec.f = f;
+        ec.vars = vars;
+        ec.diags = &d;
+        for (size_t i = 0; i < f->body->nattrs; i++)
+            json_decref(hcl_eval(&ec, f->body->attrs[i].expr));
+        json_decref(vars);
+    }
     hcl_file_free(f);
     hcl_diags_free(&d);
     free(buf);
