@@ -395,6 +395,7 @@ struct tcp_client {
     uint64_t next_seq;
     struct pending *pending;
     struct event *fail_ev;
+    size_t failures; /* connection attempts that failed in a row */
 };
 
 static void tc_connect(struct tcp_client *t);
@@ -435,6 +436,18 @@ static void tc_broken(struct tcp_client *t, const char *why)
     }
     if (t->servers.n)
         t->cur = (t->cur + 1) % t->servers.n;
+    /* Every server tried in a row without success: fail what waits, rather than
+     * reconnecting in a loop; the next call starts a new round. */
+    if (++t->failures >= (t->servers.n ? t->servers.n : 1)) {
+        t->failures = 0;
+        struct pending **pu = &t->pending;
+        while (*pu) {
+            struct pending *p = *pu;
+            *pu = p->next;
+            p->next = failed;
+            failed = p;
+        }
+    }
     while (failed) {
         struct pending *p = failed;
         failed = p->next;
@@ -479,6 +492,7 @@ static void tc_event(struct bufferevent *bev, short what, void *arg)
     struct tcp_client *t = arg;
     if (what & BEV_EVENT_CONNECTED) {
         t->connected = true;
+        t->failures = 0;
         int fd = bufferevent_getfd(t->bev);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -73,6 +73,13 @@ class Agent:
         self.log.close()
         return self.proc.returncode
 
+    def cleanup(self):
+        """Removes the log file (call once the test no longer needs the output)."""
+        try:
+            os.unlink(self.logpath)
+        except OSError:
+            pass
+
 
 def pids_with_env(marker):
     """PIDs of processes whose environment contains marker (to find leftover tasks)."""
