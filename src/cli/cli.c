@@ -28,7 +28,8 @@ static const struct cli_cmd_entry *const cli_cmd_table[] = {
     &cli_cmd_server_members_entry, &cli_cmd_job_init_entry,     &cli_cmd_job_run_entry,
     &cli_cmd_job_status_entry,     &cli_cmd_job_stop_entry,     &cli_cmd_job_validate_entry,
     &cli_cmd_job_inspect_entry,    &cli_cmd_alloc_status_entry, &cli_cmd_alloc_logs_entry,
-    &cli_cmd_eval_status_entry,
+    &cli_cmd_eval_status_entry, &cli_cmd_operator_raft_list_peers_entry,
+    &cli_cmd_operator_raft_remove_peer_entry, &cli_cmd_operator_raft_transfer_entry,
 };
 
 /* Nomad's hidden hyphenated names from before the noun-verb layout. */
@@ -168,6 +169,13 @@ int cli_main(int argc, char **argv)
     if (!strcmp(first, "-h") || !strcmp(first, "-help") || !strcmp(first, "--help")) {
         cli_root_usage(stdout);
         return 0;
+    }
+    if (argc >= 4) {
+        char *three = xasprintf("%s %s %s", first, argv[2], argv[3]);
+        const struct cli_cmd_entry *e3 = cli_cmd_find(three);
+        free(three);
+        if (e3)
+            return run_entry(e3, argc - 4, argv + 4);
     }
     if (argc >= 3) {
         char *two = xasprintf("%s %s", first, argv[2]);

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "exec/client.h"
+#include "raft/cvraft.h"
 #include "jobspec/jobspec.h"
 #include "rpc/endpoint.h"
 #include "server/server.h"
@@ -753,6 +754,43 @@ static void handle_parse(struct evhttp_request *req)
     json_decref(o);
 }
 
+/* ---------------------------------------------------------------- operator writes */
+
+struct op_req {
+    struct evhttp_request *req;
+};
+
+static void op_done(int status, const char *resp, size_t len, const char *errmsg, void *arg)
+{
+    (void)resp;
+    (void)len;
+    struct op_req *o = arg;
+    if (status) {
+        reply_text(o->req, http_code_for(status), "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        evhttp_send_reply(o->req, 200, "OK", NULL);
+    }
+    free(o);
+}
+
+static void handle_op_peer(struct http_api *h, struct evhttp_request *req,
+                           const struct evkeyvalq *q, const char *method)
+{
+    struct operator_peer_req r = {(char *)evhttp_find_header(q, "id"),
+                                  (char *)evhttp_find_header(q, "address")};
+    if (!r.id && !r.address) {
+        reply_text(req, 400, "Must specify either ?id with the server's ID or ?address with IP:port");
+        return;
+    }
+    struct op_req *o = xcalloc(1, sizeof *o);
+    o->req = req;
+    char *buf;
+    size_t len;
+    st_encode(&ST_OPERATOR_PEER_REQ, &r, &buf, &len);
+    rpc_dispatch(server_endpoints(h->deps.server), method, buf, len, op_done, o);
+    free(buf);
+}
+
 /* ---------------------------------------------------------------- logs */
 
 struct log_req {
@@ -937,19 +975,40 @@ static json_t *raft_configuration(struct http_api *h)
     bool voters[16];
     size_t n = server_peers(h->deps.server, addrs, ids, voters, 16);
     const char *leader = server_leader_addr(h->deps.server);
+    struct server_member *known;
+    size_t nk = server_known_servers(h->deps.server, &known);
+    json_t *self = h->deps.agent_self(h->deps.arg);
+    json_t *member = json_object_get(self, "member");
     json_t *servers = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_object();
-        char id[32];
+        char id[40];
         snprintf(id, sizeof id, "%016llx", (unsigned long long)ids[i]);
+        const char *node = addrs[i];
+        /* Show the node name and UUID (Nomad's raft protocol 3 IDs) where we know them. */
+        for (size_t k = 0; k < nk; k++)
+            if (known[k].id && cvraft_id_from_uuid(known[k].id) == ids[i]) {
+                snprintf(id, sizeof id, "%s", known[k].id);
+                node = cv_str(known[k].name);
+            }
+        json_t *tags = json_object_get(member, "Tags");
+        const char *self_id = json_string_value(json_object_get(tags, "id"));
+        if (self_id && cvraft_id_from_uuid(self_id) == ids[i]) {
+            snprintf(id, sizeof id, "%s", self_id);
+            node = json_string_value(json_object_get(member, "Name"));
+        }
         json_object_set_new(e, "ID", json_string(id));
-        json_object_set_new(e, "Node", json_string(addrs[i]));
+        json_object_set_new(e, "Node", json_string(cv_str(node)));
         json_object_set_new(e, "Address", json_string(addrs[i]));
         json_object_set_new(e, "Leader", json_boolean(leader && !strcmp(leader, addrs[i])));
         json_object_set_new(e, "Voter", json_boolean(voters[i]));
         json_object_set_new(e, "RaftProtocol", json_string("3"));
         json_array_append_new(servers, e);
     }
+    for (size_t k = 0; k < nk; k++)
+        st_clear(&ST_SERVER_MEMBER, &known[k]);
+    free(known);
+    json_decref(self);
     json_t *o = json_object();
     json_object_set_new(o, "Servers", servers);
     json_object_set_new(o, "Index", json_integer((json_int_t)server_raft_applied(h->deps.server)));
@@ -1091,6 +1150,16 @@ static void route(struct evhttp_request *req, void *arg)
         }
         reply_json(req, arr, 0, pretty);
         json_decref(arr);
+    } else if (!strcmp(path, "/v1/operator/raft/peer") && srv) {
+        if (m == EVHTTP_REQ_DELETE)
+            handle_op_peer(h, req, &q, "Operator.RaftRemovePeer");
+        else
+            reply_text(req, 405, "Invalid method");
+    } else if (!strcmp(path, "/v1/operator/raft/transfer-leadership") && srv) {
+        if (is_write(m))
+            handle_op_peer(h, req, &q, "Operator.TransferLeadership");
+        else
+            reply_text(req, 405, "Invalid method");
     } else if (!strcmp(path, "/v1/operator/raft/configuration") && is_get(m) && srv) {
         json_t *o = raft_configuration(h);
         reply_json(req, o, 0, pretty);

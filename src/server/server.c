@@ -619,6 +619,67 @@ static void ep_job_deregister(struct rpc_req *req, void *ctx)
     st_clear(&ST_JOB_DEREGISTER_REQ, &r);
 }
 
+/* ---------------------------------------------------------------- operator endpoints */
+
+/* Finds a raft server by raft ID (hex), node UUID or RPC address. Returns its raft id
+ * or 0. */
+static uint64_t find_raft_server(struct server *s, const struct operator_peer_req *r)
+{
+    uint64_t ids[64];
+    const char *addrs[64];
+    bool voters[64];
+    size_t n = cvraft_servers(s->raft, ids, addrs, voters, 64);
+    uint64_t want = 0;
+    if (r->id && *r->id)
+        want = cv_uuid_valid(r->id) ? cvraft_id_from_uuid(r->id) : strtoull(r->id, NULL, 16);
+    for (size_t i = 0; i < n; i++) {
+        if ((want && ids[i] == want) || (r->address && cv_streq(addrs[i], r->address)))
+            return ids[i];
+    }
+    return 0;
+}
+
+static void op_done(int status, const char *errmsg, void *arg)
+{
+    struct rpc_req *req = arg;
+    if (status) {
+        rpc_req_error(req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct generic_resp g = {0};
+        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+    }
+}
+
+static void ep_op_peer(struct rpc_req *req, void *ctx, bool transfer)
+{
+    struct server *s = ctx;
+    struct operator_peer_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_OPERATOR_PEER_REQ, &r))
+        return;
+    uint64_t id = find_raft_server(s, &r);
+    if (!id) {
+        rpc_req_error(req, CV_ENOTFOUND, "address \"%s\" was not found in the Raft configuration",
+                      r.address ? r.address : cv_str(r.id));
+    } else if (!not_leader(s, req)) {
+        if (transfer)
+            cvraft_transfer(s->raft, id, op_done, req);
+        else
+            cvraft_remove(s->raft, id, op_done, req);
+    }
+    st_clear(&ST_OPERATOR_PEER_REQ, &r);
+}
+
+static void ep_op_remove_peer(struct rpc_req *req, void *ctx)
+{
+    ep_op_peer(req, ctx, false);
+}
+
+static void ep_op_transfer(struct rpc_req *req, void *ctx)
+{
+    ep_op_peer(req, ctx, true);
+}
+
 /* ---------------------------------------------------------------- raft hooks */
 
 static void leadership_established(int status, const char *errmsg, void *arg)
@@ -712,6 +773,8 @@ struct server *server_new(struct event_base *base, const struct server_config *c
     rpc_endpoints_add_leader(s->eps, "Status.ReadIndex", ep_read_index, s);
     rpc_endpoints_add_leader(s->eps, "Job.Register", ep_job_register, s);
     rpc_endpoints_add_leader(s->eps, "Job.Deregister", ep_job_deregister, s);
+    rpc_endpoints_add_leader(s->eps, "Operator.RaftRemovePeer", ep_op_remove_peer, s);
+    rpc_endpoints_add_leader(s->eps, "Operator.TransferLeadership", ep_op_transfer, s);
     struct rpc_leadership lead = {lead_is_leader, lead_addr, s};
     rpc_endpoints_set_leadership(s->eps, &lead);
     s->ld = leader_new(s);

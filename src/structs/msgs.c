@@ -130,3 +130,9 @@ static const struct sfield eval_update_req_fields[] = {
     SF(eval_update_req, placement_failed, "PlacementFailed", SF_BOOL),
 };
 TYPE(ST_EVAL_UPDATE_REQ, eval_update_req, eval_update_req_fields);
+
+static const struct sfield operator_peer_req_fields[] = {
+    SF(operator_peer_req, id, "ID", SF_STR),
+    SF(operator_peer_req, address, "Address", SF_STR),
+};
+TYPE(ST_OPERATOR_PEER_REQ, operator_peer_req, operator_peer_req_fields);

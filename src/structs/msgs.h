@@ -140,10 +140,17 @@ struct eval_update_req {
     bool placement_failed; /* the worker's eval could not place everything */
 };
 
+/* Operator.RaftRemovePeer / Operator.TransferLeadership: a server by raft ID (16 hex
+ * digits), node UUID, or RPC address. */
+struct operator_peer_req {
+    char *id;
+    char *address;
+};
+
 extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NODE_UPDATE_RESP,
     ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
     ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP, ST_JOB_REGISTER_REQ, ST_JOB_DEREGISTER_REQ,
     ST_JOB_WRITE_RESP, ST_SERVER_MEMBER, ST_EVAL_DEQUEUE_REQ, ST_EVAL_DEQUEUE_RESP, ST_EVAL_ACK_REQ,
-    ST_PLAN_SUBMIT_REQ, ST_EVAL_UPDATE_REQ;
+    ST_PLAN_SUBMIT_REQ, ST_EVAL_UPDATE_REQ, ST_OPERATOR_PEER_REQ;
 
 #endif
