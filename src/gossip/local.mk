@@ -49,3 +49,18 @@ TESTS += tests/unit/t_gossip_serf
 tests_unit_t_gossip_serf_SOURCES = tests/unit/t_gossip_serf.c
 tests_unit_t_gossip_serf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_gossip_serf_LDADD = libcvgossipcore.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# The libevent shell: one pool (UDP+TCP on one port) around the serf core.
+noinst_LIBRARIES += libcvgossip.a
+libcvgossip_a_SOURCES = %reldir%/pool.c %reldir%/pool.h
+
+check_PROGRAMS += tests/unit/t_gossip_pool
+TESTS += tests/unit/t_gossip_pool
+tests_unit_t_gossip_pool_SOURCES = tests/unit/t_gossip_pool.c
+tests_unit_t_gossip_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_gossip_pool_LDADD = libcvgossip.a libcvgossipcore.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# Interop helper: one pool with given tags, member list dumped to a file (tests/interop/).
+noinst_PROGRAMS += tests/interop/cv_gossip_node
+tests_interop_cv_gossip_node_SOURCES = tests/interop/cv_gossip_node.c
+tests_interop_cv_gossip_node_LDADD = libcvgossip.a libcvgossipcore.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)

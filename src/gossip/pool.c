@@ -1,0 +1,997 @@
+/*
+ * pool.c - the libevent shell of a gossip pool (see pool.h): sockets, encryption, stream
+ * framing and the timer; every decision is the pure core's (serf.c over swim.c).
+ *
+ * One step = decode what arrived, serf_step(), send what the core put in swim_out, re-arm
+ * the timer at serf_deadline(). Streams (TCP) carry one request and at most one reply:
+ *
+ *   inbound:  accept -> read until gossip_stream_complete -> [decrypt] -> STREAM_REQ;
+ *             the core's reply (send.stream == id) is written, then the stream closes
+ *             when its output drains; no reply -> close at once.
+ *   outbound: (send.stream == 0) connect, write [encrypted] request, read until the reply
+ *             is complete -> STREAM_REPLY; error, EOF or TCP timeout -> STREAM_FAIL.
+ *
+ * With a key, everything we send is encrypted and anything that does not decrypt is
+ * dropped and counted; a plaintext stream is refused, as memberlist does with
+ * GossipVerifyIncoming.
+ */
+#include "gossip/pool.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "gossip/codec.h"
+#include "gossip/keyring.h"
+#include "gossip/serf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define LOGS "gossip"
+
+struct stream {
+    struct gossip_pool *p;
+    struct stream *next;
+    uint64_t id;
+    struct bufferevent *bev;
+    struct swim_addr peer;
+    bool outbound;
+    bool replied; /* inbound: the core wrote its reply; close when drained */
+};
+
+struct gossip_pool {
+    struct event_base *base;
+    char *name;
+    struct serf *serf;
+    struct serf_config cfg;
+    struct gossip_rng rng;
+    struct gossip_keyring kr;
+    bool encrypt;
+    int family;
+    int port;
+    evutil_socket_t udp;
+    struct event *udp_ev;
+    struct evconnlistener *lis;
+    struct event *timer;
+    struct event *leave_ev;
+    struct stream *streams;
+    uint64_t next_id;
+    uint32_t tcp_timeout_ms;
+    void (*on_change)(void *);
+    void *arg;
+    bool changed;
+    void (*leave_done)(void *);
+    void *leave_arg;
+    bool leave_reported;
+    struct gossip_pool_stats st;
+    uint8_t rbuf[GOSSIP_UDP_MAX];
+};
+
+static void pool_step(struct gossip_pool *p, const struct swim_event *ev);
+
+/* ======================================================================== */
+/* Addresses                                                                */
+/* ======================================================================== */
+
+static socklen_t addr_to_sa(const struct gossip_pool *p, const struct swim_addr *a,
+                            struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (p->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        if (a->iplen != 4)
+            return 0;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a->port);
+        memcpy(&in->sin_addr, a->ip, 4);
+        return sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(a->port);
+        if (a->iplen == 4) {
+            in6->sin6_addr.s6_addr[10] = 0xff;
+            in6->sin6_addr.s6_addr[11] = 0xff;
+            memcpy(in6->sin6_addr.s6_addr + 12, a->ip, 4);
+        } else {
+            memcpy(in6->sin6_addr.s6_addr, a->ip, 16);
+        }
+        return sizeof(*in6);
+    }
+}
+
+static void sa_to_addr(const struct sockaddr *sa, struct swim_addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memcpy(a->ip, &in->sin_addr, 4);
+        a->iplen = 4;
+        a->port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(a->ip, in6->sin6_addr.s6_addr + 12, 4);
+            a->iplen = 4;
+        } else {
+            memcpy(a->ip, in6->sin6_addr.s6_addr, 16);
+            a->iplen = 16;
+        }
+        a->port = ntohs(in6->sin6_port);
+    }
+}
+
+static void addr_ip_string(const struct swim_addr *a, char *out, size_t n)
+{
+    if (!inet_ntop(a->iplen == 4 ? AF_INET : AF_INET6, a->ip, out, (socklen_t)n))
+        snprintf(out, n, "?");
+}
+
+/* "host", "host:port", "[v6]:port", "name/host:port" -> addr. */
+static int parse_join_addr(const struct gossip_pool *p, const char *spec, struct swim_addr *a,
+                           char *errmsg)
+{
+    char host[256];
+    const char *s = strchr(spec, '/') ? strchr(spec, '/') + 1 : spec;
+    const char *colon;
+    long port = p->port;
+    struct addrinfo hints, *res = NULL, *r;
+    int rc;
+
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || (size_t)(end - s - 1) >= sizeof(host))
+            return cv_err(errmsg, CV_EINVAL, "bad address %s", spec);
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        colon = end[1] == ':' ? end + 1 : NULL;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon)
+            colon = NULL; /* a bare IPv6 literal */
+        snprintf(host, sizeof(host), "%.*s", (int)(colon ? (size_t)(colon - s) : strlen(s)), s);
+    }
+    if (colon) {
+        char *end;
+        port = strtol(colon + 1, &end, 10);
+        if (*end || port <= 0 || port > 65535)
+            return cv_err(errmsg, CV_EINVAL, "bad port in %s", spec);
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc)
+        return cv_err(errmsg, CV_ENOTFOUND, "resolve %s: %s", host, gai_strerror(rc));
+    for (r = res; r; r = r->ai_next)
+        if (r->ai_family == p->family || p->family == AF_INET6)
+            break;
+    if (!r) {
+        freeaddrinfo(res);
+        return cv_err(errmsg, CV_ENOTFOUND, "resolve %s: no address of the pool's family", host);
+    }
+    sa_to_addr(r->ai_addr, a);
+    a->port = (uint16_t)port;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* ======================================================================== */
+/* Streams                                                                  */
+/* ======================================================================== */
+
+static void stream_close(struct stream *s)
+{
+    struct stream **pp = &s->p->streams;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    if (s->bev)
+        bufferevent_free(s->bev);
+    free(s);
+}
+
+static struct stream *stream_find(struct gossip_pool *p, uint64_t id)
+{
+    for (struct stream *s = p->streams; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+/* Writes one message to a stream, encrypted when keyed. */
+static void stream_write(struct gossip_pool *p, struct stream *s, const uint8_t *m, size_t n)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if (p->encrypt) {
+        struct buf b = BUF_INIT;
+        gossip_stream_encrypt(&p->kr, m, n, &b);
+        evbuffer_add(out, b.data, b.len);
+        buf_free(&b);
+    } else {
+        evbuffer_add(out, m, n);
+    }
+}
+
+/* If a complete message is buffered, unwraps it into plain (decrypting when keyed) and
+ * returns 1; 0 = need more; <0 = the stream is unusable. */
+static int stream_take(struct gossip_pool *p, struct stream *s, struct buf *plain)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t len = evbuffer_get_length(in), mlen = 0;
+    const uint8_t *data;
+    int rc;
+
+    if (len == 0)
+        return 0;
+    data = evbuffer_pullup(in, -1);
+    rc = gossip_stream_complete(data, len, &mlen);
+    if (rc <= 0) {
+        if (rc < 0)
+            p->st.malformed++;
+        return rc;
+    }
+    if (p->encrypt) {
+        if (data[0] != GOSSIP_ENCRYPT) {
+            log_warn(LOGS, "%s: refusing an unencrypted stream (encryption is configured)",
+                     p->name);
+            p->st.decrypt_failed++;
+            return -CV_EPERM;
+        }
+        rc = gossip_stream_decrypt(&p->kr, data, mlen, plain);
+        if (rc) {
+            char a[64];
+            swim_addr_format(&s->peer, a, sizeof(a));
+            log_warn(LOGS, "%s: cannot decrypt a stream from %s: %s", p->name, a, cv_strerror(rc));
+            p->st.decrypt_failed++;
+            return rc;
+        }
+    } else {
+        if (data[0] == GOSSIP_ENCRYPT) {
+            log_warn(LOGS, "%s: refusing an encrypted stream (no key configured)", p->name);
+            p->st.decrypt_failed++;
+            return -CV_EPERM;
+        }
+        buf_append(plain, data, mlen);
+    }
+    evbuffer_drain(in, mlen);
+    return 1;
+}
+
+static void stream_read(struct bufferevent *bev, void *arg)
+{
+    struct stream *s = arg;
+    struct gossip_pool *p = s->p;
+    struct buf plain = BUF_INIT;
+    int rc;
+
+    (void)bev;
+    rc = stream_take(p, s, &plain);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        if (s->outbound) {
+            uint64_t id = s->id;
+            p->st.stream_failed++;
+            stream_close(s);
+            pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+        } else {
+            stream_close(s);
+        }
+        buf_free(&plain);
+        return;
+    }
+    bufferevent_disable(s->bev, EV_READ);
+    if (s->outbound) {
+        struct swim_event ev = {SWIM_EV_STREAM_REPLY,  0,         s->peer,
+                                (uint8_t *)plain.data, plain.len, s->id};
+        stream_close(s);
+        pool_step(p, &ev);
+    } else {
+        struct swim_event ev = {SWIM_EV_STREAM_REQ,    0,         s->peer,
+                                (uint8_t *)plain.data, plain.len, s->id};
+        uint64_t id = s->id;
+        pool_step(p, &ev);
+        s = stream_find(p, id);
+        if (s && !s->replied)
+            stream_close(s);
+    }
+    buf_free(&plain);
+}
+
+static void stream_written(struct bufferevent *bev, void *arg)
+{
+    struct stream *s = arg;
+    if (s->replied && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        stream_close(s);
+}
+
+static void stream_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct stream *s = arg;
+    struct gossip_pool *p = s->p;
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (s->outbound) {
+        uint64_t id = s->id;
+        char a[64];
+        swim_addr_format(&s->peer, a, sizeof(a));
+        log_debug(LOGS, "%s: stream to %s failed (%s)", p->name, a,
+                  what & BEV_EVENT_TIMEOUT ? "timeout"
+                  : what & BEV_EVENT_EOF   ? "closed"
+                                           : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        p->st.stream_failed++;
+        stream_close(s);
+        pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+    } else {
+        stream_close(s);
+    }
+}
+
+static struct stream *stream_new(struct gossip_pool *p, evutil_socket_t fd,
+                                 const struct swim_addr *peer, bool outbound)
+{
+    struct stream *s = xcalloc(1, sizeof(*s));
+    struct timeval tv = {p->tcp_timeout_ms / 1000, (p->tcp_timeout_ms % 1000) * 1000};
+
+    s->p = p;
+    s->id = ++p->next_id;
+    s->peer = *peer;
+    s->outbound = outbound;
+    s->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->next = p->streams;
+    p->streams = s;
+    return s;
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct gossip_pool *p = arg;
+    struct swim_addr peer;
+
+    (void)lis;
+    (void)salen;
+    sa_to_addr(sa, &peer);
+    p->st.tcp_in++;
+    stream_new(p, fd, &peer, false);
+}
+
+/* ======================================================================== */
+/* Sending                                                                  */
+/* ======================================================================== */
+
+static void send_udp(struct gossip_pool *p, const struct swim_addr *to, const uint8_t *m, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = addr_to_sa(p, to, &ss);
+    struct buf b = BUF_INIT;
+
+    if (!sl)
+        return;
+    if (p->encrypt) {
+        gossip_encrypt(&p->kr, NULL, 0, m, n, &b);
+        m = (const uint8_t *)b.data;
+        n = b.len;
+    }
+    if (sendto(p->udp, m, n, 0, (struct sockaddr *)&ss, sl) < 0) {
+        char a[64];
+        swim_addr_format(to, a, sizeof(a));
+        log_debug(LOGS, "%s: send to %s: %s", p->name, a, strerror(errno));
+    } else {
+        p->st.udp_out++;
+    }
+    buf_free(&b);
+}
+
+static void open_stream(struct gossip_pool *p, const struct swim_addr *to, const uint8_t *m,
+                        size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = addr_to_sa(p, to, &ss);
+    struct stream *s;
+    uint64_t id;
+
+    s = stream_new(p, -1, to, true);
+    id = s->id;
+    p->st.tcp_out++;
+    stream_write(p, s, m, n);
+    if (!sl || bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sl) < 0) {
+        p->st.stream_failed++;
+        stream_close(s);
+        pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+    }
+}
+
+static void flush(struct gossip_pool *p, struct swim_out *out)
+{
+    for (size_t i = 0; i < out->n; i++) {
+        const struct swim_send *sd = &out->sends[i];
+        const uint8_t *m = (const uint8_t *)out->data.data + sd->off;
+        if (!sd->tcp) {
+            send_udp(p, &sd->to, m, sd->len);
+        } else if (sd->stream == 0) {
+            open_stream(p, &sd->to, m, sd->len);
+        } else {
+            struct stream *s = stream_find(p, sd->stream);
+            if (s && !s->outbound) {
+                stream_write(p, s, m, sd->len);
+                s->replied = true;
+            }
+        }
+    }
+}
+
+/* ======================================================================== */
+/* The step                                                                 */
+/* ======================================================================== */
+
+static void arm_timer(struct gossip_pool *p)
+{
+    uint64_t d = serf_deadline(p->serf), now = cv_mono_ms(), ms = d > now ? d - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(p->timer, &tv);
+}
+
+static void pool_step(struct gossip_pool *p, const struct swim_event *ev)
+{
+    struct swim_out out;
+    struct swim_event e = *ev;
+
+    swim_out_init(&out);
+    e.now = cv_mono_ms();
+    if (serf_step(p->serf, &e, &out) < 0)
+        p->st.malformed++;
+    flush(p, &out);
+    swim_out_free(&out);
+    arm_timer(p);
+    if (p->leave_done && !p->leave_reported && serf_leave_done(p->serf)) {
+        p->leave_reported = true;
+        event_active(p->leave_ev, EV_TIMEOUT, 0);
+    }
+    if (p->changed) {
+        p->changed = false;
+        if (p->on_change)
+            p->on_change(p->arg);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_step(arg, &(struct swim_event){.type = SWIM_EV_TICK});
+}
+
+static void on_leave_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct gossip_pool *p = arg;
+    (void)fd;
+    (void)what;
+    if (p->leave_done)
+        p->leave_done(p->leave_arg);
+}
+
+static void on_udp(evutil_socket_t fd, short what, void *arg)
+{
+    struct gossip_pool *p = arg;
+    (void)what;
+
+    for (int k = 0; k < 64; k++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        ssize_t n = recvfrom(fd, p->rbuf, sizeof(p->rbuf), 0, (struct sockaddr *)&ss, &sl);
+        struct swim_event ev = {.type = SWIM_EV_PACKET};
+        struct buf plain = BUF_INIT;
+
+        if (n <= 0)
+            return;
+        p->st.udp_in++;
+        sa_to_addr((struct sockaddr *)&ss, &ev.from);
+        if (p->encrypt) {
+            if (gossip_decrypt(&p->kr, NULL, 0, p->rbuf, (size_t)n, &plain)) {
+                char a[64];
+                swim_addr_format(&ev.from, a, sizeof(a));
+                p->st.decrypt_failed++;
+                log_debug(LOGS, "%s: dropping a packet from %s that no key decrypts", p->name, a);
+                buf_free(&plain);
+                continue;
+            }
+            ev.data = (uint8_t *)plain.data;
+            ev.len = plain.len;
+        } else {
+            ev.data = p->rbuf;
+            ev.len = (size_t)n;
+        }
+        pool_step(p, &ev);
+        buf_free(&plain);
+    }
+}
+
+/* ======================================================================== */
+/* Core hooks                                                               */
+/* ======================================================================== */
+
+static void on_member(void *arg, const struct serf_member *m, enum serf_event ev)
+{
+    struct gossip_pool *p = arg;
+    static const char *what[] = {"joined", "left", "failed", "updated", "reaped"};
+    char a[64];
+
+    swim_addr_format(&m->addr, a, sizeof(a));
+    log_info(LOGS, "%s: member %s %s (%s)", p->name, m->name, what[ev], a);
+    p->changed = true;
+}
+
+static void on_trace(void *arg, uint64_t now, const char *line)
+{
+    struct gossip_pool *p = arg;
+    (void)now;
+    log_debug(LOGS, "%s: %s", p->name, line);
+}
+
+static void encode_tags(const struct strmap *tags, struct buf *meta)
+{
+    struct gossip_tag *t = xcalloc(tags && tags->n ? tags->n : 1, sizeof(*t));
+    size_t n = tags ? tags->n : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        t[i].key = tags->k[i];
+        t[i].value = tags->v[i];
+    }
+    gossip_tags_encode(meta, t, n);
+    free(t);
+}
+
+/* ======================================================================== */
+/* API                                                                      */
+/* ======================================================================== */
+
+struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip_pool_config *cfg,
+                                    char *errmsg)
+{
+    struct gossip_pool *p = xcalloc(1, sizeof(*p));
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    struct swim_addr baddr, adv;
+    struct buf meta = BUF_INIT;
+    struct swim_self self;
+    struct serf_delegate dlg = {.arg = p, .member = on_member, .trace = on_trace};
+    uint8_t ip[16];
+    int one = 1, rcvbuf = 2 * 1024 * 1024;
+    const char *adv_addr = cfg->advertise_addr ? cfg->advertise_addr : cfg->bind_addr;
+
+    p->base = base;
+    p->udp = -1;
+    p->name = xstrdup(cfg->name ? cfg->name : "");
+    p->on_change = cfg->on_change;
+    p->arg = cfg->arg;
+    if (!cfg->name || !*cfg->name || strlen(cfg->name) > 128) {
+        cv_err(errmsg, CV_EINVAL, "gossip: node name must be 1-128 characters");
+        goto err_after_alloc;
+    }
+    memset(&baddr, 0, sizeof(baddr));
+    if (cfg->bind_addr && inet_pton(AF_INET, cfg->bind_addr, ip) == 1) {
+        p->family = AF_INET;
+        memcpy(baddr.ip, ip, 4);
+        baddr.iplen = 4;
+    } else if (cfg->bind_addr && inet_pton(AF_INET6, cfg->bind_addr, ip) == 1) {
+        p->family = AF_INET6;
+        memcpy(baddr.ip, ip, 16);
+        baddr.iplen = 16;
+    } else {
+        cv_err(errmsg, CV_EINVAL, "gossip: bind address %s is not an IP literal",
+               cv_str(cfg->bind_addr));
+        goto err_after_alloc;
+    }
+    if (cfg->port < 0 || cfg->port > 65535 || cfg->advertise_port < 0 ||
+        cfg->advertise_port > 65535) {
+        cv_err(errmsg, CV_EINVAL, "gossip: port out of range");
+        goto err_after_alloc;
+    }
+    baddr.port = (uint16_t)cfg->port;
+    memset(&adv, 0, sizeof(adv));
+    if (inet_pton(AF_INET, adv_addr, ip) == 1) {
+        memcpy(adv.ip, ip, 4);
+        adv.iplen = 4;
+    } else if (inet_pton(AF_INET6, adv_addr, ip) == 1) {
+        memcpy(adv.ip, ip, 16);
+        adv.iplen = 16;
+    } else {
+        cv_err(errmsg, CV_EINVAL, "gossip: advertise address %s is not an IP literal", adv_addr);
+        goto err_after_alloc;
+    }
+    {
+        static const uint8_t zero[16];
+        if (memcmp(adv.ip, zero, adv.iplen) == 0) {
+            cv_err(errmsg, CV_EINVAL, "gossip: cannot advertise %s; set an advertise address",
+                   adv_addr);
+            goto err_after_alloc;
+        }
+    }
+    gossip_keyring_init(&p->kr);
+    if (cfg->key) {
+        struct gossip_key k;
+        if (cfg->key_len != 16 && cfg->key_len != 24 && cfg->key_len != 32) {
+            cv_err(errmsg, CV_EINVAL, "gossip: key size must be 16, 24 or 32 bytes, not %zu",
+                   cfg->key_len);
+            goto err_after_alloc;
+        }
+        memset(&k, 0, sizeof(k));
+        memcpy(k.k, cfg->key, cfg->key_len);
+        k.len = (uint8_t)cfg->key_len;
+        gossip_keyring_add(&p->kr, &k);
+        p->encrypt = true;
+    }
+    encode_tags(cfg->tags, &meta);
+    if (meta.len > GOSSIP_META_MAX) {
+        cv_err(errmsg, CV_ETOOBIG, "gossip: tags encode to %zu bytes (at most %d)", meta.len,
+               GOSSIP_META_MAX);
+        goto err_after_meta;
+    }
+
+    /* TCP first (port 0 picks one), then UDP on the same port */
+    sl = addr_to_sa(p, &baddr, &ss);
+    p->lis = evconnlistener_new_bind(
+        base, on_accept, p, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
+        (struct sockaddr *)&ss, (int)sl);
+    if (!p->lis) {
+        cv_err(errmsg, CV_EIO, "gossip: bind tcp %s:%d: %s", cfg->bind_addr, cfg->port,
+               strerror(errno));
+        goto err_after_meta;
+    }
+    {
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof(got);
+        struct swim_addr a;
+        getsockname(evconnlistener_get_fd(p->lis), (struct sockaddr *)&got, &gl);
+        sa_to_addr((struct sockaddr *)&got, &a);
+        baddr.port = a.port;
+        p->port = a.port;
+    }
+    p->udp = socket(p->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->udp < 0) {
+        cv_err(errmsg, CV_EIO, "gossip: udp socket: %s", strerror(errno));
+        goto err_after_lis;
+    }
+    setsockopt(p->udp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(p->udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    sl = addr_to_sa(p, &baddr, &ss);
+    if (bind(p->udp, (struct sockaddr *)&ss, sl) < 0) {
+        cv_err(errmsg, CV_EIO, "gossip: bind udp %s:%u: %s", cfg->bind_addr, baddr.port,
+               strerror(errno));
+        goto err_after_udp;
+    }
+    adv.port = cfg->advertise_port ? (uint16_t)cfg->advertise_port : baddr.port;
+
+    serf_config_default(&p->cfg, cfg->wan);
+    if (p->encrypt)
+        p->cfg.swim.packet_overhead = GOSSIP_ENC_OVERHEAD;
+    p->tcp_timeout_ms = cfg->wan ? 30000 : 10000;
+    self = (struct swim_self){p->name,
+                              adv,
+                              (const uint8_t *)meta.data,
+                              meta.len,
+                              {1, 5, 2, 2, 5, (uint8_t)(cfg->wan ? 4 : 5)}};
+    gossip_rng_seed(&p->rng, cv_mono_ns() ^ ((uint64_t)getpid() << 32));
+    p->serf = serf_new(&p->cfg, &self, &p->rng, &p->kr, &dlg, cv_mono_ms());
+    p->udp_ev = event_new(base, p->udp, EV_READ | EV_PERSIST, on_udp, p);
+    event_add(p->udp_ev, NULL);
+    p->timer = evtimer_new(base, on_timer, p);
+    p->leave_ev = event_new(base, -1, 0, on_leave_done, p);
+    arm_timer(p);
+    buf_free(&meta);
+    {
+        char a[64];
+        swim_addr_format(&adv, a, sizeof(a));
+        log_info(LOGS, "%s: gossip pool listening on %s:%u (udp+tcp), advertising %s, %s%s",
+                 p->name, cfg->bind_addr, baddr.port, a, cfg->wan ? "WAN" : "LAN",
+                 p->encrypt ? ", encrypted" : "");
+    }
+    return p;
+
+err_after_udp:
+    close(p->udp);
+err_after_lis:
+    evconnlistener_free(p->lis);
+err_after_meta:
+    buf_free(&meta);
+err_after_alloc:
+    free(p->name);
+    free(p);
+    return NULL;
+}
+
+/* Connects, sends req (encrypted when keyed) and reads one complete reply, all bounded by
+ * deadline; the reply's plaintext is appended to plain. */
+static int sync_exchange(struct gossip_pool *p, const struct swim_addr *to, const uint8_t *req,
+                         size_t n, struct buf *plain, char *errmsg)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = addr_to_sa(p, to, &ss);
+    uint64_t deadline = cv_mono_ms() + GOSSIP_JOIN_TIMEOUT_MS;
+    struct buf wire = BUF_INIT, in = BUF_INIT;
+    size_t off = 0, mlen = 0;
+    int fd, rc = 0, err = 0;
+    socklen_t el = sizeof(err);
+    struct pollfd pf;
+
+    if (!sl)
+        return cv_err(errmsg, CV_EINVAL, "address family not supported by this pool");
+    fd = socket(p->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cv_err(errmsg, CV_EIO, "socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+        rc = cv_err(errmsg, CV_EIO, "connect: %s", strerror(errno));
+        goto out;
+    }
+    pf = (struct pollfd){fd, POLLOUT, 0};
+    if (poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
+        rc = cv_err(errmsg, CV_ETIMEOUT, "connect: timed out");
+        goto out;
+    }
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        rc = cv_err(errmsg, CV_EIO, "connect: %s", strerror(err));
+        goto out;
+    }
+    if (p->encrypt)
+        gossip_stream_encrypt(&p->kr, req, n, &wire);
+    else
+        buf_append(&wire, req, n);
+    while (off < wire.len) {
+        ssize_t w = send(fd, wire.data + off, wire.len - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            rc = cv_err(errmsg, CV_EIO, "send: %s", strerror(errno));
+            goto out;
+        }
+        pf = (struct pollfd){fd, POLLOUT, 0};
+        if (cv_mono_ms() >= deadline || poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
+            rc = cv_err(errmsg, CV_ETIMEOUT, "send: timed out");
+            goto out;
+        }
+    }
+    for (;;) {
+        char chunk[16384];
+        ssize_t r;
+        int c = in.len ? gossip_stream_complete((uint8_t *)in.data, in.len, &mlen) : 0;
+        if (c == 1)
+            break;
+        if (c < 0) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "reply: malformed stream");
+            goto out;
+        }
+        pf = (struct pollfd){fd, POLLIN, 0};
+        if (cv_mono_ms() >= deadline || poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
+            rc = cv_err(errmsg, CV_ETIMEOUT, "reply: timed out");
+            goto out;
+        }
+        r = recv(fd, chunk, sizeof(chunk), 0);
+        if (r == 0) {
+            rc = cv_err(errmsg, CV_EIO, "reply: connection closed by the peer");
+            goto out;
+        }
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            rc = cv_err(errmsg, CV_EIO, "reply: %s", strerror(errno));
+            goto out;
+        }
+        buf_append(&in, chunk, (size_t)r);
+    }
+    if (p->encrypt) {
+        if (in.data[0] != GOSSIP_ENCRYPT)
+            rc = cv_err(errmsg, CV_EPERM, "reply: not encrypted (encryption is configured)");
+        else if ((rc = gossip_stream_decrypt(&p->kr, (uint8_t *)in.data, mlen, plain)) < 0)
+            rc = cv_err(errmsg, -rc, "reply: decrypt: %s (wrong key?)", cv_strerror(rc));
+    } else if ((uint8_t)in.data[0] == GOSSIP_ENCRYPT) {
+        rc = cv_err(errmsg, CV_EPERM, "reply: encrypted, but no key is configured");
+    } else {
+        buf_append(plain, in.data, mlen);
+    }
+out:
+    close(fd);
+    buf_free(&wire);
+    buf_free(&in);
+    return rc;
+}
+
+int gossip_join(struct gossip_pool *p, const struct strlist *addrs, char *errmsg)
+{
+    int joined = 0, first_err = 0;
+    char err[CV_ERRMSG_SIZE];
+
+    errmsg[0] = 0;
+    for (size_t i = 0; addrs && i < addrs->n; i++) {
+        struct swim_addr to;
+        struct swim_out out;
+        struct buf plain = BUF_INIT;
+        int rc;
+
+        err[0] = 0;
+        rc = parse_join_addr(p, addrs->v[i], &to, err);
+        if (rc == 0 && swim_addr_eq(&to, &swim_self_member(serf_swim(p->serf))->addr)) {
+            /* ourselves (servers often list every server, us included): a push/pull with
+             * ourselves would succeed and teach nothing, and would block on our own loop */
+            joined++;
+            continue;
+        }
+        if (rc == 0) {
+            swim_out_init(&out);
+            serf_join(p->serf, &to, cv_mono_ms(), &out);
+            /* the push/pull request is the one stream send; do it synchronously */
+            for (size_t k = 0; k < out.n && rc == 0; k++)
+                if (out.sends[k].tcp && out.sends[k].stream == 0)
+                    rc = sync_exchange(p, &to, (uint8_t *)out.data.data + out.sends[k].off,
+                                       out.sends[k].len, &plain, err);
+            swim_out_free(&out);
+        }
+        if (rc == 0) {
+            struct swim_event ev = {SWIM_EV_STREAM_REPLY,  0,         to,
+                                    (uint8_t *)plain.data, plain.len, 0};
+            uint64_t bad = p->st.malformed;
+            pool_step(p, &ev);
+            if (p->st.malformed != bad)
+                rc = cv_err(err, CV_EMALFORMED, "push/pull: the reply did not decode");
+        }
+        buf_free(&plain);
+        if (rc == 0) {
+            joined++;
+            log_info(LOGS, "%s: joined through %s", p->name, addrs->v[i]);
+        } else {
+            log_warn(LOGS, "%s: join %s: %s", p->name, addrs->v[i], err);
+            if (!first_err) {
+                first_err = rc;
+                snprintf(errmsg, CV_ERRMSG_SIZE, "join %s: %s", addrs->v[i], err);
+            }
+        }
+    }
+    if (joined == 0)
+        return first_err ? first_err : cv_err(errmsg, CV_EINVAL, "join: no address given");
+    return joined;
+}
+
+void gossip_leave(struct gossip_pool *p, void (*done)(void *), void *arg)
+{
+    struct swim_out out;
+
+    p->leave_done = done;
+    p->leave_arg = arg;
+    swim_out_init(&out);
+    serf_leave(p->serf, cv_mono_ms(), &out);
+    flush(p, &out);
+    swim_out_free(&out);
+    pool_step(p, &(struct swim_event){.type = SWIM_EV_TICK});
+}
+
+void gossip_set_tags(struct gossip_pool *p, const struct strmap *tags)
+{
+    struct buf meta = BUF_INIT;
+
+    encode_tags(tags, &meta);
+    if (serf_set_meta(p->serf, (uint8_t *)meta.data, meta.len, cv_mono_ms()) < 0)
+        log_warn(LOGS, "%s: new tags encode to %zu bytes (at most %d); keeping the old ones",
+                 p->name, meta.len, GOSSIP_META_MAX);
+    else
+        p->changed = true;
+    buf_free(&meta);
+    pool_step(p, &(struct swim_event){.type = SWIM_EV_TICK});
+}
+
+struct tags_ctx {
+    struct strmap *m;
+};
+
+static void tag_into_map(void *arg, struct gossip_bytes k, struct gossip_bytes v)
+{
+    struct tags_ctx *t = arg;
+    char *ks = xstrndup(k.p ? (const char *)k.p : "", k.n);
+    char *vs = xstrndup(v.p ? (const char *)v.p : "", v.n);
+    strmap_set(t->m, ks, vs);
+    free(ks);
+    free(vs);
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct gossip_member *)a)->name, ((const struct gossip_member *)b)->name);
+}
+
+size_t gossip_members(struct gossip_pool *p, struct gossip_member **out)
+{
+    size_t n = serf_num_members(p->serf);
+    struct gossip_member *v = xcalloc(n ? n : 1, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++) {
+        const struct serf_member *m = serf_member_at(p->serf, i);
+        struct tags_ctx t = {&v[i].tags};
+        char ip[64];
+        addr_ip_string(&m->addr, ip, sizeof(ip));
+        v[i].name = xstrdup(m->name);
+        v[i].addr = xstrdup(ip);
+        v[i].port = m->addr.port;
+        v[i].status = serf_status_name(m->status);
+        if (m->meta_len)
+            gossip_tags_decode(m->meta, m->meta_len, tag_into_map, &t);
+        v[i].protocol_min = m->vsn[0];
+        v[i].protocol_max = m->vsn[1];
+        v[i].protocol_cur = m->vsn[2];
+        v[i].delegate_min = m->vsn[3];
+        v[i].delegate_max = m->vsn[4];
+        v[i].delegate_cur = m->vsn[5];
+    }
+    qsort(v, n, sizeof(*v), member_cmp);
+    *out = v;
+    return n;
+}
+
+void gossip_members_free(struct gossip_member *m, size_t n)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].name);
+        free(m[i].addr);
+        strmap_clear(&m[i].tags);
+    }
+    free(m);
+}
+
+void gossip_force_leave(struct gossip_pool *p, const char *name)
+{
+    if (serf_force_leave(p->serf, name, cv_mono_ms()) == 0)
+        p->changed = true;
+    else
+        log_warn(LOGS, "%s: force-leave %s: no such member", p->name, name);
+    pool_step(p, &(struct swim_event){.type = SWIM_EV_TICK});
+}
+
+void gossip_pool_free(struct gossip_pool *p)
+{
+    if (!p)
+        return;
+    while (p->streams)
+        stream_close(p->streams);
+    event_free(p->leave_ev);
+    event_free(p->timer);
+    event_free(p->udp_ev);
+    close(p->udp);
+    evconnlistener_free(p->lis);
+    serf_free(p->serf);
+    free(p->name);
+    free(p);
+}
+
+void gossip_pool_stats(const struct gossip_pool *p, struct gossip_pool_stats *out)
+{
+    *out = p->st;
+}
+
+int gossip_pool_port(const struct gossip_pool *p)
+{
+    return p->port;
+}

@@ -1,0 +1,92 @@
+/*
+ * pool.h - one gossip pool on a libevent loop: the shell around the pure serf + SWIM core.
+ *
+ * It owns one UDP socket and one TCP listener bound to the same addr:port, decrypts and
+ * encrypts (AES-GCM, memberlist's keyring, when a key is given), frames TCP streams
+ * (incremental reads; LZW-compressed streams from serf are decoded by the core), and
+ * ticks the core at serf_deadline(). Wire-compatible with serf 0.9.4 / memberlist 0.2.2,
+ * so `serf agent` can join a pool and a pool can join serf.
+ *
+ *   server pool: wan = true (memberlist WAN timings: 5 s probes), Nomad's port 4648
+ *   node pool:   wan = false (LAN timings: 1 s probes), port 4649 by convention
+ *
+ * Everything runs on the caller's event_base thread; callbacks are called from it.
+ */
+#ifndef CARAVAN_GOSSIP_POOL_H
+#define CARAVAN_GOSSIP_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "structs/stype.h"
+
+struct event_base;
+
+struct gossip_pool_config {
+    const char *name;           /* node name, unique in the pool ("name.region") */
+    const char *bind_addr;      /* IPv4 or IPv6 literal; "0.0.0.0" needs advertise_addr */
+    int port;                   /* UDP and TCP; 0 picks a free port (tests) */
+    const char *advertise_addr; /* NULL: bind_addr */
+    int advertise_port;         /* 0: the bound port */
+    bool wan;                   /* WAN timings (server pool) vs LAN (node pool) */
+    const struct strmap *tags;  /* serf tags, copied; encoded size <= 512 bytes */
+    const uint8_t *key;         /* 16/24/32-byte AES key, copied; NULL: no encryption */
+    size_t key_len;
+    void (*on_change)(void *arg); /* membership or a member's tags changed; may be NULL */
+    void *arg;
+};
+
+struct gossip_pool;
+
+/* Returns a new pool listening on bind_addr:port, or NULL with errmsg (CV_ERRMSG_SIZE)
+ * set. base is borrowed and must outlive the pool. Free with gossip_pool_free. */
+struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip_pool_config *cfg,
+                                    char *errmsg);
+
+/* Joins through each "host[:port]" (or serf's "name/host:port"; the port defaults to the
+ * pool's): a TCP push/pull with each, done synchronously (at most GOSSIP_JOIN_TIMEOUT_MS
+ * per address, blocking the loop meanwhile, as `server join` and -join expect). Returns
+ * the number joined, or a negative CV_E code with errmsg naming the first failure when
+ * none could be joined. */
+#define GOSSIP_JOIN_TIMEOUT_MS 5000
+int gossip_join(struct gossip_pool *p, const struct strlist *addrs, char *errmsg);
+
+/* Graceful leave: gossips a leave intent, then dead-from-self, then waits for it to
+ * propagate (bounded: about 2 x 5 s + 1 s at worst, ~1.5 s usually). done(arg) is called
+ * once from the loop when finished; the pool keeps answering pings until freed. */
+void gossip_leave(struct gossip_pool *p, void (*done)(void *), void *arg);
+
+/* Replaces our tags (copied) and gossips them with a new incarnation. Tags that encode
+ * over 512 bytes are refused (logged, old tags kept). */
+void gossip_set_tags(struct gossip_pool *p, const struct strmap *tags);
+
+struct gossip_member {
+    char *name;
+    char *addr; /* IP literal */
+    int port;
+    struct strmap tags;
+    const char *status; /* alive|leaving|left|failed (static string) */
+    int protocol_cur, protocol_min, protocol_max, delegate_cur, delegate_min, delegate_max;
+};
+
+/* Every member we know, ourselves included, sorted by name. *out is a new array, free it
+ * with gossip_members_free. */
+size_t gossip_members(struct gossip_pool *p, struct gossip_member **out);
+void gossip_members_free(struct gossip_member *m, size_t n);
+
+/* Gossips a leave intent about a failed member (failed -> left), as serf force-leave. */
+void gossip_force_leave(struct gossip_pool *p, const char *name);
+
+/* Closes the sockets and frees everything (a pending leave's done is not called). */
+void gossip_pool_free(struct gossip_pool *p);
+
+/* Counters for tests and metrics. */
+struct gossip_pool_stats {
+    uint64_t udp_in, udp_out, tcp_in, tcp_out, decrypt_failed, stream_failed, malformed;
+};
+void gossip_pool_stats(const struct gossip_pool *p, struct gossip_pool_stats *out);
+/* The bound port (useful with port 0). */
+int gossip_pool_port(const struct gossip_pool *p);
+
+#endif

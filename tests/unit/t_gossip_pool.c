@@ -1,0 +1,251 @@
+/*
+ * t_gossip_pool.c - two real pools on one libevent loop over loopback UDP/TCP (ports
+ * chosen by the kernel): join, tags, tag updates, graceful leave, encryption, wrong key,
+ * unreachable seed. Each pool has its own event_base, run alternately from the test's
+ * thread; during gossip_join (synchronous, it blocks its caller's loop, as designed) pool
+ * a's loop runs in a helper thread so that it can answer.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "gossip/pool.h"
+#include "structs/stype.h"
+#include "util/err.h"
+#include "util/util.h"
+
+static const uint8_t key1[32] = "0123456789abcdef0123456789abcdef";
+static const uint8_t key2[16] = "fedcba9876543210";
+
+struct ctx {
+    struct event_base *base, *base_b;
+    struct gossip_pool *a, *b;
+    int changes_a, left_done;
+};
+
+/* Runs both loops for about ms milliseconds. */
+static void spin(struct ctx *c, uint64_t ms)
+{
+    uint64_t end = cv_mono_ms() + ms;
+    do {
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+        event_base_loop(c->base_b, EVLOOP_NONBLOCK);
+        usleep(1000);
+    } while (cv_mono_ms() < end);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static void *serve_a(void *arg)
+{
+    event_base_dispatch(((struct ctx *)arg)->base);
+    return NULL;
+}
+
+static void on_change_a(void *arg)
+{
+    ((struct ctx *)arg)->changes_a++;
+}
+
+static struct gossip_pool *mk(struct ctx *c, const char *name, const char *dc, const uint8_t *key,
+                              size_t keylen, bool watch)
+{
+    struct strmap tags = {0};
+    char errmsg[CV_ERRMSG_SIZE];
+    struct gossip_pool_config cfg = {.name = name,
+                                     .bind_addr = "127.0.0.1",
+                                     .port = 0,
+                                     .tags = &tags,
+                                     .key = key,
+                                     .key_len = keylen,
+                                     .on_change = watch ? on_change_a : NULL,
+                                     .arg = c};
+    struct gossip_pool *p;
+    strmap_set(&tags, "role", "nomad");
+    strmap_set(&tags, "dc", dc);
+    p = gossip_pool_new(strcmp(name, "a") == 0 ? c->base : c->base_b, &cfg, errmsg);
+    ck_assert_msg(p != NULL, "%s", errmsg);
+    strmap_clear(&tags);
+    return p;
+}
+
+/* Status of `name` in p's view with tag dc (NULL = any), or "none". */
+static const char *status_of(struct gossip_pool *p, const char *name, const char *dc)
+{
+    static char st[16];
+    struct gossip_member *m;
+    size_t n = gossip_members(p, &m);
+    snprintf(st, sizeof(st), "none");
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].name, name) == 0 && (!dc || cv_streq(strmap_get(&m[i].tags, "dc"), dc)))
+            snprintf(st, sizeof(st), "%s", m[i].status);
+    gossip_members_free(m, n);
+    return st;
+}
+
+static bool wait_status(struct ctx *c, struct gossip_pool *p, const char *name, const char *dc,
+                        const char *want, uint64_t ms)
+{
+    uint64_t end = cv_mono_ms() + ms;
+    while (strcmp(status_of(p, name, dc), want) != 0) {
+        if (cv_mono_ms() > end)
+            return false;
+        spin(c, 10);
+    }
+    return true;
+}
+
+static void join_b_to_a(struct ctx *c, int expect_ok, const char *expect_err)
+{
+    struct strlist addrs = {0};
+    char addr[64], errmsg[CV_ERRMSG_SIZE];
+    int rc, fds[2];
+    pthread_t th;
+    struct event *stop;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_pool_port(c->a));
+    strlist_add(&addrs, addr);
+    ck_assert_int_eq(pipe(fds), 0);
+    stop = event_new(c->base, fds[0], EV_READ, stop_cb, c->base);
+    event_add(stop, NULL);
+    ck_assert_int_eq(pthread_create(&th, NULL, serve_a, c), 0);
+    rc = gossip_join(c->b, &addrs, errmsg);
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    pthread_join(th, NULL);
+    event_free(stop);
+    close(fds[0]);
+    close(fds[1]);
+    if (expect_ok) {
+        ck_assert_msg(rc == 1, "join: %s", errmsg);
+    } else {
+        ck_assert_int_lt(rc, 0);
+        ck_assert_msg(strstr(errmsg, expect_err) != NULL, "errmsg: %s", errmsg);
+    }
+    strlist_clear(&addrs);
+}
+
+static void left_cb(void *arg)
+{
+    ((struct ctx *)arg)->left_done++;
+}
+
+START_TEST(test_join_tags_update_leave)
+{
+    /* Pool b joins pool a: each lists the other alive with its tags; a tag change on b
+     * reaches a; b's graceful leave finishes (done called once) and a shows b `left`. */
+    struct ctx c = {0};
+    struct strmap tags = {0};
+    uint64_t t0;
+    bool plain = _i == 0;
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", plain ? NULL : key1, plain ? 0 : sizeof(key1), true);
+    c.b = mk(&c, "b", "dc2", plain ? NULL : key1, plain ? 0 : sizeof(key1), false);
+    join_b_to_a(&c, 1, NULL);
+    ck_assert(wait_status(&c, c.a, "b", "dc2", "alive", 3000));
+    ck_assert(wait_status(&c, c.b, "a", "dc1", "alive", 3000));
+    ck_assert_int_gt(c.changes_a, 0);
+    strmap_set(&tags, "role", "nomad");
+    strmap_set(&tags, "dc", "dc9");
+    gossip_set_tags(c.b, &tags);
+    ck_assert(wait_status(&c, c.a, "b", "dc9", "alive", 3000));
+    t0 = cv_mono_ms();
+    gossip_leave(c.b, left_cb, &c);
+    ck_assert(wait_status(&c, c.a, "b", NULL, "left", 5000));
+    while (!c.left_done && cv_mono_ms() - t0 < 12000)
+        spin(&c, 10);
+    ck_assert_int_eq(c.left_done, 1);
+    ck_assert_str_eq(status_of(c.b, "b", NULL), "left");
+    gossip_pool_free(c.b);
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+    strmap_clear(&tags);
+}
+END_TEST
+
+START_TEST(test_wrong_key_cannot_join)
+{
+    /* A pool with another key (or none) cannot join an encrypted pool, and says why. */
+    struct ctx c = {0};
+    struct gossip_pool_stats st;
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", key1, sizeof(key1), false);
+    c.b = mk(&c, "b", "dc1", key2, sizeof(key2), false);
+    join_b_to_a(&c, 0, "join 127.0.0.1:");
+    gossip_pool_stats(c.a, &st);
+    ck_assert_uint_ge(st.decrypt_failed, 1);
+    gossip_pool_free(c.b);
+    c.b = mk(&c, "b", "dc1", NULL, 0, false);
+    join_b_to_a(&c, 0, "reply");
+    ck_assert_str_eq(status_of(c.a, "b", NULL), "none");
+    gossip_pool_free(c.b);
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+}
+END_TEST
+
+START_TEST(test_unreachable_and_bad_config)
+{
+    /* Joining a closed port fails with a connect error, joining ourselves counts without
+     * blocking; bad configurations are refused with a message. */
+    struct ctx c = {0};
+    struct strlist addrs = {0};
+    char errmsg[CV_ERRMSG_SIZE];
+    struct gossip_pool_config bad = {.name = "x", .bind_addr = "0.0.0.0", .port = 0};
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", NULL, 0, false);
+    strlist_add(&addrs, "127.0.0.1:1");
+    ck_assert_int_lt(gossip_join(c.a, &addrs, errmsg), 0);
+    ck_assert_msg(strstr(errmsg, "connect") != NULL, "%s", errmsg);
+    {
+        char self[64];
+        uint64_t t0 = cv_mono_ms();
+        snprintf(self, sizeof(self), "127.0.0.1:%d", gossip_pool_port(c.a));
+        strlist_add(&addrs, self);
+        ck_assert_int_eq(gossip_join(c.a, &addrs, errmsg), 1);
+        ck_assert_uint_lt(cv_mono_ms() - t0, 1000);
+    }
+    ck_assert_ptr_null(gossip_pool_new(c.base, &bad, errmsg));
+    ck_assert_msg(strstr(errmsg, "advertise") != NULL, "%s", errmsg);
+    bad.bind_addr = "127.0.0.1";
+    bad.key = key2;
+    bad.key_len = 5;
+    ck_assert_ptr_null(gossip_pool_new(c.base, &bad, errmsg));
+    ck_assert_msg(strstr(errmsg, "key size") != NULL, "%s", errmsg);
+    strlist_clear(&addrs);
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gossip_pool");
+    TCase *tc = tcase_create("pool");
+    SRunner *sr;
+    int nf;
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, test_join_tags_update_leave, 0, 2);
+    tcase_add_test(tc, test_wrong_key_cannot_join);
+    tcase_add_test(tc, test_unreachable_and_bad_config);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
