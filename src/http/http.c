@@ -28,6 +28,7 @@
 #include "rpc/endpoint.h"
 #include "server/server.h"
 #include "structs/msgs.h"
+#include "state/fsm.h"
 #include "state/state.h"
 #include "structs/structs.h"
 #include "util/err.h"
@@ -35,7 +36,7 @@
 #include "util/util.h"
 
 #define HTTP_MAX_PARKED 4096
-#define HTTP_MAX_BODY (16 * 1024 * 1024)
+#define HTTP_MAX_BODY (48 * 1024 * 1024) /* snapshots travel as one RPC frame (64 MiB, base64) */
 
 struct http_api {
     struct event_base *base;
@@ -791,6 +792,63 @@ static void handle_op_peer(struct http_api *h, struct evhttp_request *req,
     free(buf);
 }
 
+static void handle_snapshot_save(struct http_api *h, struct evhttp_request *req)
+{
+    struct state_snap *snap = state_snapshot(server_state(h->deps.server));
+    char *data;
+    size_t len;
+    fsm_snapshot_file_encode(snap, &data, &len);
+    char ix[32];
+    snprintf(ix, sizeof ix, "%llu", (unsigned long long)snap_index(snap));
+    snap_unref(snap);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, data, len);
+    free(data);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Content-Type", "application/octet-stream");
+    evhttp_add_header(hd, "X-Nomad-Index", ix);
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void handle_snapshot_restore(struct http_api *h, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char *data = xmalloc(n ? n : 1);
+    evbuffer_copyout(in, data, n);
+    char err[CV_ERRMSG_SIZE];
+    char *raw;
+    size_t rawlen;
+    if (fsm_snapshot_file_decode(data, n, &raw, &rawlen, err) != 0) {
+        free(data);
+        reply_text(req, 400, "%s", err);
+        return;
+    }
+    free(data);
+    struct state_snap *check; /* refuse a snapshot that does not decode, before raft */
+    if (fsm_snapshot_decode(raw, rawlen, &check, err) != 0) {
+        free(raw);
+        reply_text(req, 400, "invalid snapshot: %s", err);
+        return;
+    }
+    snap_unref(check);
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_STATE_RESTORE;
+    cmd.snapshot = xmalloc(4 * ((rawlen + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)cmd.snapshot, (const unsigned char *)raw, (int)rawlen);
+    free(raw);
+    char *buf;
+    size_t len;
+    st_encode(&ST_FSM_CMD, &cmd, &buf, &len);
+    st_clear(&ST_FSM_CMD, &cmd);
+    struct op_req *o = xcalloc(1, sizeof *o);
+    o->req = req;
+    rpc_dispatch(server_endpoints(h->deps.server), "Operator.SnapshotRestore", buf, len, op_done, o);
+    free(buf);
+}
+
 /* ---------------------------------------------------------------- logs */
 
 struct log_req {
@@ -1150,6 +1208,13 @@ static void route(struct evhttp_request *req, void *arg)
         }
         reply_json(req, arr, 0, pretty);
         json_decref(arr);
+    } else if (!strcmp(path, "/v1/operator/snapshot") && srv) {
+        if (is_get(m))
+            handle_snapshot_save(h, req);
+        else if (is_write(m))
+            handle_snapshot_restore(h, req);
+        else
+            reply_text(req, 405, "Invalid method");
     } else if (!strcmp(path, "/v1/operator/raft/peer") && srv) {
         if (m == EVHTTP_REQ_DELETE)
             handle_op_peer(h, req, &q, "Operator.RaftRemovePeer");

@@ -670,6 +670,35 @@ static void ep_op_peer(struct rpc_req *req, void *ctx, bool transfer)
     st_clear(&ST_OPERATOR_PEER_REQ, &r);
 }
 
+static void snapshot_restored(int status, uint64_t index, const char *eval_id,
+                              const char *errmsg, void *arg)
+{
+    (void)eval_id;
+    struct rpc_req *req = arg;
+    if (status) {
+        rpc_req_error(req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        struct generic_resp g = {index};
+        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+    }
+}
+
+/* Operator.SnapshotRestore: replaces the whole state, on every server, through raft. */
+static void ep_op_snapshot_restore(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    if (rpc_req_decode(req, &ST_FSM_CMD, &cmd))
+        return;
+    if (cmd.type != FSM_STATE_RESTORE || !cmd.snapshot) {
+        rpc_req_error(req, CV_EINVAL, "snapshot restore needs a snapshot");
+    } else if (!not_leader(s, req)) {
+        server_apply(s, &cmd, NULL, snapshot_restored, req);
+    }
+    st_clear(&ST_FSM_CMD, &cmd);
+}
+
 static void ep_op_remove_peer(struct rpc_req *req, void *ctx)
 {
     ep_op_peer(req, ctx, false);
@@ -716,6 +745,18 @@ static void hook_eval(const struct eval *e, void *arg)
     struct server *s = arg;
     if (s->leader)
         leader_eval_upserted(s->ld, e);
+}
+
+static void hook_restored(void *arg)
+{
+    struct server *s = arg;
+    if (!s->leader)
+        return;
+    /* A new state: rebuild the broker, blocked evals and heartbeat timers from it. */
+    heartbeats_clear(s);
+    leader_revoke(s->ld);
+    heartbeats_restore(s);
+    leader_establish(s->ld);
 }
 
 static void hook_capacity(const char *node_id, void *arg)
@@ -775,6 +816,7 @@ struct server *server_new(struct event_base *base, const struct server_config *c
     rpc_endpoints_add_leader(s->eps, "Job.Deregister", ep_job_deregister, s);
     rpc_endpoints_add_leader(s->eps, "Operator.RaftRemovePeer", ep_op_remove_peer, s);
     rpc_endpoints_add_leader(s->eps, "Operator.TransferLeadership", ep_op_transfer, s);
+    rpc_endpoints_add_leader(s->eps, "Operator.SnapshotRestore", ep_op_snapshot_restore, s);
     struct rpc_leadership lead = {lead_is_leader, lead_addr, s};
     rpc_endpoints_set_leadership(s->eps, &lead);
     s->ld = leader_new(s);
@@ -799,7 +841,7 @@ struct server *server_new(struct event_base *base, const struct server_config *c
         .election_ms = 1000 * s->cfg.raft_multiplier,
         .heartbeat_ms = 100 * s->cfg.raft_multiplier,
     };
-    struct fsm_hooks fh = {hook_eval, hook_capacity, NULL, s};
+    struct fsm_hooks fh = {hook_eval, hook_capacity, NULL, hook_restored, s};
     struct cvraft_hooks rh = {on_leadership, s};
     s->raft = cvraft_new(base, &rc_cfg, s->state, &fh, &rh, errmsg);
     if (!s->raft) {

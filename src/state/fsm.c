@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4frame.h>
+#include <openssl/evp.h>
+
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/util.h"
 
@@ -23,6 +27,7 @@ static const struct sfield fsm_cmd_fields[] = {
     SFA(fsm_cmd, evals, n_evals, "Evals", SF_ARRAY, &ST_EVAL),
     SFA(fsm_cmd, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
     SFA(fsm_cmd, stopped, n_stopped, "Stopped", SF_ARRAY, &ST_ALLOC),
+    SF(fsm_cmd, snapshot, "Snapshot", SF_STR),
 };
 const struct stype ST_FSM_CMD = {"fsm_cmd",      sizeof(struct fsm_cmd), fsm_cmd_fields,
                                  CV_ARRAY_LEN(fsm_cmd_fields), NULL, -1};
@@ -244,9 +249,33 @@ static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlis
     }
 }
 
+static int apply_state_restore(struct state *s, uint64_t index, struct fsm_cmd *cmd,
+                               const struct fsm_hooks *hooks, char *errmsg)
+{
+    size_t n = cmd->snapshot ? strlen(cmd->snapshot) : 0;
+    unsigned char *raw = xmalloc(n / 4 * 3 + 4);
+    int len = n ? EVP_DecodeBlock(raw, (const unsigned char *)cmd->snapshot, (int)n) : -1;
+    if (len < 0) {
+        free(raw);
+        return cv_err(errmsg, CV_EMALFORMED, "state restore: snapshot is not base64");
+    }
+    /* EVP_DecodeBlock counts '=' padding as zero bytes; msgpack ignores the tail. */
+    struct state_snap *snap;
+    int rc = fsm_snapshot_decode_at((const char *)raw, (size_t)len, index, &snap, errmsg);
+    free(raw);
+    if (rc)
+        return rc;
+    state_restore(s, snap);
+    if (hooks && hooks->restored)
+        hooks->restored(hooks->arg);
+    return 0;
+}
+
 int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
                   const struct fsm_hooks *hooks, char *errmsg)
 {
+    if (cmd->type == FSM_STATE_RESTORE)
+        return apply_state_restore(s, index, cmd, hooks, errmsg);
     struct strlist freed = {0};
     struct state_txn *txn = state_txn_begin(s, index);
     int rc = 0;
@@ -408,6 +437,12 @@ void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len)
 
 int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, char *errmsg)
 {
+    return fsm_snapshot_decode_at(buf, len, 0, out, errmsg);
+}
+
+int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct state_snap **out,
+                           char *errmsg)
+{
     struct fsm_snapshot fs;
     memset(&fs, 0, sizeof fs);
     int rc = st_decode(&ST_FSM_SNAPSHOT, buf, len, &fs, errmsg);
@@ -415,7 +450,7 @@ int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, ch
         st_clear(&ST_FSM_SNAPSHOT, &fs);
         return rc;
     }
-    struct state_txn *txn = state_restore_begin(fs.index);
+    struct state_txn *txn = state_restore_begin(index ? index : fs.index);
     for (size_t i = 0; i < fs.n_jobs; i++)
         txn_upsert_job(txn, st_dup(&ST_JOB, &fs.jobs[i]));
     for (size_t i = 0; i < fs.n_nodes; i++)
@@ -433,5 +468,71 @@ int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, ch
         txn_upsert_eval(txn, st_dup(&ST_EVAL, &fs.evals[i]));
     st_clear(&ST_FSM_SNAPSHOT, &fs);
     *out = state_restore_finish(txn);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- snapshot files */
+
+#define SNAPSHOT_MAGIC "caravan-snapshot-v1\n"
+
+void fsm_snapshot_file_encode(const struct state_snap *snap, char **out, size_t *len)
+{
+    char *raw;
+    size_t n;
+    fsm_snapshot_encode(snap, &raw, &n);
+    size_t magic = strlen(SNAPSHOT_MAGIC);
+    size_t cap = LZ4F_compressFrameBound(n, NULL);
+    char *b = xmalloc(magic + cap);
+    memcpy(b, SNAPSHOT_MAGIC, magic);
+    size_t c = LZ4F_compressFrame(b + magic, cap, raw, n, NULL);
+    free(raw);
+    *out = b;
+    *len = LZ4F_isError(c) ? magic : magic + c;
+}
+
+int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *out_len,
+                             char *errmsg)
+{
+    size_t magic = strlen(SNAPSHOT_MAGIC);
+    if (len < magic || memcmp(buf, SNAPSHOT_MAGIC, magic) != 0)
+        return cv_err(errmsg, CV_EMALFORMED, "not a Caravan snapshot (bad magic)");
+    LZ4F_dctx *d;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION)))
+        return cv_err(errmsg, CV_EIO, "lz4: cannot create a context");
+    struct buf b = BUF_INIT;
+    const char *src = buf + magic;
+    size_t left = len - magic;
+    char chunk[65536];
+    int rc = 0;
+    while (left) {
+        size_t dst = sizeof chunk, consumed = left;
+        size_t r = LZ4F_decompress(d, chunk, &dst, src, &consumed, NULL);
+        if (LZ4F_isError(r)) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: %s", LZ4F_getErrorName(r));
+            break;
+        }
+        buf_append(&b, chunk, dst);
+        src += consumed;
+        left -= consumed;
+        if (b.len > (size_t)4 << 30) {
+            rc = cv_err(errmsg, CV_ETOOBIG, "snapshot: larger than 4 GiB uncompressed");
+            break;
+        }
+        if (r == 0 && left) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: trailing bytes after the frame");
+            break;
+        }
+        if (!consumed && !dst) {
+            rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: truncated");
+            break;
+        }
+    }
+    LZ4F_freeDecompressionContext(d);
+    if (rc) {
+        buf_free(&b);
+        return rc;
+    }
+    *out_len = b.len;
+    *out = buf_steal(&b);
     return 0;
 }

@@ -30,6 +30,7 @@ enum fsm_type {
     FSM_ALLOC_CLIENT_UPDATE,
     FSM_PLAN_APPLY,
     FSM_NODE_DELETE,
+    FSM_STATE_RESTORE, /* Snapshot: a whole fsm snapshot (operator snapshot restore) */
 };
 
 struct fsm_cmd {
@@ -50,6 +51,7 @@ struct fsm_cmd {
     size_t n_allocs;
     struct alloc *stopped;
     size_t n_stopped;
+    char *snapshot; /* FSM_STATE_RESTORE: base64 of an fsm_snapshot_encode() buffer */
 };
 extern const struct stype ST_FSM_CMD;
 
@@ -59,6 +61,7 @@ struct fsm_hooks {
     void (*eval_upserted)(const struct eval *e, void *arg);
     void (*capacity_changed)(const char *node_id, void *arg); /* node up / allocs freed */
     void (*node_upserted)(const struct node *n, void *arg);
+    void (*restored)(void *arg); /* the whole state was replaced */
     void *arg;
 };
 
@@ -74,5 +77,15 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
 void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len);
 /* Decodes a snapshot buffer into a new state snapshot. Returns 0 or -CV_EMALFORMED. */
 int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, char *errmsg);
+/* Same, for a snapshot restored at raft index `index` (the state's index becomes it). */
+int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct state_snap **out,
+                           char *errmsg);
+
+/* The file `operator snapshot save` writes: a magic line, then the msgpack snapshot
+ * compressed as one LZ4 frame. Returns a new buffer (free()). */
+void fsm_snapshot_file_encode(const struct state_snap *snap, char **out, size_t *len);
+/* Checks and unpacks such a file into the raw msgpack snapshot (new buffer). */
+int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *out_len,
+                             char *errmsg);
 
 #endif
