@@ -4,3 +4,12 @@ bench: all bench/bench_sched
 	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_agent.py
 	./bench/bench_sched
 .PHONY: bench
+
+# Cluster benchmarks (issue 4): a load tool (HTTP writes, fake client nodes over RPC) and a
+# bare libraft program for the write-throughput comparison.
+noinst_PROGRAMS += bench/cv_load bench/bench_raft_bare
+bench_cv_load_SOURCES = bench/cv_load.c
+bench_cv_load_LDADD = libcvrpc.a libcvstate.a libcvstructs.a libcvutil.a $(CV_SYSLIBS)
+bench_bench_raft_bare_SOURCES = bench/bench_raft_bare.c
+bench_bench_raft_bare_LDADD = libcvutil.a $(CV_SYSLIBS)
+EXTRA_DIST += bench/bench_cluster.py
