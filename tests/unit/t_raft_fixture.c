@@ -687,6 +687,24 @@ static uint64_t assert_identical(struct cl *c, unsigned mask)
         free(b);
     }
     free(ref);
+    /* Table indexes (what blocking queries report) agree too. */
+    struct state_snap *s0 = state_snapshot(c->srv[r0].st);
+    for (unsigned i = 0; i < c->n; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        struct state_snap *si = state_snapshot(c->srv[i].st);
+        for (int t = 0; t < STATE_NTABLES; t++)
+            ck_assert_msg(snap_table_index(si, (enum state_table)t) ==
+                              snap_table_index(s0, (enum state_table)t),
+                          "seed %llu n=%u: table %d index %llu on server %u (%u restores), %llu on "
+                          "server %u",
+                          (unsigned long long)c->seed, c->n, t,
+                          (unsigned long long)snap_table_index(si, (enum state_table)t), i,
+                          c->srv[i].n_restores,
+                          (unsigned long long)snap_table_index(s0, (enum state_table)t), r0);
+        snap_unref(si);
+    }
+    snap_unref(s0);
     struct state_snap *sn = state_snapshot(c->srv[r0].st);
     ck_assert_uint_gt(snap_count(sn, STATE_EVALS), 20);
     ck_assert_uint_gt(snap_count(sn, STATE_ALLOCS), 0);
@@ -960,6 +978,18 @@ START_TEST(test_snapshot_catch_up)
     for (unsigned i = 0; i < n; i++)
         if (i != lag)
             ck_assert_uint_gt(c->srv[i].n_snapshots, 0);
+    if (getenv("CARAVAN_DEBUG"))
+        for (unsigned i = 0; i < n; i++) {
+            struct state_snap *sn = state_snapshot(c->srv[i].st);
+            fprintf(stderr,
+                    "srv %u%s index %llu tables jobs %llu nodes %llu allocs %llu evals %llu\n", i,
+                    i == lag ? " (restored)" : "", (unsigned long long)snap_index(sn),
+                    (unsigned long long)snap_table_index(sn, STATE_JOBS),
+                    (unsigned long long)snap_table_index(sn, STATE_NODES),
+                    (unsigned long long)snap_table_index(sn, STATE_ALLOCS),
+                    (unsigned long long)snap_table_index(sn, STATE_EVALS));
+            snap_unref(sn);
+        }
     /* More writes after the restore still land identically. */
     for (unsigned i = 0; i < 20; i++)
         propose(c, wait_leader(c, all_mask(c)));
