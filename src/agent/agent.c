@@ -557,6 +557,8 @@ int agent_main(int argc, char **argv)
             .join = &join,
             .num_workers = a.cfg.num_schedulers,
             .raft_multiplier = a.cfg.raft_multiplier,
+            .raft_snapshot_threshold = (unsigned)a.cfg.raft_snapshot_threshold,
+            .raft_trailing_logs = (unsigned)a.cfg.raft_trailing_logs,
             .dev = a.cfg.dev,
         };
         a.server = server_new(a.base, &sc, err);

@@ -192,8 +192,14 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
         if ((rc = get_bool(srv, "enabled", &c->server_enabled, file, err, n)) ||
             (rc = get_int(srv, "bootstrap_expect", &c->bootstrap_expect, file, err, n)) ||
             (rc = get_int(srv, "num_schedulers", &c->num_schedulers, file, err, n)) ||
-            (rc = get_int(srv, "raft_multiplier", &raft_mult, file, err, n)))
+            (rc = get_int(srv, "raft_multiplier", &raft_mult, file, err, n)) ||
+            (rc = get_int(srv, "raft_snapshot_threshold", &c->raft_snapshot_threshold, file, err, n)) ||
+            (rc = get_int(srv, "raft_trailing_logs", &c->raft_trailing_logs, file, err, n)))
             return rc;
+        if (c->raft_snapshot_threshold < 0 || c->raft_trailing_logs < 0) {
+            snprintf(err, n, "%s: raft_snapshot_threshold and raft_trailing_logs must be positive", file);
+            return -CV_EINVAL;
+        }
         if (raft_mult < 1 || raft_mult > 10) {
             snprintf(err, n, "%s: raft_multiplier must be between 1 and 10", file);
             return -CV_EINVAL;

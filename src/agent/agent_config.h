@@ -22,6 +22,8 @@ struct agent_config {
     int bootstrap_expect;
     int num_schedulers;
     unsigned raft_multiplier;
+    int raft_snapshot_threshold; /* server { raft_snapshot_threshold }: entries between snapshots */
+    int raft_trailing_logs;      /* server { raft_trailing_logs }: entries kept after one */
     bool client_enabled;
     bool raw_exec_enabled;
     char *node_class;

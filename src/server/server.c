@@ -840,6 +840,8 @@ struct server *server_new(struct event_base *base, const struct server_config *c
          * itself at once whatever the timeout. */
         .election_ms = 1000 * s->cfg.raft_multiplier,
         .heartbeat_ms = 100 * s->cfg.raft_multiplier,
+        .snapshot_threshold = s->cfg.raft_snapshot_threshold,
+        .snapshot_trailing = s->cfg.raft_trailing_logs,
     };
     struct fsm_hooks fh = {hook_eval, hook_capacity, NULL, hook_restored, s};
     struct cvraft_hooks rh = {on_leadership, s};

@@ -33,6 +33,8 @@ struct server_config {
     const struct strlist *join; /* RPC addresses of servers to join (retry_join) */
     int num_workers;       /* scheduler workers (default: number of cores) */
     unsigned raft_multiplier;
+    unsigned raft_snapshot_threshold; /* 0: 8192 */
+    unsigned raft_trailing_logs;      /* 0: 2048 */
     bool dev;
 };
 
