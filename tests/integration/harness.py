@@ -115,3 +115,21 @@ class Checker:
     def done(self):
         print("%s: %d checks, %d failed" % (self.name, self.checks, self.failures))
         sys.exit(1 if self.failures else 0)
+
+
+def kill_under(path):
+    """Kills every process whose command line or environment mentions path: task shims and
+    the tasks of client agents whose data dir is under path (tasks outlive a client agent
+    by design, so a test that stops one must clean them up)."""
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                with open("/proc/%s/%s" % (pid, what), "rb") as f:
+                    if path.encode() in f.read():
+                        os.kill(int(pid), signal.SIGKILL)
+                        break
+            except OSError:
+                pass
