@@ -363,6 +363,7 @@ int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
 
 struct fsm_snapshot {
     uint64_t index;
+    struct intmap table_index; /* table name -> its index, so blocking queries match */
     struct job *jobs;
     size_t n_jobs;
     struct node *nodes;
@@ -375,6 +376,7 @@ struct fsm_snapshot {
 
 static const struct sfield fsm_snapshot_fields[] = {
     SF(fsm_snapshot, index, "Index", SF_UINT),
+    SF(fsm_snapshot, table_index, "TableIndex", SF_INTMAP),
     SFA(fsm_snapshot, jobs, n_jobs, "Jobs", SF_ARRAY, &ST_JOB),
     SFA(fsm_snapshot, nodes, n_nodes, "Nodes", SF_ARRAY, &ST_NODE),
     SFA(fsm_snapshot, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
@@ -412,9 +414,16 @@ void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5);
+    static const char *const tables[STATE_NTABLES] = {"jobs", "nodes", "allocs", "evals"};
+    msgpack_pack_map(&pk, 6);
     pack_str(&pk, "Index");
     msgpack_pack_uint64(&pk, snap_index(snap));
+    pack_str(&pk, "TableIndex");
+    msgpack_pack_map(&pk, STATE_NTABLES);
+    for (int t = 0; t < STATE_NTABLES; t++) {
+        pack_str(&pk, tables[t]);
+        msgpack_pack_int64(&pk, (int64_t)snap_table_index(snap, (enum state_table)t));
+    }
     struct pack_ctx c = {&pk, &ST_JOB};
     pack_str(&pk, "Jobs");
     msgpack_pack_array(&pk, snap_count(snap, STATE_JOBS));
@@ -458,7 +467,10 @@ int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct s
     for (size_t i = 0; i < fs.n_allocs; i++) {
         struct alloc *a = st_dup(&ST_ALLOC, &fs.allocs[i]);
         const struct job *j = snap_job(txn_snap(txn), a->namespace, a->job_id);
-        if (j && a->job && a->job->job_modify_index == j->job_modify_index) {
+        /* Share the stored job only when it is the very object the alloc was placed
+         * with (same version and same write), so every server ends identical. */
+        if (j && a->job && a->job->job_modify_index == j->job_modify_index &&
+            a->job->modify_index == j->modify_index) {
             st_unref(&ST_JOB, a->job); /* share one copy of the job */
             a->job = st_ref(&ST_JOB, j);
         }
@@ -466,6 +478,12 @@ int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct s
     }
     for (size_t i = 0; i < fs.n_evals; i++)
         txn_upsert_eval(txn, st_dup(&ST_EVAL, &fs.evals[i]));
+    if (!index) {
+        static const char *const tables[STATE_NTABLES] = {"jobs", "nodes", "allocs", "evals"};
+        for (int t = 0; t < STATE_NTABLES; t++)
+            state_restore_table_index(txn, (enum state_table)t,
+                                      (uint64_t)intmap_get(&fs.table_index, tables[t]));
+    }
     st_clear(&ST_FSM_SNAPSHOT, &fs);
     *out = state_restore_finish(txn);
     return 0;

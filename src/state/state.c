@@ -601,6 +601,12 @@ struct state_snap *state_restore_finish(struct state_txn *txn)
     return sn;
 }
 
+void state_restore_table_index(struct state_txn *txn, enum state_table t, uint64_t index)
+{
+    if (index && index <= txn->next->index)
+        txn->next->tindex[t] = index;
+}
+
 void state_restore(struct state *s, struct state_snap *snap)
 {
     struct state_snap *old = s->cur;

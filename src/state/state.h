@@ -118,6 +118,8 @@ void state_restore(struct state *s, struct state_snap *snap);
 /* An empty snapshot at `index` for building a restore; fill with txn-like calls. */
 struct state_txn *state_restore_begin(uint64_t index);
 struct state_snap *state_restore_finish(struct state_txn *txn);
+/* Sets a table's index in a restore being built (0 keeps the snapshot index). */
+void state_restore_table_index(struct state_txn *txn, enum state_table t, uint64_t index);
 
 /* ---- watches (blocking queries) ---- */
 
