@@ -261,6 +261,25 @@ static json_t *agent_self(void *arg)
     return o;
 }
 
+/* A server's HTTP address for a client-only agent's proxy: the host of a configured
+ * server RPC address with our HTTP port (servers of one cluster share their ports). */
+static const char *agent_server_http(void *arg)
+{
+    static char addr[160];
+    struct agent *a = arg;
+    if (!a->cfg.servers.n)
+        return NULL;
+    static size_t next;
+    const char *srv = a->cfg.servers.v[next++ % a->cfg.servers.n];
+    char host[128];
+    snprintf(host, sizeof host, "%s", srv);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    snprintf(addr, sizeof addr, "%s:%d", host, a->cfg.http_port);
+    return addr;
+}
+
 /* ---------------------------------------------------------------- banner */
 
 static void banner(struct agent *a)
@@ -569,7 +588,7 @@ int agent_main(int argc, char **argv)
             goto out_dir;
         }
     }
-    struct http_deps deps = {a.server, NULL, agent_self, agent_members, &a};
+    struct http_deps deps = {a.server, NULL, agent_self, agent_members, agent_server_http, &a};
     if (a.cfg.client_enabled) {
         char http_addr[128];
         snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);

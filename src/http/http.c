@@ -138,6 +138,66 @@ static int parse_wait(const char *s, int64_t *ns)
     return cv_parse_duration(s, ns);
 }
 
+/* ---------------------------------------------------------------- proxy (client agents) */
+
+struct proxy {
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+};
+
+static void proxy_done(struct evhttp_request *resp, void *arg)
+{
+    struct proxy *p = arg;
+    if (!resp || evhttp_request_get_response_code(resp) == 0) {
+        reply_text(p->req, 500, "No path to region: no server answered");
+    } else {
+        static const char *const keep[] = {"Content-Type", "X-Nomad-Index", "X-Nomad-KnownLeader",
+                                           "X-Nomad-LastContact", "Location"};
+        struct evkeyvalq *in = evhttp_request_get_input_headers(resp);
+        struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+        for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
+            const char *v = evhttp_find_header(in, keep[i]);
+            if (v)
+                evhttp_add_header(out, keep[i], v);
+        }
+        evhttp_send_reply(p->req, evhttp_request_get_response_code(resp),
+                          evhttp_request_get_response_code_line(resp),
+                          evhttp_request_get_input_buffer(resp));
+    }
+    /* The connection is freed on a later turn: we are inside its callback. */
+    evhttp_connection_free_on_completion(p->conn);
+    free(p);
+}
+
+static void proxy_request(struct http_api *h, struct evhttp_request *req)
+{
+    const char *target = h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL;
+    char host[128];
+    snprintf(host, sizeof host, "%s", cv_str(target));
+    char *colon = strrchr(host, ':');
+    if (!target || !colon) {
+        reply_text(req, 500, "No path to region: this agent knows no server");
+        return;
+    }
+    *colon = '\0';
+    struct proxy *p = xcalloc(1, sizeof *p);
+    p->req = req;
+    p->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
+    evhttp_connection_set_timeout(p->conn, 320); /* blocking queries wait up to 5 min */
+    struct evhttp_request *out = evhttp_request_new(proxy_done, p);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
+    evhttp_add_header(oh, "Host", target);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (ct)
+        evhttp_add_header(oh, "Content-Type", ct);
+    evbuffer_add_buffer(evhttp_request_get_output_buffer(out), evhttp_request_get_input_buffer(req));
+    if (evhttp_make_request(p->conn, out, evhttp_request_get_command(req), evhttp_request_get_uri(req)) != 0) {
+        evhttp_connection_free(p->conn);
+        free(p);
+        reply_text(req, 500, "No path to region: proxy request failed");
+    }
+}
+
 /* ---------------------------------------------------------------- JSON views */
 
 static json_t *job_summary_json(const struct state_snap *snap, const struct job *j)
@@ -379,7 +439,7 @@ static void start_read(struct http_api *h, struct evhttp_request *req, const str
                        render_fn fn, unsigned mask, const char *a1, const char *a2)
 {
     if (!h->deps.server) {
-        reply_text(req, 500, "No path to region");
+        proxy_request(h, req);
         return;
     }
     struct read_req *r = xcalloc(1, sizeof *r);
@@ -1119,7 +1179,11 @@ static void route(struct evhttp_request *req, void *arg)
     const char *sfx = "";
     struct server *srv = h->deps.server;
 
-    if (!path || !strcmp(path, "/")) {
+    bool local_path = cv_has_prefix(path ? path : "", "/v1/client/") ||
+                      cv_has_prefix(path ? path : "", "/v1/agent/") || !strcmp(cv_str(path), "/v1/metrics");
+    if (!srv && path && cv_has_prefix(path, "/v1/") && !local_path) {
+        proxy_request(h, req);
+    } else if (!path || !strcmp(path, "/")) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/ui/");
         evhttp_send_reply(req, 307, "Temporary Redirect", NULL);
     } else if (!strcmp(path, "/v1/jobs")) {

@@ -18,6 +18,9 @@ struct http_deps {
     /* /v1/agent/self and /v1/agent/members bodies, built by the agent (new references). */
     json_t *(*agent_self)(void *arg);
     json_t *(*agent_members)(void *arg);
+    /* A client-only agent answers what needs a server by proxying the request to this
+     * server HTTP address ("ip:port"), as Nomad's client agents forward to servers. */
+    const char *(*server_http)(void *arg);
     void *arg;
 };
 
