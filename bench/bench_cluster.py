@@ -63,6 +63,17 @@ def http(addr, path, method="GET", body=None, timeout=5):
         return json.loads(text) if text else None
 
 
+def raft_index(addr):
+    """The highest table index a server reports: the raft index of the last state write."""
+    idx = 0
+    for path in ("/v1/jobs", "/v1/evaluations", "/v1/allocations", "/v1/nodes"):
+        req = urllib.request.Request("http://%s:4646%s" % (addr, path))
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+            idx = max(idx, int(r.headers.get("X-Nomad-Index") or 0))
+    return idx
+
+
 def stop(p, timeout=10):
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -172,9 +183,14 @@ def run_tool(args, timeout=300):
 def bench_writes(c):
     l = c.wait_voters(3)
     log("cluster %s: leader %s, 3 voters" % (c.name, l))
-    r = run_tool([CV_LOAD, "writes", "%s:4646" % l, str(WRITES), str(WRITE_CONC), "w"])
-    log("HTTP: %s registrations, %s in flight: %.0f/s (p50 %s ms, p99 %s ms)"
-        % (r["n"], WRITE_CONC, float(r["rate"]), r["p50"], r["p99"]))
+    i0 = raft_index(l)
+    with Perf(c, "writes"):
+        r = run_tool([CV_LOAD, "writes", "%s:4646" % l, str(WRITES), str(WRITE_CONC), "w"])
+    time.sleep(0.5)
+    entries = raft_index(l) - i0
+    log("HTTP: %s registrations, %s in flight: %.0f/s (p50 %s ms, p99 %s ms); %d raft entries "
+        "written (%.1f per registration: the registration, then the eval's updates)"
+        % (r["n"], WRITE_CONC, float(r["rate"]), r["p50"], r["p99"], entries, entries / WRITES))
     job = http(l, "/v1/job/w-0")
     evals = http(l, "/v1/job/w-0/evaluations")
     reg = [e for e in evals if e.get("TriggeredBy") == "job-register"] or evals
@@ -251,16 +267,17 @@ def bench_placements(work):
                 time.sleep(0.05)
             before = {ip: counter(c.metrics(ip), "caravan.worker.plans_submitted") for ip in c.ips}
             per_node = -(-ALLOCS // NODES)
-            t0 = time.monotonic()
-            http(l, "/v1/jobs", "PUT", batch_job("c1m", ALLOCS, cpu=max(1, 3000 // per_node),
-                                                     mem=max(1, 6000 // per_node)), timeout=30)
-            t_ack = time.monotonic() - t0
-            n = 0
-            while n < ALLOCS and time.monotonic() - t0 < 120:
-                n = int(gauge(c.metrics(l), "caravan.state.allocations"))
-                if n < ALLOCS:
-                    time.sleep(0.01)
-            took = time.monotonic() - t0
+            with Perf(c, "placements"):
+                t0 = time.monotonic()
+                http(l, "/v1/jobs", "PUT", batch_job("c1m", ALLOCS, cpu=max(1, 3000 // per_node),
+                                                         mem=max(1, 6000 // per_node)), timeout=30)
+                t_ack = time.monotonic() - t0
+                n = 0
+                while n < ALLOCS and time.monotonic() - t0 < 120:
+                    n = int(gauge(c.metrics(l), "caravan.state.allocations"))
+                    if n < ALLOCS:
+                        time.sleep(0.01)
+                took = time.monotonic() - t0
             if n < ALLOCS:
                 raise RuntimeError("only %d of %d allocations placed in 120 s" % (n, ALLOCS))
             ms = {ip: c.metrics(ip) for ip in c.ips}
@@ -273,6 +290,30 @@ def bench_placements(work):
             nodes.stderr.close()
     finally:
         c.close()
+
+
+class Perf:
+    """With BENCH_PERF=DIR, records a perf profile of the servers over a phase into DIR."""
+
+    def __init__(self, c, phase):
+        self.p = None
+        out = os.environ.get("BENCH_PERF")
+        if out:
+            os.makedirs(out, exist_ok=True)
+            pids = ",".join(str(c.procs[ip].pid) for ip in c.alive())
+            self.p = subprocess.Popen(["perf", "record", "-q", "-F", "2000", "-g", "-o",
+                                       os.path.join(out, phase + ".data"), "-p", pids],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(self.p)
+            time.sleep(0.5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.p:
+            self.p.send_signal(signal.SIGINT)
+            self.p.wait(timeout=30)
 
 
 def verdict(ok):
