@@ -142,6 +142,12 @@ const char *serf_status_name(enum serf_status st)
 /* Clocks and members                                                       */
 /* ======================================================================== */
 
+/* A new NUL-terminated copy of a wire string (nil becomes ""). */
+static char *dup_bytes(struct gossip_bytes b)
+{
+    return xstrndup(b.p ? (const char *)b.p : "", b.p ? b.n : 0);
+}
+
 static void witness(uint64_t *clock, uint64_t v)
 {
     if (v >= *clock)
@@ -382,7 +388,7 @@ static bool on_user_event(struct serf *s, uint64_t ltime, struct gossip_bytes na
         slot->n = 0;
         slot->ltime = ltime;
     }
-    nm = xstrndup((const char *)name.p, name.n);
+    nm = dup_bytes(name);
     slot->v = xrealloc(slot->v, (slot->n + 1) * sizeof(*slot->v));
     slot->v[slot->n].name = nm;
     slot->v[slot->n].payload = payload.n ? xmalloc(payload.n) : NULL;
@@ -542,8 +548,8 @@ static bool filter_pass(struct serf *s, struct gossip_bytes f)
         tl.want = tag;
         if (s->m[0]->meta_len)
             gossip_tags_decode(s->m[0]->meta, s->m[0]->meta_len, tag_lookup_fn, &tl);
-        e = xstrndup((const char *)(expr.p ? expr.p : (const uint8_t *)""), expr.n);
-        v = xstrndup((const char *)(tl.ok ? tl.found.p : (const uint8_t *)""), tl.found.n);
+        e = dup_bytes(expr);
+        v = dup_bytes(tl.found);
         ok = regcomp(&re, e, REG_EXTENDED | REG_NOSUB) == 0;
         if (ok) {
             ok = regexec(&re, v, 0, NULL, 0) == 0;
@@ -1074,7 +1080,7 @@ static void merge_state(void *arg, const uint8_t *p, size_t n, bool join)
             char *name;
             if (gossip_mp_bytes(&l, &nm) || nm.n == 0 || nm.n > 255)
                 goto bad;
-            name = xstrndup((const char *)nm.p, nm.n);
+            name = dup_bytes(nm);
             on_leave_intent(s, status_ltime_of(pp.status, nm) + 1, name);
             free(name);
         }
@@ -1090,7 +1096,7 @@ static void merge_state(void *arg, const uint8_t *p, size_t n, bool join)
                 goto bad;
             if (in_left(pp.left, nm))
                 continue;
-            name = xstrndup((const char *)nm.p, nm.n);
+            name = dup_bytes(nm);
             on_join_intent(s, lt, name);
             free(name);
         }
@@ -1179,7 +1185,7 @@ static void on_user_msg(void *arg, const uint8_t *p, size_t n)
             return;
         }
         s->st.intents++;
-        node = xstrndup((const char *)im.node.p, im.node.n);
+        node = dup_bytes(im.node);
         rebroadcast = p[0] == MSG_JOIN ? on_join_intent(s, im.ltime, node)
                                        : on_leave_intent(s, im.ltime, node);
         free(node);

@@ -153,6 +153,9 @@ int main(int argc, char **argv)
     n.pool = gossip_pool_new(n.base, &cfg, errmsg);
     if (!n.pool) {
         fprintf(stderr, "cv_gossip_node: %s\n", errmsg);
+        event_base_free(n.base);
+        strmap_clear(&tags);
+        strlist_clear(&joins);
         return 1;
     }
     if (joins.n) {
@@ -161,6 +164,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "cv_gossip_node: %s\n", errmsg);
             gossip_pool_free(n.pool);
             event_base_free(n.base);
+            strmap_clear(&tags);
+            strlist_clear(&joins);
             return 2;
         }
         log_info("gossip", "joined %d of %zu", rc, joins.n);
