@@ -22,10 +22,12 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "agent/agent_config.h"
 #include "config.h"
 #include "exec/client.h"
+#include "gossip/pool.h"
 #include "http/http.h"
 #include "rpc/endpoint.h"
 #include "rpc/transport.h"
@@ -46,6 +48,7 @@ struct agent {
     struct client *client;
     struct rpc_client *rpc;
     struct http_api *http;
+    struct gossip_pool *gossip; /* the server pool (serf port) */
     struct event *sigint, *sigterm, *shutdown_timer;
     bool shutting_down;
     int64_t start_ns;
@@ -70,6 +73,7 @@ static void usage(FILE *f)
                "  -server               Enable server mode for the agent.\n"
                "  -bootstrap-expect=<n> How many servers to wait for before bootstrapping.\n"
                "  -join=<addr>          Address of another server to join (repeatable).\n"
+               "  -encrypt=<key>        Base64 gossip encryption key (16, 24 or 32 bytes).\n"
                "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
                "Client Options:\n\n"
                "  -client               Enable client mode for the agent.\n"
@@ -192,7 +196,29 @@ static json_t *agent_members(void *arg)
     json_object_set_new(o, "ServerRegion", json_string(a->cfg.region));
     json_object_set_new(o, "ServerDC", json_string(a->cfg.datacenter));
     json_t *members = json_array();
-    if (a->server) {
+    if (a->gossip) {
+        struct gossip_member *gm;
+        size_t n = gossip_members(a->gossip, &gm);
+        for (size_t i = 0; i < n; i++) {
+            json_t *m = json_object();
+            json_object_set_new(m, "Name", json_string(gm[i].name));
+            json_object_set_new(m, "Addr", json_string(gm[i].addr));
+            json_object_set_new(m, "Port", json_integer(gm[i].port));
+            json_t *tags = json_object();
+            for (size_t k = 0; k < gm[i].tags.n; k++)
+                json_object_set_new(tags, gm[i].tags.k[k], json_string(gm[i].tags.v[k]));
+            json_object_set_new(m, "Tags", tags);
+            json_object_set_new(m, "Status", json_string(gm[i].status));
+            json_object_set_new(m, "ProtocolMin", json_integer(gm[i].protocol_min));
+            json_object_set_new(m, "ProtocolMax", json_integer(gm[i].protocol_max));
+            json_object_set_new(m, "ProtocolCur", json_integer(gm[i].protocol_cur));
+            json_object_set_new(m, "DelegateMin", json_integer(gm[i].delegate_min));
+            json_object_set_new(m, "DelegateMax", json_integer(gm[i].delegate_max));
+            json_object_set_new(m, "DelegateCur", json_integer(gm[i].delegate_cur));
+            json_array_append_new(members, m);
+        }
+        gossip_members_free(gm, n);
+    } else if (a->server) {
         json_array_append_new(members, member_json(a));
         struct server_member *peers;
         size_t n = server_known_servers(a->server, &peers);
@@ -280,6 +306,103 @@ static const char *agent_server_http(void *arg)
     return addr;
 }
 
+/* ---------------------------------------------------------------- gossip */
+
+/* Our serf tags, as Nomad's servers set them (nomad.md §1.3). */
+static void server_tags(struct agent *a, struct strmap *t)
+{
+    char port[16], expect[16];
+    snprintf(port, sizeof port, "%d", a->cfg.rpc_port);
+    strmap_set(t, "role", "nomad");
+    strmap_set(t, "region", a->cfg.region);
+    strmap_set(t, "dc", a->cfg.datacenter);
+    strmap_set(t, "build", PACKAGE_VERSION);
+    strmap_set(t, "vsn", "1");
+    strmap_set(t, "raft_vsn", "3");
+    strmap_set(t, "id", a->node_id);
+    strmap_set(t, "rpc_addr", a->adv);
+    strmap_set(t, "port", port);
+    if (a->cfg.bootstrap_expect == 1 || a->cfg.dev)
+        strmap_set(t, "bootstrap", "1");
+    if (a->cfg.bootstrap_expect) {
+        snprintf(expect, sizeof expect, "%d", a->cfg.bootstrap_expect);
+        strmap_set(t, "expect", expect);
+    }
+}
+
+/* Servers of our region seen in the pool join the raft membership's peer table. */
+static void on_gossip_change(void *arg)
+{
+    struct agent *a = arg;
+    if (!a->gossip || !a->server)
+        return;
+    struct gossip_member *gm;
+    size_t n = gossip_members(a->gossip, &gm);
+    for (size_t i = 0; i < n; i++) {
+        const char *role = strmap_get(&gm[i].tags, "role");
+        const char *region = strmap_get(&gm[i].tags, "region");
+        const char *rpc = strmap_get(&gm[i].tags, "rpc_addr");
+        const char *port = strmap_get(&gm[i].tags, "port");
+        if (!cv_streq(role, "nomad") || !cv_streq(region, a->cfg.region) || !rpc || !port ||
+            strcmp(gm[i].status, "alive") != 0)
+            continue;
+        char *addr = xasprintf("%s:%s", rpc, port);
+        server_add_peer(a->server, addr);
+        free(addr);
+    }
+    gossip_members_free(gm, n);
+}
+
+static json_t *agent_join(void *arg, const struct strlist *addrs, char *errmsg)
+{
+    struct agent *a = arg;
+    if (!a->gossip) {
+        snprintf(errmsg, CV_ERRMSG_SIZE, "this agent runs no server gossip pool");
+        return NULL;
+    }
+    char err[CV_ERRMSG_SIZE] = "";
+    int n = gossip_join(a->gossip, addrs, err);
+    return json_pack("{s:i,s:s,s:s}", "num_joined", n > 0 ? n : 0, "error", n > 0 ? "" : err,
+                     "warning", "");
+}
+
+static int agent_force_leave(void *arg, const char *node, char *errmsg)
+{
+    struct agent *a = arg;
+    if (!a->gossip) {
+        snprintf(errmsg, CV_ERRMSG_SIZE, "this agent runs no server gossip pool");
+        return -1;
+    }
+    gossip_force_leave(a->gossip, node);
+    return 0;
+}
+
+/* -encrypt / server { encrypt }: a base64 key of 16, 24 or 32 bytes. */
+static int decode_key(const char *b64, uint8_t *key, size_t *len, char *errmsg)
+{
+    size_t n = strlen(b64);
+    unsigned char out[64];
+    if (n == 0 || n > 64 || n % 4) {
+        snprintf(errmsg, CV_ERRMSG_SIZE, "Invalid gossip encryption key: not base64");
+        return -1;
+    }
+    int r = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+    if (r < 0) {
+        snprintf(errmsg, CV_ERRMSG_SIZE, "Invalid gossip encryption key: not base64");
+        return -1;
+    }
+    size_t pad = (b64[n - 1] == '=') + (n > 1 && b64[n - 2] == '=');
+    size_t klen = (size_t)r - pad;
+    if (klen != 16 && klen != 24 && klen != 32) {
+        snprintf(errmsg, CV_ERRMSG_SIZE,
+                 "Invalid gossip encryption key: it must be 16, 24 or 32 bytes, not %zu", klen);
+        return -1;
+    }
+    memcpy(key, out, klen);
+    *len = klen;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- banner */
 
 static void banner(struct agent *a)
@@ -331,6 +454,16 @@ static void finish_shutdown(void *arg)
     event_base_loopexit(a->base, NULL);
 }
 
+/* After the client: leave the gossip pool gracefully (serf shows us "left"). */
+static void client_done(void *arg)
+{
+    struct agent *a = arg;
+    if (a->gossip)
+        gossip_leave(a->gossip, finish_shutdown, a);
+    else
+        finish_shutdown(a);
+}
+
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -357,9 +490,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct timeval tv = {30, 0};
     evtimer_add(a->shutdown_timer, &tv);
     if (a->client)
-        client_shutdown(a->client, a->cfg.dev, finish_shutdown, a);
+        client_shutdown(a->client, a->cfg.dev, client_done, a);
     else
-        event_base_loopexit(a->base, NULL);
+        client_done(a);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -380,6 +513,7 @@ enum {
     OPT_NODE_CLASS,
     OPT_SERVERS,
     OPT_JOIN,
+    OPT_ENCRYPT,
     OPT_HELP,
 };
 
@@ -402,6 +536,7 @@ int agent_main(int argc, char **argv)
         {"servers", required_argument, NULL, OPT_SERVERS},
         {"join", required_argument, NULL, OPT_JOIN},
         {"retry-join", required_argument, NULL, OPT_JOIN},
+        {"encrypt", required_argument, NULL, OPT_ENCRYPT},
         {"h", no_argument, NULL, OPT_HELP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -486,6 +621,9 @@ int agent_main(int argc, char **argv)
             break;
         case OPT_JOIN:
             strlist_add(&a.cfg.join, optarg);
+            break;
+        case OPT_ENCRYPT:
+            cv_strset(&a.cfg.encrypt, optarg);
             break;
         case OPT_SERVERS: {
             char *list = xstrdup(optarg), *save = NULL;
@@ -583,12 +721,43 @@ int agent_main(int argc, char **argv)
         a.server = server_new(a.base, &sc, err);
         free(sdir);
         strlist_clear(&join);
+        if (a.server) {
+            uint8_t key[32];
+            size_t klen = 0;
+            if (a.cfg.encrypt && decode_key(a.cfg.encrypt, key, &klen, err) != 0) {
+                fprintf(stderr, "==> %s\n", err);
+                goto out_roles;
+            }
+            struct strmap tags = {0};
+            server_tags(&a, &tags);
+            char *gname = xasprintf("%s.%s", a.cfg.name, a.cfg.region);
+            struct gossip_pool_config gc = {
+                .name = gname,
+                .bind_addr = a.cfg.bind_addr,
+                .port = a.cfg.serf_port,
+                .advertise_addr = a.adv,
+                .wan = true,
+                .tags = &tags,
+                .key = klen ? key : NULL,
+                .key_len = klen,
+                .on_change = on_gossip_change,
+                .arg = &a,
+            };
+            a.gossip = gossip_pool_new(a.base, &gc, err);
+            free(gname);
+            strmap_clear(&tags);
+            if (!a.gossip) {
+                fprintf(stderr, "==> Error starting agent: serf: %s\n", err);
+                goto out_roles;
+            }
+        }
         if (!a.server) {
             fprintf(stderr, "==> Error starting agent: server setup failed: %s\n", err);
             goto out_dir;
         }
     }
-    struct http_deps deps = {a.server, NULL, agent_self, agent_members, agent_server_http, &a};
+    struct http_deps deps = {a.server,          NULL,       agent_self,        agent_members,
+                             agent_server_http, agent_join, agent_force_leave, &a};
     if (a.cfg.client_enabled) {
         char http_addr[128];
         snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);
@@ -618,6 +787,12 @@ int agent_main(int argc, char **argv)
         goto out_roles;
     }
     banner(&a);
+    if (a.gossip && a.cfg.join.n) {
+        /* -join: through the server pool (the serf port), as Nomad; the RPC discovery
+         * above polls the same addresses too. */
+        if (gossip_join(a.gossip, &a.cfg.join, err) < 0)
+            log_warn("agent", "joining the server pool failed: %s", err);
+    }
     if (a.server && server_start(a.server, err) != 0) {
         fprintf(stderr, "==> Error starting agent: %s\n", err);
         goto out_roles;
@@ -642,6 +817,8 @@ out_roles:
     if (a.shutdown_timer)
         event_free(a.shutdown_timer);
     http_api_free(a.http);
+    gossip_pool_free(a.gossip);
+    a.gossip = NULL;
     if (a.client)
         client_free(a.client);
     rpc_client_free(a.rpc);

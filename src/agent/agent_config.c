@@ -62,6 +62,7 @@ void agent_config_clear(struct agent_config *c)
     strmap_clear(&c->client_meta);
     strlist_clear(&c->servers);
     strlist_clear(&c->join);
+    free(c->encrypt);
     strlist_clear(&c->loaded_files);
     memset(c, 0, sizeof *c);
 }
@@ -205,6 +206,8 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
             return -CV_EINVAL;
         }
         c->raft_multiplier = (unsigned)raft_mult;
+        if ((rc = get_str(srv, "encrypt", &c->encrypt, file, err, n)))
+            return rc;
         json_t *sj = obj(srv, "server_join");
         json_t *rj = sj ? json_object_get(sj, "retry_join") : NULL;
         if (!rj)

@@ -29,6 +29,7 @@ struct agent_config {
     char *node_class;
     struct strlist servers; /* client { servers = [...] } / -servers: RPC addresses */
     struct strlist join;    /* -join / -retry-join / server_join { retry_join } */
+    char *encrypt;          /* server { encrypt } / -encrypt: base64 gossip key */
     struct strmap client_meta;
     bool dev;
     struct strlist loaded_files;

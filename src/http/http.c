@@ -1160,6 +1160,27 @@ static bool split_id(const char *rest, char **id, const char **suffix)
     return true;
 }
 
+/* Query strings as Go's url.ParseQuery reads them: a key without "=" (`?stale`,
+ * `?pretty`) is present with an empty value; evhttp's own parser rejects those. */
+static void parse_query(const char *qs, struct evkeyvalq *q)
+{
+    if (!qs)
+        return;
+    char *copy = xstrdup(qs), *save = NULL;
+    for (char *part = strtok_r(copy, "&;", &save); part; part = strtok_r(NULL, "&;", &save)) {
+        char *eq = strchr(part, '=');
+        if (eq)
+            *eq = '\0';
+        char *k = evhttp_uridecode(part, 1, NULL);
+        char *v = evhttp_uridecode(eq ? eq + 1 : "", 1, NULL);
+        if (k && *k)
+            evhttp_add_header(q, k, v ? v : "");
+        free(k);
+        free(v);
+    }
+    free(copy);
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
     struct http_api *h = arg;
@@ -1168,11 +1189,7 @@ static void route(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(uri);
     struct evkeyvalq q;
     TAILQ_INIT(&q);
-    const char *qs = evhttp_uri_get_query(uri);
-    if (qs && evhttp_parse_query_str(qs, &q) != 0) {
-        reply_text(req, 400, "Invalid query string");
-        return;
-    }
+    parse_query(evhttp_uri_get_query(uri), &q);
     bool pretty = evhttp_find_header(&q, "pretty") != NULL;
     const char *prefix = evhttp_find_header(&q, "prefix");
     char *id = NULL;
@@ -1306,6 +1323,39 @@ static void route(struct evhttp_request *req, void *arg)
         json_t *o = h->deps.agent_members(h->deps.arg);
         reply_json(req, o, 0, pretty);
         json_decref(o);
+    } else if (!strcmp(path, "/v1/agent/join") && h->deps.agent_join) {
+        if (!is_write(m)) {
+            reply_text(req, 405, "Invalid method");
+        } else {
+            struct strlist addrs = {0};
+            for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next)
+                if (!strcmp(kv->key, "address"))
+                    strlist_add(&addrs, kv->value);
+            char err[CV_ERRMSG_SIZE] = "";
+            if (!addrs.n) {
+                reply_text(req, 400, "missing address to join");
+            } else {
+                json_t *o = h->deps.agent_join(h->deps.arg, &addrs, err);
+                if (o) {
+                    reply_json(req, o, 0, pretty);
+                    json_decref(o);
+                } else {
+                    reply_text(req, 500, "%s", err);
+                }
+            }
+            strlist_clear(&addrs);
+        }
+    } else if (!strcmp(path, "/v1/agent/force-leave") && h->deps.agent_force_leave) {
+        const char *node = evhttp_find_header(&q, "node");
+        char err[CV_ERRMSG_SIZE] = "";
+        if (!is_write(m))
+            reply_text(req, 405, "Invalid method");
+        else if (!node || !*node)
+            reply_text(req, 400, "missing node to force leave");
+        else if (h->deps.agent_force_leave(h->deps.arg, node, err) != 0)
+            reply_text(req, 500, "%s", err);
+        else
+            evhttp_send_reply(req, 200, "OK", NULL);
     } else if (!strcmp(path, "/v1/agent/health") && is_get(m)) {
         json_t *o = json_pack("{s:{s:b,s:s},s:{s:b,s:s}}", "client", "ok", 1, "message", "ok",
                               "server", "ok", 1, "message", "ok");

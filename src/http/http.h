@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "structs/stype.h"
+
 struct server;
 struct client;
 
@@ -21,6 +23,10 @@ struct http_deps {
     /* A client-only agent answers what needs a server by proxying the request to this
      * server HTTP address ("ip:port"), as Nomad's client agents forward to servers. */
     const char *(*server_http)(void *arg);
+    /* PUT /v1/agent/join?address=... and /v1/agent/force-leave?node=...: return the JSON
+     * answer (new reference), or NULL with errmsg for a 500. NULL functions: 404. */
+    json_t *(*agent_join)(void *arg, const struct strlist *addrs, char *errmsg);
+    int (*agent_force_leave)(void *arg, const char *node, char *errmsg);
     void *arg;
 };
 

@@ -954,3 +954,8 @@ size_t server_known_servers(struct server *s, struct server_member **out)
 {
     return membership_servers(s->members, out);
 }
+
+void server_add_peer(struct server *s, const char *rpc_addr)
+{
+    membership_join(s->members, rpc_addr);
+}

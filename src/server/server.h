@@ -61,6 +61,9 @@ uint64_t server_raft_applied(const struct server *s);
 struct server_member;
 size_t server_known_servers(struct server *s, struct server_member **out);
 
+/* Another server's RPC address learned elsewhere (the server gossip pool). */
+void server_add_peer(struct server *s, const char *rpc_addr);
+
 /* Counters for /v1/metrics: name -> count. */
 struct intmap;
 void server_metrics(const struct server *s, struct intmap *out);
