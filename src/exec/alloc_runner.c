@@ -376,15 +376,24 @@ static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
         ex.finished_at = cv_wall_ns();
     }
     tr->task_pid = 0;
-    char msg[96];
+    char msg[160];
+    int m;
     if (ex.signal)
-        snprintf(msg, sizeof msg, "Exit Code: %lld, Signal: %lld", (long long)ex.exit_code,
-                 (long long)ex.signal);
+        m = snprintf(msg, sizeof msg, "Exit Code: %lld, Signal: %lld", (long long)ex.exit_code,
+                     (long long)ex.signal);
     else
-        snprintf(msg, sizeof msg, "Exit Code: %lld", (long long)ex.exit_code);
+        m = snprintf(msg, sizeof msg, "Exit Code: %lld", (long long)ex.exit_code);
+    /* Nomad's Terminated event for an OOM kill: Details oom_killed=true, and the exit
+     * message in the display text. */
+    if (ex.oom_killed && m > 0 && (size_t)m < sizeof msg)
+        snprintf(msg + m, sizeof msg - (size_t)m, ", Exit Message: \"OOM Killed\"");
     struct task_event *e = tr_event(tr, TASK_EV_TERMINATED, msg);
     e->exit_code = ex.exit_code;
     e->signal = ex.signal;
+    if (ex.oom_killed) {
+        strmap_set(&e->details, "oom_killed", "true");
+        strmap_set(&e->details, "exit_message", "OOM Killed");
+    }
     tr->state.finished_at = ex.finished_at;
     tr_ended(tr, false, false, ex.exit_code, ex.signal);
     notify(ar);
@@ -440,6 +449,7 @@ static void tr_start(struct task_runner *tr)
     in.alloc = &tmp;
     taskenv_build(&in, &env);
     char *log_dir = xasprintf("%s/alloc/logs", ar->dir);
+    char *shared_dir = xasprintf("%s/alloc", ar->dir);
     struct driver_launch l = {
         .task = tr->task,
         .alloc = &tmp,
@@ -447,6 +457,7 @@ static void tr_start(struct task_runner *tr)
         .region = ar->region,
         .env = &env,
         .task_dir = tr->task_dir,
+        .alloc_dir = shared_dir,
         .log_dir = log_dir,
         .handle_file = tr->handle_file,
         .exit_file = tr->exit_file,
@@ -458,6 +469,7 @@ static void tr_start(struct task_runner *tr)
     int rfd = -1;
     int rc = drv->start(&l, &pid, &rfd, &recoverable, errmsg);
     free(log_dir);
+    free(shared_dir);
     strmap_clear(&env);
     if (rc != 0) {
         tr_driver_failure(tr, errmsg, recoverable);

@@ -8,6 +8,7 @@
 #define CARAVAN_EXEC_DRIVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "structs/structs.h"
@@ -20,6 +21,7 @@ struct driver_launch {
     const char *region;
     const struct strmap *env; /* interpolated task environment (taskenv_build) */
     const char *task_dir;     /* <alloc_dir>/<task>: working directory */
+    const char *alloc_dir;    /* <alloc_dir>/alloc: shared by the group's tasks */
     const char *log_dir;      /* <alloc_dir>/alloc/logs */
     const char *handle_file, *exit_file;
     const char *shim_path;
@@ -33,9 +35,21 @@ struct driver {
                  bool *recoverable, char *errmsg);
 };
 
+/* Builds the interpolated argv (NULL-terminated) of the `command`/`args` config shared
+ * by raw_exec and exec, interpolating with env. Returns 0 with a new *argv (free with
+ * driver_argv_free), or -CV_EINVAL with errmsg. */
+int driver_command_argv(const struct driver_launch *l, const struct strmap *env,
+                        char ***argv, char *errmsg);
+void driver_argv_free(char **argv);
+
 /* Returns the driver called name, or NULL. */
 const struct driver *driver_find(const char *name);
 
 extern const struct driver driver_raw_exec;
+extern const struct driver driver_exec;
+
+/* Whether this host can run exec tasks (root, namespaces, a cgroup hierarchy with the
+ * memory controller); why holds "Healthy" or the reason. */
+bool driver_exec_supported(char *why, size_t n);
 
 #endif

@@ -18,13 +18,12 @@
 
 extern char **environ;
 
-static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
-                          bool *recoverable, char *errmsg)
+int driver_command_argv(const struct driver_launch *l, const struct strmap *env,
+                        char ***argv_out, char *errmsg)
 {
     const json_t *cfg = l->task->config;
     const json_t *cmd = cfg ? json_object_get(cfg, "command") : NULL;
     const json_t *args = cfg ? json_object_get(cfg, "args") : NULL;
-    *recoverable = false;
     if (!cmd || !json_is_string(cmd) || !*json_string_value(cmd))
         return cv_err(errmsg, CV_EINVAL, "missing required config \"command\"");
     if (args && !json_is_array(args) && !json_is_null(args))
@@ -32,17 +31,38 @@ static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *r
 
     size_t nargs = args && json_is_array(args) ? json_array_size(args) : 0;
     char **argv = xcalloc(nargs + 2, sizeof *argv);
-    argv[0] = taskenv_interpolate(json_string_value(cmd), l->env, l->node, l->region);
+    argv[0] = taskenv_interpolate(json_string_value(cmd), env, l->node, l->region);
     for (size_t i = 0; i < nargs; i++) {
         const json_t *a = json_array_get(args, i);
         if (json_is_string(a)) {
-            argv[i + 1] = taskenv_interpolate(json_string_value(a), l->env, l->node, l->region);
+            argv[i + 1] = taskenv_interpolate(json_string_value(a), env, l->node, l->region);
         } else {
             /* Numbers and bools are accepted as their text, as HCL users write them. */
             char *s = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT);
             argv[i + 1] = s ? s : xstrdup("");
         }
     }
+    *argv_out = argv;
+    return 0;
+}
+
+void driver_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **a = argv; *a; a++)
+        free(*a);
+    free(argv);
+}
+
+static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
+                          bool *recoverable, char *errmsg)
+{
+    char **argv;
+    *recoverable = false;
+    int rc = driver_command_argv(l, l->env, &argv, errmsg);
+    if (rc)
+        return rc;
     char **envp = taskenv_envp(l->env, environ);
     int64_t max_files = l->task->log_config ? l->task->log_config->max_files : 10;
     int64_t max_mb = l->task->log_config ? l->task->log_config->max_file_size_mb : 10;
@@ -58,13 +78,11 @@ static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *r
         .max_files = max_files > 0 ? max_files : 10,
         .max_file_bytes = (max_mb > 0 ? max_mb : 10) << 20,
     };
-    int rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
+    rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
     if (rc)
         *recoverable = true;
     taskenv_envp_free(envp);
-    for (size_t i = 0; i <= nargs; i++)
-        free(argv[i]);
-    free(argv);
+    driver_argv_free(argv);
     return rc ? -CV_EIO : 0;
 }
 
@@ -77,5 +95,7 @@ const struct driver *driver_find(const char *name)
 {
     if (cv_streq(name, "raw_exec"))
         return &driver_raw_exec;
+    if (cv_streq(name, "exec"))
+        return &driver_exec;
     return NULL;
 }

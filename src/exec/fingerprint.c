@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "exec/driver.h"
 #include "util/util.h"
 
 static void set_attr_int(struct node *n, const char *k, int64_t v)
@@ -236,8 +237,8 @@ void fingerprint_node(const struct client_config *cfg, const char *node_id,
     n->node_resources = r;
     n->reserved_resources = xcalloc(1, sizeof *n->reserved_resources);
 
-    n->drivers = xcalloc(1, sizeof *n->drivers);
-    n->n_drivers = 1;
+    n->drivers = xcalloc(2, sizeof *n->drivers);
+    n->n_drivers = 2;
     struct driver_info *d = &n->drivers[0];
     d->name = xstrdup("raw_exec");
     d->detected = cfg->raw_exec_enabled;
@@ -246,4 +247,18 @@ void fingerprint_node(const struct client_config *cfg, const char *node_id,
     d->update_time = cv_wall_ns();
     if (cfg->raw_exec_enabled)
         strmap_set(&d->attributes, "driver.raw_exec", "1");
+
+    /* exec: root, namespaces and a cgroup hierarchy with the memory controller. */
+    char why[128];
+    bool exec_ok = driver_exec_supported(why, sizeof why);
+    d = &n->drivers[1];
+    d->name = xstrdup("exec");
+    d->detected = exec_ok;
+    d->healthy = exec_ok;
+    d->health_description = xstrdup(why);
+    d->update_time = cv_wall_ns();
+    if (exec_ok) {
+        strmap_set(&d->attributes, "driver.exec", "1");
+        strmap_set(&n->attributes, "driver.exec", "1");
+    }
 }

@@ -3,16 +3,20 @@ noinst_LIBRARIES += libcvexec.a
 libcvexec_a_SOURCES = \
 	%reldir%/client.c %reldir%/client.h \
 	%reldir%/alloc_runner.c %reldir%/alloc_runner.h \
-	%reldir%/driver.h %reldir%/driver_raw_exec.c \
+	%reldir%/cgroup.c %reldir%/cgroup.h \
+	%reldir%/driver.h %reldir%/driver_exec.c %reldir%/driver_raw_exec.c \
 	%reldir%/fingerprint.c %reldir%/fingerprint.h \
+	%reldir%/isolate.c %reldir%/isolate.h \
 	%reldir%/logs.c %reldir%/logs.h \
 	%reldir%/restart.c %reldir%/restart.h \
 	%reldir%/shim.c %reldir%/shim.h \
 	%reldir%/taskenv.c %reldir%/taskenv.h
 
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client
-TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client
+check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client \
+	tests/unit/t_exec_isolation
+TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client \
+	tests/unit/t_exec_isolation
 tests_unit_t_exec_pure_SOURCES = tests/unit/t_exec_pure.c
 tests_unit_t_exec_pure_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_pure_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -22,4 +26,7 @@ tests_unit_t_exec_run_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_exec_client_SOURCES = tests/unit/t_exec_client.c
 tests_unit_t_exec_client_LDADD = libcvexec.a libcvrpc.a libcvstate.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_client_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_exec_isolation_SOURCES = tests/unit/t_exec_isolation.c
+tests_unit_t_exec_isolation_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_isolation_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif

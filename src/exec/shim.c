@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec/cgroup.h"
+#include "exec/isolate.h"
 #include "exec/logs.h"
 #include "util/err.h"
 #include "util/util.h"
@@ -104,13 +106,16 @@ int shim_read_handle(const char *path, struct shim_handle *h)
 int shim_read_exit(const char *path, struct shim_exit *e)
 {
     static const char *const keys[] = {"exit_code", "signal", "finished_at"};
-    int64_t v[3];
+    static const char *const opt[] = {"oom_killed"};
+    int64_t v[3], oom = 0;
     int rc = read_kv(path, keys, v, 3);
     if (rc)
         return rc;
     e->exit_code = v[0];
     e->signal = v[1];
     e->finished_at = v[2];
+    /* Written only by shims that ran the task in a memory cgroup. */
+    e->oom_killed = read_kv(path, opt, &oom, 1) == 0 && oom != 0;
     return 0;
 }
 
@@ -143,13 +148,17 @@ int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char 
         return -e;
     }
 
-    char mf[32], mb[32];
+    char mf[32], mb[32], lim[4][32];
     snprintf(mf, sizeof mf, "%lld", (long long)s->max_files);
     snprintf(mb, sizeof mb, "%lld", (long long)s->max_file_bytes);
+    snprintf(lim[0], sizeof lim[0], "%lld", (long long)s->limits.memory_bytes);
+    snprintf(lim[1], sizeof lim[1], "%lld", (long long)s->limits.memory_max_bytes);
+    snprintf(lim[2], sizeof lim[2], "%lld", (long long)s->limits.cpu_shares);
+    snprintf(lim[3], sizeof lim[3], "%lld", (long long)s->limits.pids_max);
     size_t nargs = 0;
     while (s->argv[nargs])
         nargs++;
-    const char **argv = xcalloc(nargs + 16, sizeof *argv);
+    const char **argv = xcalloc(nargs + 36, sizeof *argv);
     size_t a = 0;
     argv[a++] = s->shim_path;
     argv[a++] = "task-shim";
@@ -165,6 +174,24 @@ int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char 
     argv[a++] = mf;
     argv[a++] = "--max-file-size";
     argv[a++] = mb;
+    if (s->isolate_root) {
+        argv[a++] = "--isolate-root";
+        argv[a++] = s->isolate_root;
+        argv[a++] = "--alloc-dir";
+        argv[a++] = s->alloc_dir ? s->alloc_dir : "";
+    }
+    if (s->cgroup_name) {
+        argv[a++] = "--cgroup";
+        argv[a++] = s->cgroup_name;
+        argv[a++] = "--memory";
+        argv[a++] = lim[0];
+        argv[a++] = "--memory-max";
+        argv[a++] = lim[1];
+        argv[a++] = "--cpu-shares";
+        argv[a++] = lim[2];
+        argv[a++] = "--pids-max";
+        argv[a++] = lim[3];
+    }
     argv[a++] = "--";
     for (size_t i = 0; i < nargs; i++)
         argv[a++] = s->argv[i];
@@ -210,6 +237,8 @@ int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char 
 struct shim_opts {
     const char *handle, *exit, *log_dir, *log_name;
     int64_t max_files, max_bytes;
+    const char *isolate_root, *alloc_dir, *cgroup;
+    struct cgroup_limits limits;
     char **cmd;
 };
 
@@ -255,6 +284,20 @@ static int parse_opts(int argc, char **argv, struct shim_opts *o)
             o->max_files = strtoll(v, NULL, 10);
         else if (!strcmp(k, "--max-file-size"))
             o->max_bytes = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--isolate-root"))
+            o->isolate_root = v;
+        else if (!strcmp(k, "--alloc-dir"))
+            o->alloc_dir = v;
+        else if (!strcmp(k, "--cgroup"))
+            o->cgroup = v;
+        else if (!strcmp(k, "--memory"))
+            o->limits.memory_bytes = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--memory-max"))
+            o->limits.memory_max_bytes = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--cpu-shares"))
+            o->limits.cpu_shares = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--pids-max"))
+            o->limits.pids_max = strtoll(v, NULL, 10);
         else
             return -1;
     }
@@ -275,6 +318,24 @@ static void pump(int *fd, struct logrot *r, char *buf, size_t n)
         return;
     close(*fd);
     *fd = -1;
+}
+
+/* What the task child sends back when it could not exec: errno and the failed step
+ * ("" for the exec itself). */
+struct start_failure {
+    int err;
+    char what[200];
+};
+
+static void child_fail(int fd, int err, const char *what)
+{
+    struct start_failure f;
+    memset(&f, 0, sizeof f);
+    f.err = err;
+    snprintf(f.what, sizeof f.what, "%s", what ? what : "");
+    if (write(fd, &f, sizeof f) < 0)
+        _exit(127);
+    _exit(127);
 }
 
 int shim_main(int argc, char **argv)
@@ -305,14 +366,35 @@ int shim_main(int argc, char **argv)
         report("err task-shim: %s\n", strerror(errno));
         return 1;
     }
+    struct cgroup cg = {0};
+    if (o.cgroup) {
+        char cerr[CV_ERRMSG_SIZE];
+        if (cgroup_create(&cg, o.cgroup, &o.limits, cerr) != 0) {
+            report("err %s\n", cerr);
+            return 1;
+        }
+    }
     int64_t started = cv_wall_ns();
-    pid_t pid = fork();
+    /* Isolated: the task is the first process (PID 1) of new PID, mount, IPC and UTS
+     * namespaces, and still our direct child, so waitpid() and its exit status work as
+     * for a plain fork. */
+    pid_t pid = o.isolate_root ? isolate_fork() : fork();
     if (pid < 0) {
-        report("err fork: %s\n", strerror(errno));
+        report("err %s: %s\n", o.isolate_root ? "create namespaces" : "fork", strerror(errno));
+        cgroup_destroy(&cg);
         return 1;
     }
     if (pid == 0) {
         setpgid(0, 0);
+        char what[CV_ERRMSG_SIZE];
+        /* Join the cgroups before anything else runs, while /sys is still visible. */
+        if (o.cgroup && cgroup_enter(&cg, 0, what) != 0)
+            child_fail(ex[1], EIO, what);
+        if (o.isolate_root) {
+            int e = isolate_enter(o.isolate_root, o.alloc_dir, what, sizeof what);
+            if (e)
+                child_fail(ex[1], e, what);
+        }
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0 && devnull != 0) {
             dup2(devnull, 0);
@@ -324,24 +406,26 @@ int shim_main(int argc, char **argv)
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         execvp(o.cmd[0], o.cmd);
-        int e = errno;
-        if (write(ex[1], &e, sizeof e) < 0)
-            _exit(127);
-        _exit(127);
+        child_fail(ex[1], errno, NULL);
     }
     setpgid(pid, pid);
     close(out[1]);
     close(err[1]);
     close(ex[1]);
-    int e = 0;
+    struct start_failure sf;
     ssize_t k;
     do
-        k = read(ex[0], &e, sizeof e);
+        k = read(ex[0], &sf, sizeof sf);
     while (k < 0 && errno == EINTR);
     close(ex[0]);
-    if (k == (ssize_t)sizeof e) {
+    if (k == (ssize_t)sizeof sf) {
         waitpid(pid, NULL, 0);
-        report("err failed to start command %s: %s\n", o.cmd[0], strerror(e));
+        cgroup_destroy(&cg);
+        if (sf.what[0])
+            report("err failed to start command %s: %s: %s\n", o.cmd[0], sf.what,
+                   strerror(sf.err));
+        else
+            report("err failed to start command %s: %s\n", o.cmd[0], strerror(sf.err));
         return 1;
     }
 
@@ -398,6 +482,8 @@ int shim_main(int argc, char **argv)
                 /* The task ends with its main process: sweep the rest of its group so
                  * nothing is orphaned and the pipes reach EOF. */
                 kill(-pid, SIGKILL);
+                if (o.cgroup)
+                    cgroup_kill_all(&cg, 2000); /* also what left the process group */
                 drain_deadline = cv_mono_ms() + SHIM_DRAIN_MS;
             }
         }
@@ -416,8 +502,10 @@ int shim_main(int argc, char **argv)
         sig = WTERMSIG(status);
         code = 128 + sig;
     }
-    char *x = xasprintf("exit_code=%lld\nsignal=%lld\nfinished_at=%lld\n", (long long)code,
-                        (long long)sig, (long long)cv_wall_ns());
+    bool oom = o.cgroup && cgroup_oom_killed(&cg);
+    cgroup_destroy(&cg);
+    char *x = xasprintf("exit_code=%lld\nsignal=%lld\nfinished_at=%lld\noom_killed=%d\n",
+                        (long long)code, (long long)sig, (long long)cv_wall_ns(), oom ? 1 : 0);
     write_kv_atomic(o.exit, x);
     free(x);
     return 0;

@@ -23,12 +23,23 @@
  *
  * Options: --handle FILE --exit FILE --log-dir DIR --log-name TASK
  *          --max-files N --max-file-size BYTES
+ *          [--isolate-root TASK_DIR --alloc-dir ALLOC_SHARED_DIR]   (isolate.h)
+ *          [--cgroup NAME --memory B --memory-max B --cpu-shares N --pids-max N]
+ *
+ * With --cgroup the shim creates the task's cgroups before the fork (cgroup.h), the
+ * task joins them before it execs, and when the task ends every process left in them
+ * is killed, the cgroups are removed and the exit file says whether the memory
+ * controller OOM-killed it (oom_killed=1). With --isolate-root the task starts in new
+ * namespaces with the task dir as its root (isolate.h).
  */
 #ifndef CARAVAN_EXEC_SHIM_H
 #define CARAVAN_EXEC_SHIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "exec/cgroup.h"
 
 /* Entry point of the `task-shim` verb; argv[0] is "task-shim". Returns the exit code. */
 int shim_main(int argc, char **argv);
@@ -44,6 +55,10 @@ struct shim_spec {
     const char *log_name;    /* task name */
     int64_t max_files;
     int64_t max_file_bytes;
+    const char *isolate_root; /* NULL: no isolation; else the task dir to pivot into */
+    const char *alloc_dir;    /* shared alloc/ dir, bound at /alloc when isolated */
+    const char *cgroup_name;  /* NULL: no cgroups; else "<alloc id>.<task>" */
+    struct cgroup_limits limits;
 };
 
 /* Starts a shim. On success returns 0 with the shim's pid and the read end of its
@@ -65,6 +80,7 @@ struct shim_exit {
     int64_t exit_code;
     int64_t signal;
     int64_t finished_at; /* unix ns */
+    bool oom_killed;     /* the task's memory cgroup OOM-killed a process */
 };
 int shim_read_handle(const char *path, struct shim_handle *h);
 int shim_read_exit(const char *path, struct shim_exit *e);

@@ -339,7 +339,8 @@ START_TEST(test_fingerprint)
     ck_assert_str_eq(n.status, "initializing");
     ck_assert_str_eq(n.name, "n1");
     ck_assert_str_eq(strmap_get(&n.meta, "rack"), "r1");
-    ck_assert_uint_eq(n.n_drivers, 1);
+    ck_assert_uint_eq(n.n_drivers, 2); /* raw_exec, then exec (detected or not) */
+    ck_assert_str_eq(n.drivers[1].name, "exec");
     ck_assert_str_eq(n.drivers[0].name, "raw_exec");
     ck_assert(n.drivers[0].detected && n.drivers[0].healthy);
     ck_assert_str_eq(n.drivers[0].health_description, "Healthy");

@@ -1,0 +1,114 @@
+/*
+ * driver_exec.c - the exec driver: runs `command` with `args` isolated, under the task
+ * shim. The shim starts the task as PID 1 of new PID/mount/IPC/UTS namespaces with the
+ * task dir as its root (isolate.h) and inside cgroups named for the alloc and task
+ * (cgroup.h), created under the agent's own cgroup.
+ *
+ * Config (Nomad's): command (string, required; resolved inside the task's root, so it
+ * must exist under the read-only host views or in the task dir), args (list of
+ * strings). Limits: memory hard cap max(memory, memory_max) MB, soft limit memory MB
+ * when memory_max is set, cpu.shares = cpu MHz, pids.max = EXEC_PIDS_MAX.
+ *
+ * Inside, the task sees Nomad's exec layout: NOMAD_ALLOC_DIR=/alloc,
+ * NOMAD_TASK_DIR=/local, NOMAD_SECRETS_DIR=/secrets, and its working directory is "/".
+ */
+#include "exec/driver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/cgroup.h"
+#include "exec/shim.h"
+#include "exec/taskenv.h"
+#include "util/err.h"
+#include "util/util.h"
+
+#define EXEC_PIDS_MAX 4096
+
+extern char **environ;
+
+static int exec_start(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
+                      bool *recoverable, char *errmsg)
+{
+    *recoverable = false;
+    if (geteuid() != 0)
+        return cv_err(errmsg, CV_EINVAL, "the exec driver must run as root");
+
+    /* The task's paths as the task sees them, before interpolating its args. */
+    struct strmap env = {0};
+    strmap_copy(&env, l->env);
+    strmap_set(&env, "NOMAD_ALLOC_DIR", "/alloc");
+    strmap_set(&env, "NOMAD_TASK_DIR", "/local");
+    strmap_set(&env, "NOMAD_SECRETS_DIR", "/secrets");
+    strmap_set(&env, "TMPDIR", "/tmp");
+
+    char **argv;
+    int rc = driver_command_argv(l, &env, &argv, errmsg);
+    if (rc) {
+        strmap_clear(&env);
+        return rc;
+    }
+    char **envp = taskenv_envp(&env, environ);
+    const struct resources *r = l->task->resources;
+    char *cgname = xasprintf("%s.%s", l->alloc->id, l->task->name);
+    int64_t max_files = l->task->log_config ? l->task->log_config->max_files : 10;
+    int64_t max_mb = l->task->log_config ? l->task->log_config->max_file_size_mb : 10;
+    struct shim_spec s = {
+        .shim_path = l->shim_path,
+        .argv = argv,
+        .envp = envp,
+        .cwd = l->task_dir,
+        .handle_file = l->handle_file,
+        .exit_file = l->exit_file,
+        .log_dir = l->log_dir,
+        .log_name = l->task->name,
+        .max_files = max_files > 0 ? max_files : 10,
+        .max_file_bytes = (max_mb > 0 ? max_mb : 10) << 20,
+        .isolate_root = l->task_dir,
+        .alloc_dir = l->alloc_dir,
+        .cgroup_name = cgname,
+        .limits =
+            {
+                .memory_bytes = r && r->memory_mb > 0 ? r->memory_mb << 20 : 0,
+                .memory_max_bytes = r && r->memory_max_mb > 0 ? r->memory_max_mb << 20 : 0,
+                .cpu_shares = r && r->cpu > 0 ? r->cpu : 0,
+                .pids_max = EXEC_PIDS_MAX,
+            },
+    };
+    rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
+    if (rc)
+        *recoverable = true;
+    free(cgname);
+    taskenv_envp_free(envp);
+    driver_argv_free(argv);
+    strmap_clear(&env);
+    return rc ? -CV_EIO : 0;
+}
+
+bool driver_exec_supported(char *why, size_t n)
+{
+    if (geteuid() != 0) {
+        snprintf(why, n, "exec driver must run as root");
+        return false;
+    }
+    static const char *const ns[] = {"/proc/self/ns/pid", "/proc/self/ns/mnt",
+                                     "/proc/self/ns/ipc", "/proc/self/ns/uts"};
+    for (size_t i = 0; i < CV_ARRAY_LEN(ns); i++)
+        if (access(ns[i], F_OK) != 0) {
+            snprintf(why, n, "kernel lacks %s", ns[i]);
+            return false;
+        }
+    if (cgroup_detect() == CGROUP_NONE) {
+        snprintf(why, n, "no cgroup hierarchy with the memory controller");
+        return false;
+    }
+    snprintf(why, n, "Healthy");
+    return true;
+}
+
+const struct driver driver_exec = {
+    .name = "exec",
+    .start = exec_start,
+};
