@@ -306,14 +306,14 @@ int agent_config_load(struct agent_config *c, const char *path, char *err, size_
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        snprintf(err, n, "Error loading configuration from %s: %s", path, strerror(errno));
+        snprintf(err, n, "%s", strerror(errno));
         return -CV_EINVAL;
     }
     if (!S_ISDIR(st.st_mode))
         return load_file(c, path, err, n);
     DIR *d = opendir(path);
     if (!d) {
-        snprintf(err, n, "Error loading configuration from %s: %s", path, strerror(errno));
+        snprintf(err, n, "%s", strerror(errno));
         return -CV_EINVAL;
     }
     struct strlist files = {0};
