@@ -2,6 +2,9 @@
  * driver_raw_exec.c - the raw_exec driver: runs `command` with `args` as the agent's
  * user, without isolation, in the task directory, under a task shim.
  *
+ * When the agent runs as root on a host with cgroups, the task also gets cgroups for
+ * accounting and kill-all (no limits: raw_exec does not confine), as exec's.
+ *
  * Config (Nomad's): command (string, required), args (list of strings). Both are
  * interpolated (${NOMAD_*}, ${attr.*}, ${meta.*}, ${node.*}).
  */
@@ -10,7 +13,9 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "exec/cgroup.h"
 #include "exec/shim.h"
 #include "exec/taskenv.h"
 #include "util/err.h"
@@ -78,9 +83,17 @@ static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *r
         .max_files = max_files > 0 ? max_files : 10,
         .max_file_bytes = (max_mb > 0 ? max_mb : 10) << 20,
     };
+    /* Accounting without limits where we may create cgroups: every process the task
+     * starts is tracked and killed with it, even one that left its process group. */
+    char *cgname = NULL;
+    if (geteuid() == 0 && cgroup_detect() != CGROUP_NONE) {
+        cgname = xasprintf("%s.%s", l->alloc->id, l->task->name);
+        s.cgroup_name = cgname;
+    }
     rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
     if (rc)
         *recoverable = true;
+    free(cgname);
     taskenv_envp_free(envp);
     driver_argv_free(argv);
     return rc ? -CV_EIO : 0;

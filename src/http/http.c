@@ -1289,6 +1289,16 @@ static void route(struct evhttp_request *req, void *arg)
         }
         reply_json(req, arr, 0, pretty);
         json_decref(arr);
+    } else if (!strcmp(path, "/v1/system/gc") && srv) {
+        if (!is_write(m)) {
+            reply_text(req, 405, "Invalid method");
+        } else if (!server_is_leader(srv)) {
+            reply_text(req, 500, "system gc must be sent to the leader (%s)",
+                       cv_str(server_leader_addr(srv)));
+        } else {
+            server_gc(srv, true);
+            evhttp_send_reply(req, 200, "OK", NULL);
+        }
     } else if (!strcmp(path, "/v1/operator/snapshot") && srv) {
         if (is_get(m))
             handle_snapshot_save(h, req);

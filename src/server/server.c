@@ -867,6 +867,7 @@ int server_start(struct server *s, char *errmsg)
     log_info("nomad", "starting scheduling worker(s): num_workers=%d schedulers=[service batch]",
              s->cfg.num_workers);
     membership_start(s->members);
+    gc_start(s);
     /* A new server of a multi-server cluster starts raft once membership has decided
      * to bootstrap or to join (membership.c); one with state, or a single server, now. */
     if (s->cfg.bootstrap_expect <= 1 || s->cfg.dev || cvraft_dir_has_state(s->raft_dir))
@@ -883,6 +884,8 @@ void server_close(struct server *s)
     /* Order: stop taking work, stop listening, let raft finish (its callbacks answer
      * pending requests), then answer whatever RPC is still pending, then free. */
     heartbeats_clear(s);
+    if (s->gc_ev)
+        event_free(s->gc_ev);
     if (s->ld)
         leader_shutdown(s->ld);
     membership_free(s->members);

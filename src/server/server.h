@@ -61,6 +61,10 @@ uint64_t server_raft_applied(const struct server *s);
 struct server_member;
 size_t server_known_servers(struct server *s, struct server_member **out);
 
+/* Core garbage collection now (leader only); force ignores age thresholds. Returns how
+ * many objects it asked raft to delete. */
+size_t server_gc(struct server *s, bool force);
+
 /* Another server's RPC address learned elsewhere (the server gossip pool). */
 void server_add_peer(struct server *s, const char *rpc_addr);
 

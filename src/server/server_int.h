@@ -24,6 +24,7 @@ struct server {
     struct heartbeat *heartbeats;
     struct leader *ld;
     struct membership *members;
+    struct event *gc_ev;
     struct intmap counters;
     char *raft_dir;
 };
@@ -42,6 +43,9 @@ void leader_revoke(struct leader *ld);    /* lost it */
 void leader_eval_upserted(struct leader *ld, const struct eval *e);
 void leader_capacity_changed(struct leader *ld, const char *node_id);
 void leader_start_workers(struct leader *ld, int n);
+
+/* gc.c */
+void gc_start(struct server *s);
 
 /* membership.c */
 struct server_member;

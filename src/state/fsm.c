@@ -28,6 +28,10 @@ static const struct sfield fsm_cmd_fields[] = {
     SFA(fsm_cmd, allocs, n_allocs, "Allocs", SF_ARRAY, &ST_ALLOC),
     SFA(fsm_cmd, stopped, n_stopped, "Stopped", SF_ARRAY, &ST_ALLOC),
     SF(fsm_cmd, snapshot, "Snapshot", SF_STR),
+    SF(fsm_cmd, gc_evals, "GCEvals", SF_STRLIST),
+    SF(fsm_cmd, gc_allocs, "GCAllocs", SF_STRLIST),
+    SF(fsm_cmd, gc_jobs, "GCJobs", SF_STRLIST),
+    SF(fsm_cmd, gc_nodes, "GCNodes", SF_STRLIST),
 };
 const struct stype ST_FSM_CMD = {"fsm_cmd",      sizeof(struct fsm_cmd), fsm_cmd_fields,
                                  CV_ARRAY_LEN(fsm_cmd_fields), NULL, -1};
@@ -305,6 +309,22 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         break;
     case FSM_NODE_DELETE:
         txn_delete_node(txn, cmd->node_id);
+        break;
+    case FSM_GC:
+        for (size_t i = 0; i < cmd->gc_allocs.n; i++)
+            txn_delete_alloc(txn, cmd->gc_allocs.v[i]);
+        for (size_t i = 0; i < cmd->gc_evals.n; i++)
+            txn_delete_eval(txn, cmd->gc_evals.v[i]);
+        for (size_t i = 0; i < cmd->gc_jobs.n; i++) {
+            char *k = xstrdup(cmd->gc_jobs.v[i]), *sep = strchr(k, '\x01');
+            if (sep) {
+                *sep = '\0';
+                txn_delete_job(txn, k, sep + 1);
+            }
+            free(k);
+        }
+        for (size_t i = 0; i < cmd->gc_nodes.n; i++)
+            txn_delete_node(txn, cmd->gc_nodes.v[i]);
         break;
     case FSM_EVAL_UPDATE:
         break;

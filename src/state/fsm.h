@@ -31,6 +31,7 @@ enum fsm_type {
     FSM_PLAN_APPLY,
     FSM_NODE_DELETE,
     FSM_STATE_RESTORE, /* Snapshot: a whole fsm snapshot (operator snapshot restore) */
+    FSM_GC,            /* Evals/Allocs/Stopped: IDs to delete; Jobs (ns+id); Nodes (ids) */
 };
 
 struct fsm_cmd {
@@ -52,6 +53,10 @@ struct fsm_cmd {
     struct alloc *stopped;
     size_t n_stopped;
     char *snapshot; /* FSM_STATE_RESTORE: base64 of an fsm_snapshot_encode() buffer */
+    struct strlist gc_evals;  /* FSM_GC: evaluation IDs */
+    struct strlist gc_allocs; /* FSM_GC: allocation IDs */
+    struct strlist gc_jobs;   /* FSM_GC: "namespace\x01id" */
+    struct strlist gc_nodes;  /* FSM_GC: node IDs */
 };
 extern const struct stype ST_FSM_CMD;
 
