@@ -394,6 +394,30 @@ START_TEST(test_missing_command)
 }
 END_TEST
 
+START_TEST(test_raw_exec_cgroup)
+{
+    /* raw_exec gets cgroups for accounting too: a process that escaped the task's
+     * process group (setsid) is still killed when the task ends, and the cgroups go. */
+    struct harness h;
+    harness_start(&h, JOB("batch", "{\"Name\":\"t\",\"Driver\":\"raw_exec\"," NORESTART ","
+                                   "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\","
+                                   "\"setsid sleep 1000 & echo $! > local/escaped; "
+                                   "sleep 0.3\"]}}"));
+    ck_assert(run_until(&h, ar_done, 15000));
+    char *p = xasprintf("%s/t/local/escaped", alloc_runner_dir(h.ar)), *s = NULL;
+    ck_assert_int_eq(cv_read_file(p, &s, NULL), 0);
+    long pid = strtol(s, NULL, 10);
+    ck_assert_int_gt(pid, 1);
+    for (int i = 0; i < 200 && pid_alive(pid); i++)
+        usleep(10000);
+    ck_assert_msg(!pid_alive(pid), "escaped process %ld survived", pid);
+    free(s);
+    free(p);
+    harness_stop(&h);
+    assert_cgroups_gone("t");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_isolation");
@@ -404,6 +428,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_oom_killed);
     tcase_add_test(tc, test_tree_killed_whole);
     tcase_add_test(tc, test_missing_command);
+    tcase_add_test(tc, test_raw_exec_cgroup);
     suite_add_tcase(s, tc);
     return s;
 }
