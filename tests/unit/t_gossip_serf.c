@@ -690,6 +690,84 @@ START_TEST(test_malformed_serf_messages)
 }
 END_TEST
 
+/* Captured from Debian serf 0.9.4 on this machine (2026-11-25): `serf agent -node=serf1
+ * -bind=127.0.0.31:27946 -tag role=web -tag dc=dc1`, then `serf join 127.0.0.33:27999`
+ * towards a Python TCP listener that saved what serf sent: its join push/pull, LZW-
+ * compressed (0x09 {Algo, Buf}), Join=true, one node state and serf's user state (the
+ * 512-slot event ring, mostly nil). */
+static const uint8_t serf_join_push_pull[] = {
+    0x09, 0x82, 0xa4, 0x41, 0x6c, 0x67, 0x6f, 0x00, 0xa3, 0x42, 0x75, 0x66, 0xda, 0x00, 0xdc, 0x00,
+    0x0d, 0x0c, 0x22, 0xa5, 0xe4, 0x4d, 0x1a, 0x37, 0xc3, 0x4a, 0x39, 0x79, 0x43, 0xa6, 0xcc, 0x9c,
+    0x00, 0xac, 0xaa, 0xcc, 0x29, 0x23, 0x67, 0x0a, 0x9d, 0x30, 0x74, 0xca, 0x30, 0x29, 0xe3, 0xa6,
+    0x99, 0x80, 0x26, 0x87, 0x48, 0x05, 0x21, 0x43, 0x46, 0x0e, 0xa9, 0x3f, 0x00, 0x00, 0x7c, 0x58,
+    0x95, 0xc4, 0xcd, 0x98, 0x30, 0x72, 0xdc, 0x60, 0x4c, 0xf3, 0xc6, 0x4d, 0x00, 0x52, 0x4d, 0xca,
+    0x5c, 0x94, 0xf5, 0x4f, 0x10, 0x29, 0x39, 0x6f, 0xd8, 0x94, 0x19, 0x75, 0xa7, 0x8c, 0x18, 0x51,
+    0x64, 0xc6, 0x8c, 0x4a, 0x1a, 0x83, 0x94, 0x93, 0x30, 0x6d, 0xca, 0x94, 0x9a, 0x28, 0xc7, 0x4c,
+    0x53, 0x28, 0x6f, 0xe4, 0xd0, 0x69, 0xd6, 0x46, 0x45, 0x29, 0x8b, 0x18, 0xcb, 0x00, 0x18, 0x65,
+    0x65, 0x8e, 0x1b, 0x53, 0x01, 0x0a, 0x08, 0x10, 0x50, 0x40, 0xad, 0x21, 0x55, 0x45, 0xec, 0x70,
+    0xa4, 0xc3, 0x84, 0x4a, 0x9a, 0xa8, 0x01, 0x4c, 0xc5, 0x9d, 0x3b, 0x87, 0x9b, 0x00, 0x00, 0xc0,
+    0x02, 0x0b, 0x1e, 0x4c, 0xb8, 0xb0, 0xe1, 0xc3, 0x88, 0x13, 0x2b, 0x5e, 0xcc, 0xb8, 0xb1, 0xe3,
+    0xc7, 0x90, 0x23, 0x4b, 0x9e, 0x4c, 0xb9, 0xb2, 0xe5, 0xcb, 0x98, 0x33, 0x6b, 0xde, 0xcc, 0xb9,
+    0xb3, 0xe7, 0xc7, 0xa5, 0xea, 0xde, 0x2d, 0x13, 0x60, 0xd5, 0x46, 0x33, 0x74, 0x72, 0xb6, 0x11,
+    0x43, 0x71, 0x0e, 0x24, 0x55, 0x51, 0xea, 0x50, 0xcc, 0x23, 0x1a, 0x2f, 0x2b, 0xb0, 0x74, 0xea,
+    0xcc, 0xa9, 0xed, 0x30, 0xd0, 0x54, 0x8a, 0x56, 0x01, 0x04, 0x04,
+};
+
+START_TEST(test_golden_serf_join_push_pull)
+{
+    /* A real serf agent's join push/pull is complete as framed, decodes, makes serf1 a
+     * member alive with its tags and is answered with our own
+     * push/pull (Join=true) on the same stream. */
+    struct net nt;
+    struct swim_out o;
+    size_t len = 0, replies = 0;
+    const struct serf_member *m;
+    struct tagcheck tc = {"role", "web", false};
+    struct swim_addr from = {{127, 0, 0, 31}, 4, 40000};
+    net_init(&nt, 1);
+    ck_assert_int_eq(gossip_stream_complete(serf_join_push_pull, sizeof(serf_join_push_pull), &len),
+                     1);
+    ck_assert_uint_eq(len, sizeof(serf_join_push_pull));
+    ck_assert_int_eq(
+        gossip_stream_complete(serf_join_push_pull, sizeof(serf_join_push_pull) - 1, &len), 0);
+    swim_out_init(&o);
+    ck_assert_int_eq(
+        serf_step(nt.s[0],
+                  &(struct swim_event){SWIM_EV_STREAM_REQ, nt.now, from, serf_join_push_pull,
+                                       sizeof(serf_join_push_pull), 9},
+                  &o),
+        0);
+    m = serf_member_find(nt.s[0], "serf1");
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(serf_status_name(m->status), "alive");
+    ck_assert_uint_eq(m->addr.port, 27946);
+    ck_assert_int_eq(m->addr.ip[3], 31);
+    ck_assert_int_eq(m->vsn[5], 5);
+    gossip_tags_decode(m->meta, m->meta_len, tag_fn, &tc);
+    ck_assert(tc.ok);
+    tc = (struct tagcheck){"dc", "dc1", false};
+    gossip_tags_decode(m->meta, m->meta_len, tag_fn, &tc);
+    ck_assert(tc.ok);
+    ck_assert_uint_eq(serf_stats(nt.s[0])->malformed, 0);
+    for (size_t i = 0; i < o.n; i++) {
+        if (o.sends[i].tcp && o.sends[i].stream == 9) {
+            const uint8_t *p = (const uint8_t *)o.data.data + o.sends[i].off;
+            struct gossip_push_pull_header h;
+            size_t used;
+            ck_assert_int_eq(p[0], GOSSIP_PUSH_PULL);
+            ck_assert_int_eq(gossip_dec_push_pull_header(p + 1, o.sends[i].len - 1, &h, &used), 0);
+            ck_assert(h.join);
+            ck_assert_int_eq(h.nodes, 1); /* memberlist replies before it merges */
+            ck_assert_int_gt(h.user_state_len, 0);
+            replies++;
+        }
+    }
+    ck_assert_uint_eq(replies, 1);
+    swim_out_free(&o);
+    net_free(&nt);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gossip_serf");
@@ -709,6 +787,7 @@ int main(void)
     tcase_add_test(tc, test_key_queries);
     tcase_add_test(tc, test_user_event_dedup_and_push_pull);
     tcase_add_test(tc, test_malformed_serf_messages);
+    tcase_add_test(tc, test_golden_serf_join_push_pull);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
