@@ -33,7 +33,9 @@ struct gossip_pool_config {
     const struct strmap *tags;  /* serf tags, copied; encoded size <= 512 bytes */
     const uint8_t *key;         /* 16/24/32-byte AES key, copied; NULL: no encryption */
     size_t key_len;
-    void (*on_change)(void *arg); /* membership or a member's tags changed; may be NULL */
+    /* Membership or a member's tags changed; may be NULL. Called from the loop at the end of
+     * a step; it may read the pool (gossip_members) but must not free it. */
+    void (*on_change)(void *arg);
     void *arg;
 };
 
@@ -54,7 +56,8 @@ int gossip_join(struct gossip_pool *p, const struct strlist *addrs, char *errmsg
 
 /* Graceful leave: gossips a leave intent, then dead-from-self, then waits for it to
  * propagate (bounded: about 2 x 5 s + 1 s at worst, ~1.5 s usually). done(arg) is called
- * once from the loop when finished; the pool keeps answering pings until freed. */
+ * once from the loop when finished (it may free the pool); the pool keeps answering pings
+ * until freed. */
 void gossip_leave(struct gossip_pool *p, void (*done)(void *), void *arg);
 
 /* Replaces our tags (copied) and gossips them with a new incarnation. Tags that encode
