@@ -747,7 +747,8 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
         st_copy(&ST_EVAL, &up.evals[up.n_evals++], r->blocked_eval);
     }
     for (size_t i = 0; r && i < r->n_followup_evals; i++)
-        st_copy(&ST_EVAL, &up.evals[up.n_evals++], &r->followup_evals[i]);
+        if (r->followup_evals[i])
+            st_copy(&ST_EVAL, &up.evals[up.n_evals++], r->followup_evals[i]);
     wcall(w, "Eval.Update", &ST_EVAL_UPDATE_REQ, &up, eval_update_done);
     up.eval_token = NULL;
     st_clear(&ST_EVAL_UPDATE_REQ, &up);
