@@ -49,6 +49,8 @@ struct agent {
     struct rpc_client *rpc;
     struct http_api *http;
     struct gossip_pool *gossip; /* the server pool (serf port) */
+    struct gossip_pool *lan;    /* the node gossip pool (lan port): every agent */
+    int leaving;                /* pools still leaving at shutdown */
     struct event *sigint, *sigterm, *shutdown_timer;
     bool shutting_down;
     int64_t start_ns;
@@ -377,6 +379,53 @@ static int agent_force_leave(void *arg, const char *node, char *errmsg)
     return 0;
 }
 
+/* The node gossip pool changed: a client learns the servers' RPC addresses from their
+ * tags (so -join is all it needs); a server tells the leader about failed clients. */
+static void on_lan_change(void *arg)
+{
+    struct agent *a = arg;
+    if (!a->lan)
+        return;
+    struct gossip_member *gm;
+    size_t n = gossip_members(a->lan, &gm);
+    struct strlist servers = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *role = strmap_get(&gm[i].tags, "role");
+        if (!cv_streq(strmap_get(&gm[i].tags, "region"), a->cfg.region))
+            continue;
+        if (cv_streq(role, "server") && !strcmp(gm[i].status, "alive")) {
+            const char *rpc = strmap_get(&gm[i].tags, "rpc_addr");
+            const char *port = strmap_get(&gm[i].tags, "port");
+            if (rpc && port) {
+                char *addr = xasprintf("%s:%s", rpc, port);
+                strlist_add(&servers, addr);
+                if (a->server)
+                    server_add_peer(a->server, addr);
+                free(addr);
+            }
+        } else if (cv_streq(role, "client") && a->server && !strcmp(gm[i].status, "failed")) {
+            const char *node_id = strmap_get(&gm[i].tags, "node_id");
+            if (node_id)
+                server_node_gossip_failed(a->server, node_id);
+        }
+    }
+    if (a->rpc && !a->server && servers.n)
+        rpc_tcp_client_set_servers(a->rpc, &servers);
+    strlist_clear(&servers);
+    gossip_members_free(gm, n);
+}
+
+/* "host[:port]" with the port replaced by `port` (join addresses of the other pool). */
+static char *with_port(const char *addr, int port)
+{
+    char host[128];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    return xasprintf("%s:%d", host, port);
+}
+
 /* -encrypt / server { encrypt }: a base64 key of 16, 24 or 32 bytes. */
 static int decode_key(const char *b64, uint8_t *key, size_t *len, char *errmsg)
 {
@@ -454,14 +503,27 @@ static void finish_shutdown(void *arg)
     event_base_loopexit(a->base, NULL);
 }
 
-/* After the client: leave the gossip pool gracefully (serf shows us "left"). */
+static void pool_left(void *arg)
+{
+    struct agent *a = arg;
+    if (--a->leaving == 0)
+        finish_shutdown(a);
+}
+
+/* After the client: leave the gossip pools gracefully, together (serf shows us "left"). */
 static void client_done(void *arg)
 {
     struct agent *a = arg;
-    if (a->gossip)
-        gossip_leave(a->gossip, finish_shutdown, a);
-    else
-        finish_shutdown(a);
+    a->leaving = 1; /* held until both leaves are started */
+    if (a->gossip) {
+        a->leaving++;
+        gossip_leave(a->gossip, pool_left, a);
+    }
+    if (a->lan) {
+        a->leaving++;
+        gossip_leave(a->lan, pool_left, a);
+    }
+    pool_left(a);
 }
 
 static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
@@ -801,6 +863,55 @@ int agent_main(int argc, char **argv)
         log_error("agent", "client start failed: %s", err);
         goto out_roles;
     }
+    {
+        /* The node gossip pool: every agent of the region, LAN timings. */
+        struct strmap tags = {0};
+        char port[16];
+        snprintf(port, sizeof port, "%d", a.cfg.rpc_port);
+        strmap_set(&tags, "role", a.server ? "server" : "client");
+        strmap_set(&tags, "region", a.cfg.region);
+        strmap_set(&tags, "dc", a.cfg.datacenter);
+        if (a.server) {
+            strmap_set(&tags, "rpc_addr", a.adv);
+            strmap_set(&tags, "port", port);
+        }
+        const char *nid = a.client ? client_node_id(a.client) : a.node_id;
+        if (a.client && nid)
+            strmap_set(&tags, "node_id", nid);
+        char *lname = xasprintf("%s.%s.%.8s", a.cfg.name, a.cfg.region, cv_str(nid));
+        uint8_t key[32];
+        size_t klen = 0;
+        if (a.cfg.encrypt && decode_key(a.cfg.encrypt, key, &klen, err) != 0)
+            klen = 0;
+        struct gossip_pool_config lc = {
+            .name = lname,
+            .bind_addr = a.cfg.bind_addr,
+            .port = a.cfg.lan_port,
+            .advertise_addr = a.adv,
+            .wan = false,
+            .tags = &tags,
+            .key = klen ? key : NULL,
+            .key_len = klen,
+            .on_change = on_lan_change,
+            .arg = &a,
+        };
+        a.lan = gossip_pool_new(a.base, &lc, err);
+        free(lname);
+        strmap_clear(&tags);
+        if (!a.lan)
+            log_warn("agent", "node gossip pool not started: %s", err);
+        if (a.lan && a.cfg.join.n) {
+            struct strlist lj = {0};
+            for (size_t i = 0; i < a.cfg.join.n; i++) {
+                char *j = with_port(a.cfg.join.v[i], a.cfg.lan_port);
+                strlist_add(&lj, j);
+                free(j);
+            }
+            if (gossip_join(a.lan, &lj, err) < 0)
+                log_warn("agent", "joining the node gossip pool failed: %s", err);
+            strlist_clear(&lj);
+        }
+    }
     a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     event_add(a.sigint, NULL);
@@ -819,6 +930,8 @@ out_roles:
     http_api_free(a.http);
     gossip_pool_free(a.gossip);
     a.gossip = NULL;
+    gossip_pool_free(a.lan);
+    a.lan = NULL;
     if (a.client)
         client_free(a.client);
     rpc_client_free(a.rpc);

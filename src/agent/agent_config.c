@@ -31,6 +31,7 @@ void agent_config_defaults(struct agent_config *c)
     c->http_port = 4646;
     c->rpc_port = 4647;
     c->serf_port = 4648;
+    c->lan_port = 4649;
     c->raft_multiplier = 1;
     char host[256] = "caravan";
     if (gethostname(host, sizeof host) == 0)
@@ -167,11 +168,12 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
         return rc;
     json_t *ports = obj(root, "ports");
     if (ports) {
-        static const char *const pk[] = {"http", "rpc", "serf", NULL};
+        static const char *const pk[] = {"http", "rpc", "serf", "lan", NULL};
         if ((rc = check_keys(ports, pk, "ports", file, err, n)) ||
             (rc = get_int(ports, "http", &c->http_port, file, err, n)) ||
             (rc = get_int(ports, "rpc", &c->rpc_port, file, err, n)) ||
-            (rc = get_int(ports, "serf", &c->serf_port, file, err, n)))
+            (rc = get_int(ports, "serf", &c->serf_port, file, err, n)) ||
+            (rc = get_int(ports, "lan", &c->lan_port, file, err, n)))
             return rc;
     }
     json_t *adv = obj(root, "advertise");
@@ -353,15 +355,16 @@ int agent_config_check(const struct agent_config *c, char *err, size_t n)
         snprintf(err, n, "Must specify data directory");
         return -CV_EINVAL;
     }
-    int ports[3] = {c->http_port, c->rpc_port, c->serf_port};
-    for (int i = 0; i < 3; i++) {
+    int ports[4] = {c->http_port, c->rpc_port, c->serf_port, c->lan_port};
+    for (int i = 0; i < 4; i++) {
         if (ports[i] < 1 || ports[i] > 65535) {
             snprintf(err, n, "Invalid port %d: ports must be between 1 and 65535", ports[i]);
             return -CV_EINVAL;
         }
     }
-    if (c->client_enabled && !c->server_enabled && !c->servers.n) {
-        snprintf(err, n, "A client-only agent needs servers: -servers=ip:port or client { servers = [...] }");
+    if (c->client_enabled && !c->server_enabled && !c->servers.n && !c->join.n) {
+        snprintf(err, n, "A client-only agent needs servers: -join=<server> (the node gossip pool), "
+                         "-servers=ip:port or client { servers = [...] }");
         return -CV_EINVAL;
     }
     if (c->bootstrap_expect < 0) {

@@ -18,6 +18,7 @@ struct agent_config {
     char *name;
     char *log_level;
     int http_port, rpc_port, serf_port;
+    int lan_port; /* the node gossip pool (every agent of the region): ports { lan } */
     bool server_enabled;
     int bootstrap_expect;
     int num_schedulers;

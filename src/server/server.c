@@ -210,6 +210,41 @@ void heartbeat_reset(struct server *s, const char *node_id, int64_t ttl_ns)
     evtimer_add(hb->ev, &tv);
 }
 
+/* The node gossip pool declared a client failed. Gossip alone does not move work: the
+ * node's heartbeat deadline is brought forward to a short confirmation window, so a
+ * client that is really gone is marked down within seconds instead of a whole TTL,
+ * while one that only blinked heartbeats in that window (resetting the full TTL) and
+ * nothing happens. */
+#define GOSSIP_CONFIRM_NS (5ll * 1000000000ll)
+
+void server_node_gossip_failed(struct server *s, const char *node_id)
+{
+    if (!s->leader)
+        return;
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct node *n = snap_node(snap, node_id);
+    bool ready = n && cv_streq(n->status, NODE_STATUS_READY);
+    snap_unref(snap);
+    if (!ready)
+        return;
+    for (struct heartbeat *hb = s->heartbeats; hb; hb = hb->next) {
+        if (strcmp(hb->node_id, node_id) != 0)
+            continue;
+        struct timeval deadline, now;
+        if (event_pending(hb->ev, EV_TIMEOUT, &deadline)) {
+            event_base_gettimeofday_cached(s->base, &now);
+            int64_t left = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000ll +
+                           (int64_t)(deadline.tv_usec - now.tv_usec) * 1000ll;
+            if (left <= GOSSIP_CONFIRM_NS)
+                return;
+        }
+        log_info("nomad.heartbeat", "node %s failed in the node gossip pool: expecting a "
+                 "heartbeat within 5s", node_id);
+        heartbeat_reset(s, node_id, GOSSIP_CONFIRM_NS);
+        return;
+    }
+}
+
 void heartbeats_clear(struct server *s)
 {
     while (s->heartbeats) {

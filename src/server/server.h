@@ -65,6 +65,9 @@ size_t server_known_servers(struct server *s, struct server_member **out);
  * many objects it asked raft to delete. */
 size_t server_gc(struct server *s, bool force);
 
+/* The node gossip pool saw a client fail: confirm quickly through its heartbeat. */
+void server_node_gossip_failed(struct server *s, const char *node_id);
+
 /* Another server's RPC address learned elsewhere (the server gossip pool). */
 void server_add_peer(struct server *s, const char *rpc_addr);
 
