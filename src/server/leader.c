@@ -479,7 +479,14 @@ static void plan_committed(int status, uint64_t index, const char *eval_id, cons
     (void)eval_id;
     struct apply_plan_ctx *c = arg;
     c->result.alloc_index = index;
-    plan_answer(c->pr, status, &c->result, errmsg);
+    /* The worker needs only what was refused and the indexes, not the committed
+     * allocations back (10,000 of them for a big job). */
+    struct plan_result light;
+    memset(&light, 0, sizeof light);
+    light.rejected_nodes = c->result.rejected_nodes;
+    light.refresh_index = c->result.refresh_index;
+    light.alloc_index = c->result.alloc_index;
+    plan_answer(c->pr, status, &light, errmsg);
     st_clear(&ST_PLAN_RESULT, &c->result);
     c->ld->applying = false;
     applier_next(c->ld);
@@ -520,6 +527,7 @@ static void applier_next(struct leader *ld)
     cmd.n_allocs = c->result.n_node_allocation;
     cmd.stopped = c->result.node_update;
     cmd.n_stopped = c->result.n_node_update;
+    cmd.job = pr->plan.job; /* once, for allocations that carry no job of their own */
     server_apply(ld->s, &cmd, NULL, plan_committed, c);
 }
 
@@ -663,6 +671,19 @@ static void worker_run(struct worker *w)
     w->st = W_SUBMITTED;
     server_count(ld->s, "caravan.worker.plans_submitted", 1);
     cv_strset(&w->res.plan.eval_token, w->token);
+    /* The plan carries its job once; allocations travel without their copy of it (the
+     * applier and the FSM attach it again), which keeps plans and raft entries small. */
+    for (size_t i = 0; i < w->res.plan.n_node_allocation; i++) {
+        struct alloc *a = &w->res.plan.node_allocation[i];
+        if (a->job && w->res.plan.job && a->job->job_modify_index == w->res.plan.job->job_modify_index) {
+            st_unref(&ST_JOB, a->job);
+            a->job = NULL;
+        }
+    }
+    for (size_t i = 0; i < w->res.plan.n_node_update; i++) {
+        st_unref(&ST_JOB, w->res.plan.node_update[i].job);
+        w->res.plan.node_update[i].job = NULL;
+    }
     struct plan_submit_req req;
     memcpy(&req.plan, &w->res.plan, sizeof req.plan); /* borrowed for the encoding */
     wcall(w, "Plan.Submit", &ST_PLAN_SUBMIT_REQ, &req, plan_result_done);

@@ -234,10 +234,14 @@ static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlis
     for (size_t i = 0; i < cmd->n_allocs; i++) {
         struct alloc *a = st_dup(&ST_ALLOC, &cmd->allocs[i]);
         const struct job *j = snap_job(sn, a->namespace, a->job_id);
-        /* Share the stored job when the plan was made for its current version. */
-        if (j && (!a->job || a->job->job_modify_index == j->job_modify_index)) {
+        /* Allocations arrive without their job when the plan carries it once (Job of
+         * the command). Share the stored job when it is the version planned for. */
+        const struct job *planned = a->job ? a->job : cmd->job;
+        if (j && (!planned || planned->job_modify_index == j->job_modify_index)) {
             st_unref(&ST_JOB, a->job);
             a->job = st_ref(&ST_JOB, j);
+        } else if (!a->job && cmd->job) {
+            a->job = st_ref(&ST_JOB, cmd->job);
         }
         const struct alloc *old = snap_alloc(sn, a->id);
         if (old) {

@@ -13,7 +13,8 @@
  *   FSM_NODE_STATUS         NodeID, Status, Evals, Now
  *   FSM_EVAL_UPDATE         Evals (upserted as given)
  *   FSM_ALLOC_CLIENT_UPDATE Allocs (ID + client fields merged into the stored alloc), Evals
- *   FSM_PLAN_APPLY          Allocs (placed/updated, complete), Stopped (ID, DesiredStatus,
+ *   FSM_PLAN_APPLY          Allocs (placed/updated; Job may be left out when the command
+ *                           carries it once as Job), Stopped (ID, DesiredStatus,
  *                           DesiredDescription, ClientStatus), Evals
  */
 #ifndef CARAVAN_STATE_FSM_H
