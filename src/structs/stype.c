@@ -1127,19 +1127,24 @@ static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj
         return cv_err(errmsg, CV_EMALFORMED, "%s: expected map", t->name);
     if (t->refs_off >= 0 && *(int *)((char *)obj + t->refs_off) == 0)
         *(int *)((char *)obj + t->refs_off) = 1;
+    /* Our encoder writes fields in table order, so the next field is almost always the
+     * one after the last match: try it first, fall back to a scan (other versions). */
+    size_t hint = 0;
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (!mp_is_str(&kv->key))
             continue;
         const char *k = kv->key.via.str.ptr;
         size_t kl = kv->key.via.str.size;
-        for (size_t j = 0; j < t->nfields; j++) {
+        for (size_t probe = 0; probe < t->nfields; probe++) {
+            size_t j = (hint + probe) % t->nfields;
             const struct sfield *f = &t->fields[j];
-            if (strlen(f->name) != kl || memcmp(f->name, k, kl) != 0)
+            if (strnlen(f->name, kl + 1) != kl || memcmp(f->name, k, kl) != 0)
                 continue;
             int rc = unpack_field(f, &kv->val, obj, errmsg);
             if (rc)
                 return rc;
+            hint = j + 1;
             break;
         }
     }
