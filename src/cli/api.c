@@ -160,3 +160,24 @@ int cli_api_prefix_list(struct cli_ctx *ctx, const char *kind, const char *prefi
     *out = res;
     return 0;
 }
+
+int cli_refuse_template(const char *tmpl)
+{
+    if (!tmpl)
+        return 0;
+    cli_error("Go templates (-t) are not supported by Caravan; use -json");
+    return 1;
+}
+
+int cli_print_json_list(struct cli_ctx *ctx, const char *path, const char *what)
+{
+    char errmsg[1024];
+    json_t *list = NULL;
+    if (cli_api_get(ctx, path, &list, NULL, errmsg, sizeof(errmsg)) < 0) {
+        cli_error("Error querying %s: %s", what, errmsg);
+        return 1;
+    }
+    cli_print_json(stdout, list);
+    json_decref(list);
+    return 0;
+}

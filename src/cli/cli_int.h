@@ -78,6 +78,10 @@ extern const struct cli_cmd_entry cli_cmd_version_entry, cli_cmd_node_status_ent
     cli_cmd_operator_snapshot_save_entry, cli_cmd_operator_snapshot_restore_entry,
     cli_cmd_server_join_entry, cli_cmd_server_force_leave_entry, cli_cmd_system_gc_entry;
 void cli_render_raft_peers(FILE *out, const json_t *conf);
+/* -t (Go templates) is refused with a message: returns 1 (the exit code) when tmpl is set. */
+int cli_refuse_template(const char *tmpl);
+/* `<noun> status -json` without an argument: prints the list at path. Returns the exit code. */
+int cli_print_json_list(struct cli_ctx *ctx, const char *path, const char *what);
 
 /* Looks a command up by its full name ("job status"); NULL when unknown. */
 const struct cli_cmd_entry *cli_cmd_find(const char *name);

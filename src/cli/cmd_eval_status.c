@@ -96,20 +96,10 @@ static int cmd_eval_status_exec(struct cli_ctx *ctx, int argc, char **argv)
         return 1;
     argc -= first;
     argv += first;
-    if (tmpl) {
-        cli_error("Go templates (-t) are not supported by Caravan; use -json");
+    if (cli_refuse_template(tmpl))
         return 1;
-    }
-    if (argc == 0 && json) {
-        json_t *list = NULL;
-        if (cli_api_get(ctx, "/v1/evaluations", &list, NULL, errmsg, sizeof(errmsg)) < 0) {
-            cli_error("Error querying evaluations: %s", errmsg);
-            return 1;
-        }
-        cli_print_json(stdout, list);
-        json_decref(list);
-        return 0;
-    }
+    if (argc == 0 && json)
+        return cli_print_json_list(ctx, "/v1/evaluations", "evaluations");
     if (argc != 1)
         return cli_usage_error(ctx, "This command takes one argument: <eval>");
 

@@ -235,10 +235,8 @@ static int cmd_job_status_exec(struct cli_ctx *ctx, int argc, char **argv)
     argv += first;
     if (argc > 1)
         return cli_usage_error(ctx, "This command takes either one or no arguments");
-    if (tmpl) {
-        cli_error("Go templates (-t) are not supported by Caravan; use -json");
+    if (cli_refuse_template(tmpl))
         return 1;
-    }
 
     if (argc == 0) {
         json_t *jobs = NULL;

@@ -94,10 +94,8 @@ static int cmd_server_members_exec(struct cli_ctx *ctx, int argc, char **argv)
         return 1;
     if (argc - first != 0)
         return cli_usage_error(ctx, "This command takes no arguments");
-    if (tmpl) {
-        cli_error("Go templates (-t) are not supported by Caravan; use -json");
+    if (cli_refuse_template(tmpl))
         return 1;
-    }
     json_t *resp = NULL;
     if (cli_api_get(ctx, "/v1/agent/members", &resp, NULL, errmsg, sizeof(errmsg)) < 0) {
         cli_error("Error querying servers: %s", errmsg);
