@@ -54,6 +54,9 @@ struct task_runner {
     char report[256];
     size_t report_len;
     char *task_dir, *handle_file, *exit_file;
+    char *state_file;   /* <state_dir>/<task>.state: the persisted task state */
+    char *saved;        /* what state_file holds (msgpack), to write only changes */
+    size_t saved_len;
 };
 
 struct alloc_runner {
@@ -71,15 +74,73 @@ struct alloc_runner {
     size_t n_tr;
     bool killing;
     bool started;
+    bool persist;  /* keep the alloc and task states under state_dir */
+    bool restored; /* rebuilt from state_dir: run() re-attaches instead of starting */
 };
 
 static void tr_start(struct task_runner *tr);
 static void tr_kill(struct task_runner *tr, const char *type, const char *display);
 
+/* ---- persistence ----
+ *
+ * Under state_dir, beside the shim's <task>.handle and <task>.exit files:
+ *   alloc.msgpack   the allocation with the job version the tasks run (ST_ALLOC)
+ *   <task>.state    the task's state: State, Failed, Restarts, times, Events (ST_TASK_STATE)
+ * Each is written atomically (rename) when it changes, never on a timer. A handle file
+ * is removed once its attempt's exit has been recorded in the task state, so a restored
+ * runner never reports one exit twice. */
+
+#define AR_ALLOC_FILE "alloc.msgpack"
+
+static void ar_persist_alloc(struct alloc_runner *ar)
+{
+    if (!ar->persist)
+        return;
+    struct alloc tmp = *ar->alloc;
+    tmp.job = ar->job; /* the version the tasks run */
+    char *buf, *path = xasprintf("%s/" AR_ALLOC_FILE, ar->state_dir);
+    size_t len;
+    st_encode(&ST_ALLOC, &tmp, &buf, &len);
+    int rc = cv_write_file_atomic(path, buf, len);
+    if (rc)
+        log_warn("client", "alloc %s: persist %s: %s", ar->alloc->id, path, strerror(-rc));
+    free(buf);
+    free(path);
+}
+
+static void ar_persist_tasks(struct alloc_runner *ar)
+{
+    if (!ar->persist || !ar->started)
+        return;
+    for (size_t i = 0; i < ar->n_tr; i++) {
+        struct task_runner *tr = &ar->tr[i];
+        char *buf;
+        size_t len;
+        st_encode(&ST_TASK_STATE, &tr->state, &buf, &len);
+        if (tr->saved && len == tr->saved_len && !memcmp(buf, tr->saved, len)) {
+            free(buf);
+            continue;
+        }
+        int rc = cv_write_file_atomic(tr->state_file, buf, len);
+        if (rc) {
+            /* The state dir is gone once the alloc is destroyed: nothing to keep. */
+            if (rc != -ENOENT)
+                log_warn("client", "alloc %s task %s: persist state: %s", ar->alloc->id,
+                         tr->task->name, strerror(-rc));
+            free(buf);
+            continue;
+        }
+        free(tr->saved);
+        tr->saved = buf;
+        tr->saved_len = len;
+    }
+}
+
 /* ---- helpers ---- */
 
 static void notify(struct alloc_runner *ar)
 {
+    ar_persist_tasks(ar);
     if (ar->on_update)
         ar->on_update(ar, ar->arg);
 }
@@ -341,16 +402,10 @@ static void tr_driver_failure(struct task_runner *tr, const char *msg, bool reco
     tr_ended(tr, true, recoverable, 0, 0);
 }
 
-static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
+/* The shim is gone: report how the attempt ended and apply the restart policy. */
+static void tr_shim_exited(struct task_runner *tr)
 {
-    struct task_runner *tr = arg;
     struct alloc_runner *ar = tr->ar;
-    int status = 0;
-    (void)fd;
-    (void)what;
-    /* Our child: reap it. A shim we adopted is someone else's to reap (ECHILD). */
-    if (waitpid(tr->shim_pid, &status, WNOHANG) == 0)
-        return; /* spurious */
     if (tr->phase == TR_STARTING && tr->report_fd >= 0) {
         bool eof;
         tr_read_report(tr, &eof);
@@ -376,6 +431,9 @@ static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
         ex.finished_at = cv_wall_ns();
     }
     tr->task_pid = 0;
+    /* This attempt's exit is recorded now (the task state is persisted below, in
+     * notify): a restarted client must not find its handle and report it again. */
+    unlink(tr->handle_file);
     char msg[160];
     int m;
     if (ex.signal)
@@ -397,6 +455,18 @@ static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
     tr->state.finished_at = ex.finished_at;
     tr_ended(tr, false, false, ex.exit_code, ex.signal);
     notify(ar);
+}
+
+static void tr_pidfd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct task_runner *tr = arg;
+    int status = 0;
+    (void)fd;
+    (void)what;
+    /* Our child: reap it. A shim we adopted is someone else's to reap (ECHILD). */
+    if (waitpid(tr->shim_pid, &status, WNOHANG) == 0)
+        return; /* spurious */
+    tr_shim_exited(tr);
 }
 
 /* ---- task runner: starting ---- */
@@ -464,6 +534,7 @@ static void tr_start(struct task_runner *tr)
         .shim_path = ar->shim_path,
     };
     unlink(tr->exit_file); /* a stale exit file would end this attempt at once */
+    unlink(tr->handle_file); /* ... and a stale handle would be re-attached after a restart */
     bool recoverable = false;
     pid_t pid = 0;
     int rfd = -1;
@@ -542,6 +613,7 @@ struct alloc_runner *alloc_runner_new(const struct alloc_runner_config *cfg,
     ar->raw_exec_enabled = cfg->raw_exec_enabled;
     ar->on_update = cfg->on_update;
     ar->arg = cfg->arg;
+    ar->persist = cfg->persist;
     ar->alloc = st_dup(&ST_ALLOC, a);
     ar->job = a->job ? st_ref(&ST_JOB, a->job) : NULL;
     ar->dir = xasprintf("%s/alloc/%s", ar->data_dir, a->id);
@@ -561,6 +633,7 @@ struct alloc_runner *alloc_runner_new(const struct alloc_runner_config *cfg,
         tr->task_dir = xasprintf("%s/%s", ar->dir, tr->task->name);
         tr->handle_file = xasprintf("%s/%s.handle", ar->state_dir, tr->task->name);
         tr->exit_file = xasprintf("%s/%s.exit", ar->state_dir, tr->task->name);
+        tr->state_file = xasprintf("%s/%s.state", ar->state_dir, tr->task->name);
         tr->ev_timer = evtimer_new(ar->base, tr_restart_timer_cb, tr);
         tr_event(tr, TASK_EV_RECEIVED, "Task received by client");
     }
@@ -583,11 +656,152 @@ static int ar_setup(struct alloc_runner *ar, char *errmsg)
     return 0;
 }
 
+/* ---- restore ---- */
+
+struct alloc_runner *alloc_runner_restore(const struct alloc_runner_config *cfg,
+                                          const char *alloc_id, char *errmsg)
+{
+    char *dir = xasprintf("%s/client/allocs/%s", cfg->data_dir, alloc_id);
+    char *path = xasprintf("%s/" AR_ALLOC_FILE, dir), *buf = NULL;
+    size_t len = 0;
+    struct alloc_runner *ar = NULL;
+    struct alloc *a = st_new(&ST_ALLOC);
+    int rc = cv_read_file(path, &buf, &len);
+    if (rc) {
+        cv_err(errmsg, CV_ENOTFOUND, "read %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    char err[CV_ERRMSG_SIZE];
+    if (st_decode(&ST_ALLOC, buf, len, a, err) != 0) {
+        cv_err(errmsg, CV_EMALFORMED, "decode %s: %s", path, err);
+        goto out;
+    }
+    if (!a->job || !a->id || strcmp(a->id, alloc_id) != 0) {
+        cv_err(errmsg, CV_EMALFORMED, "%s: not the allocation %s with its job", path,
+               alloc_id);
+        goto out;
+    }
+    ar = alloc_runner_new(cfg, a);
+    ar->restored = true;
+    for (size_t i = 0; i < ar->n_tr; i++) {
+        struct task_runner *tr = &ar->tr[i];
+        char *sb;
+        size_t sl;
+        struct task_state ts = {0};
+        if (cv_read_file(tr->state_file, &sb, &sl) != 0)
+            continue; /* never persisted: the task had not started */
+        if (st_decode(&ST_TASK_STATE, sb, sl, &ts, err) != 0) {
+            log_warn("client", "alloc %s task %s: ignoring bad %s: %s", alloc_id,
+                     tr->task->name, tr->state_file, err);
+            st_clear(&ST_TASK_STATE, &ts);
+            free(sb);
+            continue;
+        }
+        st_clear(&ST_TASK_STATE, &tr->state);
+        tr->state = ts;
+        cv_strset(&tr->state.name, tr->task->name);
+        tr->saved = sb;
+        tr->saved_len = sl;
+        tr->setup_done = access(tr->task_dir, F_OK) == 0;
+        if (cv_streq(ts.state, TASK_STATE_DEAD))
+            tr->phase = TR_DEAD;
+    }
+out:
+    st_free(&ST_ALLOC, a);
+    free(buf);
+    free(path);
+    free(dir);
+    return ar;
+}
+
+/* Re-attaches to the task's shim when the handle names a live shim (same pid and /proc
+ * start time, so a reused pid is never adopted). Returns false when there is nothing to
+ * attach to. */
+static bool tr_reattach(struct task_runner *tr, const struct shim_handle *h)
+{
+    if (h->shim_pid <= 1 || !h->shim_start_ticks ||
+        shim_proc_start_ticks(h->shim_pid) != h->shim_start_ticks)
+        return false;
+    int pfd = pidfd_open(h->shim_pid, 0);
+    if (pfd < 0)
+        return false;
+    /* The pid could have been reused between the check and the open: check again, now
+     * that the pidfd pins the process. */
+    if (shim_proc_start_ticks(h->shim_pid) != h->shim_start_ticks) {
+        close(pfd);
+        return false;
+    }
+    tr->shim_pid = h->shim_pid;
+    tr->task_pid = h->task_pid;
+    tr->pidfd = pfd;
+    tr->setup_done = true;
+    tr->phase = TR_RUNNING;
+    if (!cv_streq(tr->state.state, TASK_STATE_RUNNING)) {
+        /* The previous client died between the spawn and the shim's report. */
+        tr_set_state(tr, TASK_STATE_RUNNING);
+        tr->state.started_at = h->started_at;
+        tr->state.finished_at = 0;
+        tr_event(tr, TASK_EV_STARTED, "Task started by client");
+    }
+    tr->ev_pidfd = event_new(tr->ar->base, pfd, EV_READ | EV_PERSIST, tr_pidfd_cb, tr);
+    event_add(tr->ev_pidfd, NULL);
+    log_info("client", "alloc %s task %s: re-attached to task shim %d (task pid %d)",
+             tr->ar->alloc->id, tr->task->name, (int)h->shim_pid, (int)h->task_pid);
+    return true;
+}
+
+/* A task whose shim is gone: the attempt ended while no client ran (or the task never
+ * started). */
+static void tr_restore_ended(struct task_runner *tr)
+{
+    struct shim_handle h;
+    if (shim_read_handle(tr->handle_file, &h) != 0) {
+        tr_start(tr);
+        return;
+    }
+    tr->setup_done = true;
+    tr->phase = TR_RUNNING;
+    /* Only signal the task's group if it is still the process the shim started. */
+    tr->task_pid = h.task_pid > 1 && h.task_start_ticks &&
+                           shim_proc_start_ticks(h.task_pid) == h.task_start_ticks
+                       ? h.task_pid
+                       : 0;
+    log_info("client", "alloc %s task %s: task shim %d ended while the client was away",
+             tr->ar->alloc->id, tr->task->name, (int)h.shim_pid);
+    tr_shim_exited(tr);
+}
+
+static void ar_restore_tasks(struct alloc_runner *ar)
+{
+    /* Attach to every live task first, so that a sibling's failure found below kills
+     * running tasks through their shims rather than forgetting them. */
+    bool *attached = xcalloc(ar->n_tr ? ar->n_tr : 1, sizeof *attached);
+    for (size_t i = 0; i < ar->n_tr; i++) {
+        struct shim_handle h;
+        if (ar->tr[i].phase != TR_DEAD && shim_read_handle(ar->tr[i].handle_file, &h) == 0)
+            attached[i] = tr_reattach(&ar->tr[i], &h);
+    }
+    for (size_t i = 0; i < ar->n_tr; i++)
+        if (!attached[i] && ar->tr[i].phase != TR_DEAD && !ar->killing)
+            tr_restore_ended(&ar->tr[i]);
+    free(attached);
+}
+
 void alloc_runner_run(struct alloc_runner *ar)
 {
     if (ar->started)
         return;
     ar->started = true;
+    if (ar->restored) {
+        char errmsg[CV_ERRMSG_SIZE];
+        if (ar_setup(ar, errmsg) != 0)
+            log_warn("client", "alloc %s: %s", ar->alloc->id, errmsg);
+        ar_restore_tasks(ar);
+        if (alloc_terminal_desired(ar->alloc))
+            alloc_runner_kill(ar);
+        notify(ar);
+        return;
+    }
     if (alloc_terminal_desired(ar->alloc)) {
         alloc_runner_kill(ar);
         return;
@@ -605,6 +819,7 @@ void alloc_runner_run(struct alloc_runner *ar)
         notify(ar);
         return;
     }
+    ar_persist_alloc(ar);
     for (size_t i = 0; i < ar->n_tr && !ar->killing; i++)
         if (ar->tr[i].phase == TR_PENDING)
             tr_start(&ar->tr[i]);
@@ -616,6 +831,8 @@ void alloc_runner_update(struct alloc_runner *ar, const struct alloc *a)
     struct alloc *old = ar->alloc;
     ar->alloc = st_dup(&ST_ALLOC, a);
     st_free(&ST_ALLOC, old);
+    if (ar->started)
+        ar_persist_alloc(ar);
     if (alloc_terminal_desired(a))
         alloc_runner_kill(ar);
 }
@@ -743,6 +960,8 @@ void alloc_runner_free(struct alloc_runner *ar)
         free(tr->task_dir);
         free(tr->handle_file);
         free(tr->exit_file);
+        free(tr->state_file);
+        free(tr->saved);
     }
     free(ar->tr);
     st_free(&ST_ALLOC, ar->alloc);

@@ -41,6 +41,8 @@ struct alloc_runner_config {
     const struct node *node; /* borrows (interpolation, env); may be NULL */
     const char *region;
     bool raw_exec_enabled;
+    bool persist; /* keep the alloc and its task states under <data_dir>/client/allocs/<id>
+                     (not in dev mode), for alloc_runner_restore() after a restart */
     /* Called after the runner's client-side state changed. */
     void (*on_update)(struct alloc_runner *ar, void *arg);
     void *arg;
@@ -50,6 +52,16 @@ struct alloc_runner_config {
  * Nothing starts until alloc_runner_run(). */
 struct alloc_runner *alloc_runner_new(const struct alloc_runner_config *cfg,
                                       const struct alloc *a);
+/* Rebuilds the runner of an allocation a previous client ran, from what it persisted
+ * under <data_dir>/client/allocs/<alloc_id> (the alloc with its job, each task's state).
+ * Returns a new runner (free with alloc_runner_free) whose alloc_runner_run() restores
+ * instead of starting: a task whose shim still runs (same pid and /proc start time as
+ * in its handle) is re-attached and never started twice; a task whose shim ended
+ * meanwhile gets its Terminated event from the exit file and the restart policy; a task
+ * that never started is started; a dead task stays dead. Returns NULL with errmsg when
+ * nothing usable was persisted. */
+struct alloc_runner *alloc_runner_restore(const struct alloc_runner_config *cfg,
+                                          const char *alloc_id, char *errmsg);
 /* Builds the alloc dir and starts the tasks (a desired-stop alloc is not started). */
 void alloc_runner_run(struct alloc_runner *ar);
 /* A newer server version of the allocation: stops it when desired stop/evict. */

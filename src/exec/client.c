@@ -21,6 +21,7 @@
  */
 #include "exec/client.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,26 +221,72 @@ static void on_runner_update(struct alloc_runner *ar, void *arg)
         event_active(c->ev_gc, 0, 0);
 }
 
-static void add_runner(struct client *c, const struct alloc *a)
+static void runner_config(struct client *c, struct client_alloc *ca,
+                          struct alloc_runner_config *cfg)
 {
-    struct client_alloc *ca = xcalloc(1, sizeof *ca);
-    ca->c = c;
-    struct alloc_runner_config cfg = {
+    *cfg = (struct alloc_runner_config){
         .base = c->base,
         .data_dir = c->cfg.data_dir,
         .shim_path = c->cfg.shim_path,
         .node = c->node,
         .region = c->cfg.region,
         .raw_exec_enabled = c->cfg.raw_exec_enabled,
+        .persist = !c->cfg.dev_mode,
         .on_update = on_runner_update,
         .arg = ca,
     };
+}
+
+static void add_runner(struct client *c, const struct alloc *a)
+{
+    struct client_alloc *ca = xcalloc(1, sizeof *ca);
+    ca->c = c;
+    struct alloc_runner_config cfg;
+    runner_config(c, ca, &cfg);
     ca->ar = alloc_runner_new(&cfg, a);
     CV_GROW(c->allocs, c->cap_allocs, c->n_allocs + 1);
     c->allocs[c->n_allocs++] = ca;
     log_info("client", "node %s: starting allocation %s (%s)", c->node->id, a->id,
              cv_str(a->name));
     alloc_runner_run(ca->ar);
+}
+
+/* Rebuilds the runners a previous client left under <data_dir>/client/allocs (see
+ * alloc_runner_restore): running tasks are re-attached, never started twice. The server
+ * sync then decides: allocations it no longer lists are stopped, the others are updated
+ * in place. Their restored states go to the servers once registered. */
+static void restore_runners(struct client *c)
+{
+    char *dir = xasprintf("%s/client/allocs", c->cfg.data_dir);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || find_alloc(c, de->d_name))
+            continue;
+        struct client_alloc *ca = xcalloc(1, sizeof *ca);
+        ca->c = c;
+        struct alloc_runner_config cfg;
+        char err[CV_ERRMSG_SIZE];
+        runner_config(c, ca, &cfg);
+        ca->ar = alloc_runner_restore(&cfg, de->d_name, err);
+        if (!ca->ar) {
+            log_warn("client", "node %s: cannot restore allocation %s: %s", c->node->id,
+                     de->d_name, err);
+            free(ca);
+            continue;
+        }
+        ca->dirty = true;
+        CV_GROW(c->allocs, c->cap_allocs, c->n_allocs + 1);
+        c->allocs[c->n_allocs++] = ca;
+        log_info("client", "node %s: restoring allocation %s", c->node->id, de->d_name);
+        alloc_runner_run(ca->ar);
+    }
+    closedir(d);
+    free(dir);
 }
 
 /* Frees runners that the server forgot and whose tasks are all dead. */
@@ -624,6 +671,8 @@ int client_start(struct client *c, char *errmsg)
              cv_str(strmap_get(&c->node->attributes, "cpu.totalcompute")),
              (long long)c->node->node_resources->memory_mb);
     c->started = true;
+    if (!c->cfg.dev_mode)
+        restore_runners(c);
     client_register(c);
     return 0;
 }

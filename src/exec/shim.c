@@ -121,7 +121,7 @@ int shim_read_exit(const char *path, struct shim_exit *e)
 
 /* Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22): with
  * the pid it identifies a process even after pid reuse. 0 when unknown. */
-static long long proc_start_ticks(pid_t pid)
+long long shim_proc_start_ticks(pid_t pid)
 {
     char p[64], *s;
     snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
@@ -431,8 +431,8 @@ int shim_main(int argc, char **argv)
 
     char *h = xasprintf("shim_pid=%d\nshim_start_ticks=%lld\ntask_pid=%d\ntask_start_ticks=%lld\n"
                         "started_at=%lld\n",
-                        (int)getpid(), proc_start_ticks(getpid()), (int)pid,
-                        proc_start_ticks(pid), (long long)started);
+                        (int)getpid(), shim_proc_start_ticks(getpid()), (int)pid,
+                        shim_proc_start_ticks(pid), (long long)started);
     /* A failed handle write only costs re-attach after an agent restart; the task runs. */
     write_kv_atomic(o.handle, h);
     free(h);

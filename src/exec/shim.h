@@ -84,5 +84,8 @@ struct shim_exit {
 };
 int shim_read_handle(const char *path, struct shim_handle *h);
 int shim_read_exit(const char *path, struct shim_exit *e);
+/* Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22): with
+ * the pid it identifies a process even after pid reuse. 0 when there is no such process. */
+long long shim_proc_start_ticks(pid_t pid);
 
 #endif

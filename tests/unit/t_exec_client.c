@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -561,6 +562,245 @@ START_TEST(test_dev_shutdown_stops_tasks)
 }
 END_TEST
 
+/* ---- client restart ---- */
+
+/* A job whose one raw_exec task runs cmd (no quotes or backslashes in it), restarting
+ * after 100 ms at most twice. */
+static char *restart_job(const char *cmd)
+{
+    return xasprintf(
+        "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"service\",\"TaskGroups\":[{\"Name\":\"g\","
+        "\"RestartPolicy\":{\"Attempts\":2,\"Interval\":3600000000000,\"Delay\":100000000,"
+        "\"Mode\":\"fail\"},\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"raw_exec\","
+        "\"KillTimeout\":2000000000,\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\","
+        "\"%s\"]}}]}]}",
+        cmd);
+}
+
+/* The client agent "dies": the client is freed without stopping anything, and a new
+ * one starts on the same data dir against the same server, which forgets the updates
+ * it had so the new client's own reports can be told apart. */
+static void h_restart(struct h *h)
+{
+    client_free(h->c);
+    if (h->srv.parked) {
+        h->srv.parked->cb(-CV_ECANCELED, NULL, 0, "shut down", h->srv.parked->arg);
+        call_free(h->srv.parked);
+        h->srv.parked = NULL;
+    }
+    for (int i = 0; i < 5; i++)
+        event_base_loop(h->base, EVLOOP_NONBLOCK);
+    for (size_t i = 0; i < h->srv.n_last; i++)
+        st_clear(&ST_ALLOC, &h->srv.last[i]);
+    h->srv.n_last = 0;
+}
+
+static void h_client_again(struct h *h)
+{
+    struct client_config cfg = {
+        .data_dir = h->dir,
+        .node_name = "node-a",
+        .region = "global",
+        .raw_exec_enabled = true,
+        .shim_path = "/proc/self/exe",
+    };
+    h->c = client_new(h->base, &cfg, &h->srv.rc);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(client_start(h->c, err), 0);
+}
+
+/* The pids the task's runs appended to the alloc's data/pids file. */
+static size_t read_pids(struct h *h, const char *alloc_id, pid_t *pids, size_t max)
+{
+    char *p = xasprintf("%s/alloc/%s/alloc/data/pids", h->dir, alloc_id), *text;
+    size_t n = 0;
+    if (cv_read_file(p, &text, NULL) == 0) {
+        for (char *l = text; *l && n < max; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+            pids[n++] = (pid_t)strtol(l, NULL, 10);
+        free(text);
+    }
+    free(p);
+    return n;
+}
+
+/* Live processes whose command line mentions s (task shims name their handle file). */
+static int count_procs_with(const char *s)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char *p = xasprintf("/proc/%s/cmdline", de->d_name), *text;
+        size_t len;
+        if (cv_read_file(p, &text, &len) == 0) {
+            for (size_t i = 0; i + 1 < len; i++)
+                if (!text[i])
+                    text[i] = ' ';
+            char *st = xasprintf("/proc/%s/stat", de->d_name), *stat_text;
+            bool zombie = false;
+            if (cv_read_file(st, &stat_text, NULL) == 0) {
+                char *e = strrchr(stat_text, ')');
+                zombie = e && e[1] == ' ' && e[2] == 'Z';
+                free(stat_text);
+            }
+            free(st);
+            if (!zombie && strstr(text, s))
+                n++;
+            free(text);
+        }
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+struct want_pids {
+    const char *id;
+    size_t n;
+};
+static bool pids_written(struct h *h, const void *arg)
+{
+    const struct want_pids *w = arg;
+    pid_t pids[4];
+    return read_pids(h, w->id, pids, 4) >= w->n;
+}
+
+static int count_events(const struct task_state *ts, const char *type)
+{
+    int n = 0;
+    for (size_t i = 0; i < ts->n_events; i++)
+        n += cv_streq(ts->events[i].type, type);
+    return n;
+}
+
+START_TEST(test_restart_reattaches_running_task)
+{
+    /* A client started again on the data dir of one that died re-attaches to the task
+     * its predecessor started: the same pid keeps running, no second copy starts, the
+     * server hears it is running, and stopping the allocation kills that same process. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    char *job = restart_job("echo $$ >> ../alloc/data/pids; exec sleep 1000");
+    srv_add_alloc(&h.srv, A1, job);
+    free(job);
+    struct want w = {A1, "running"};
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    struct want_pids wp = {A1, 1};
+    ck_assert(run_until(&h, pids_written, &wp, 5000));
+    pid_t pids[4];
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    struct shim_handle hd;
+    ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
+    ck_assert_int_eq(hd.task_pid, pids[0]);
+    ck_assert_int_eq(count_procs_with(hp), 1);
+
+    h_restart(&h);
+    ck_assert_int_eq(kill(pids[0], 0), 0); /* the task outlived its client */
+    h_client_again(&h);
+    ck_assert_uint_eq(client_num_allocs(h.c), 1); /* restored before any server answer */
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    /* Let the watch settle: the server lists the same allocation again. */
+    for (uint64_t t = cv_mono_ms() + 300; cv_mono_ms() < t;)
+        event_base_loop(h.base, EVLOOP_ONCE);
+    ck_assert_uint_eq(client_num_allocs(h.c), 1);
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
+    ck_assert_int_eq(pids[0], hd.task_pid);
+    ck_assert_int_eq(kill(pids[0], 0), 0);
+    ck_assert_int_eq(count_procs_with(hp), 1); /* one shim, the first one */
+    const struct alloc *u = last_update(&h.srv, A1);
+    ck_assert_str_eq(u->task_states[0].state, "running");
+    ck_assert_int_eq(count_events(&u->task_states[0], "Started"), 1);
+    ck_assert_int_eq(count_events(&u->task_states[0], "Received"), 1);
+
+    struct alloc *a1 = srv_alloc(&h.srv, A1);
+    cv_strset(&a1->desired_status, "stop");
+    a1->alloc_modify_index = h.srv.index + 1;
+    srv_changed(&h.srv);
+    struct want stopped = {A1, "complete"};
+    ck_assert(run_until(&h, update_is, &stopped, 10000));
+    u = last_update(&h.srv, A1);
+    const struct task_state *ts = &u->task_states[0];
+    ck_assert_str_eq(ts->events[ts->n_events - 1].type, "Killed");
+    ck_assert(kill(hd.task_pid, 0) != 0);
+    ck_assert_int_eq(count_procs_with(hp), 0);
+    free(hp);
+    h_stop(&h);
+}
+END_TEST
+
+struct want_restarted {
+    const char *id;
+    uint64_t restarts;
+};
+static bool running_after_restarts(struct h *h, const void *arg)
+{
+    const struct want_restarted *w = arg;
+    const struct alloc *u = last_update(&h->srv, w->id);
+    return u && u->n_task_states == 1 && cv_streq(u->task_states[0].state, "running") &&
+           u->task_states[0].restarts >= w->restarts;
+}
+
+START_TEST(test_restart_reports_exit_while_away)
+{
+    /* A task that exits while no client runs is reported by the next client as
+     * Terminated with its exit code, and restarted as its restart policy says. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    char *job = restart_job("P=../alloc/data/pids; echo $$ >> $P; "
+                            "if [ $(wc -l < $P) -eq 1 ]; then "
+                            "while [ ! -f ../alloc/data/go ]; do sleep 0.02; done; exit 3; fi; "
+                            "exec sleep 1000");
+    srv_add_alloc(&h.srv, A1, job);
+    free(job);
+    struct want w = {A1, "running"};
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    struct shim_handle hd;
+    ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
+
+    h_restart(&h);
+    /* The task ends while no client runs; its shim records the exit and is gone (this
+     * test process started it, so it reaps it as init would). */
+    char *go = xasprintf("%s/alloc/%s/alloc/data/go", h.dir, A1);
+    ck_assert_int_eq(cv_write_file_atomic(go, "", 0), 0);
+    free(go);
+    ck_assert_int_eq(waitpid(hd.shim_pid, NULL, 0), hd.shim_pid);
+    ck_assert(kill(hd.task_pid, 0) != 0);
+
+    h_client_again(&h);
+    struct want_restarted wr = {A1, 1};
+    ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
+    struct want_pids wp = {A1, 2};
+    ck_assert(run_until(&h, pids_written, &wp, 5000));
+    const struct alloc *u = last_update(&h.srv, A1);
+    const struct task_state *ts = &u->task_states[0];
+    const struct task_event *term = NULL;
+    for (size_t i = 0; i < ts->n_events; i++)
+        if (cv_streq(ts->events[i].type, "Terminated"))
+            term = &ts->events[i];
+    ck_assert_ptr_nonnull(term);
+    ck_assert_int_eq(term->exit_code, 3);
+    ck_assert_str_eq(term->display_message, "Exit Code: 3");
+    ck_assert_int_eq(count_events(ts, "Terminated"), 1);
+    ck_assert_int_eq(count_events(ts, "Restarting"), 1);
+    ck_assert_int_eq(count_events(ts, "Started"), 2);
+    ck_assert_uint_eq(ts->restarts, 1);
+    pid_t pids[4];
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 2);
+    ck_assert_int_ne(pids[1], pids[0]);
+    ck_assert_int_eq(kill(pids[1], 0), 0);
+    ck_assert_int_eq(count_procs_with(hp), 1);
+    free(hp);
+    h_stop(&h);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_client");
@@ -571,6 +811,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_heartbeat_and_reregister);
     tcase_add_test(tc, test_allocs_lifecycle);
     tcase_add_test(tc, test_dev_shutdown_stops_tasks);
+    tcase_add_test(tc, test_restart_reattaches_running_task);
+    tcase_add_test(tc, test_restart_reports_exit_while_away);
     suite_add_tcase(s, tc);
     return s;
 }
