@@ -10,6 +10,8 @@
  *   client/node-id, client/secret-id        the node's identity, created once
  *   client/allocs/<alloc-id>/<task>.handle  task handle (shim pid, task pid/pgid, start)
  *   client/allocs/<alloc-id>/<task>.exit    exit status written by the task shim
+ *   client/allocs/<alloc-id>/alloc.msgpack  the allocation and its job (not in dev mode)
+ *   client/allocs/<alloc-id>/<task>.state   the task's state and events (not in dev mode)
  *   alloc/<alloc-id>/alloc/{logs,data,tmp}  the allocation directory (Nomad's layout)
  *   alloc/<alloc-id>/<task>/{local,secrets,tmp}
  */
@@ -43,8 +45,10 @@ struct client;
 /* Returns a new client; borrows base and rpc (must outlive it), copies cfg. */
 struct client *client_new(struct event_base *base, const struct client_config *cfg,
                           struct rpc_client *rpc);
-/* Fingerprints, then registers (retrying until it works), then heartbeats and watches
- * allocations. Returns 0, or a negative CV_E* code with errmsg when the client cannot
+/* Fingerprints, restores the allocations a previous client on this data dir left
+ * (not in dev mode: running tasks are re-attached, never started twice; see
+ * alloc_runner_restore), then registers (retrying until it works), then heartbeats and
+ * watches allocations. Returns 0, or a negative CV_E* code with errmsg when the client cannot
  * run at all (data dir unusable). */
 int client_start(struct client *c, char *errmsg);
 const char *client_node_id(const struct client *c);
