@@ -27,6 +27,7 @@
 #include "agent/agent_config.h"
 #include "config.h"
 #include "exec/client.h"
+#include "gossip/keyring.h"
 #include "gossip/pool.h"
 #include "http/http.h"
 #include "rpc/endpoint.h"
@@ -376,6 +377,64 @@ static int agent_force_leave(void *arg, const char *node, char *errmsg)
         return -1;
     }
     gossip_force_leave(a->gossip, node);
+    return 0;
+}
+
+/* Gossip keyring operations over the server pool (Nomad's KeyringOperation). */
+struct keyring_call {
+    void (*reply)(void *cookie, json_t *body, const char *err);
+    void *cookie;
+};
+
+static void keyring_done(const struct gossip_keyring_resp *r, void *arg)
+{
+    struct keyring_call *c = arg;
+    char buf[CV_ERRMSG_SIZE];
+    const char *e = gossip_keyring_resp_error(r, buf, sizeof buf);
+    if (e) {
+        struct buf msg = BUF_INIT;
+        buf_printf(&msg, "%s", e);
+        for (size_t i = 0; i < r->messages.n; i++)
+            buf_printf(&msg, "; %s: %s", r->messages.k[i], r->messages.v[i]);
+        c->reply(c->cookie, NULL, msg.data);
+        buf_free(&msg);
+    } else {
+        json_t *msgs = json_object(), *keys = json_object();
+        for (size_t i = 0; i < r->messages.n; i++)
+            json_object_set_new(msgs, r->messages.k[i], json_string(r->messages.v[i]));
+        for (size_t i = 0; i < r->nkeys; i++)
+            json_object_set_new(keys, r->keys[i].key, json_integer(r->keys[i].count));
+        json_t *o = json_pack("{s:o,s:o,s:i}", "Messages", msgs, "Keys", keys, "NumNodes",
+                              r->num_nodes);
+        c->reply(c->cookie, o, NULL);
+        json_decref(o);
+    }
+    free(c);
+}
+
+static int agent_keyring(void *arg, const char *op, const char *key,
+                         void (*reply)(void *cookie, json_t *body, const char *err), void *cookie,
+                         char *errmsg)
+{
+    struct agent *a = arg;
+    struct gossip_key k = {0};
+    enum gossip_key_op gop = !strcmp(op, "install") ? GOSSIP_KEY_INSTALL
+                             : !strcmp(op, "use")   ? GOSSIP_KEY_USE
+                             : !strcmp(op, "remove") ? GOSSIP_KEY_REMOVE
+                                                     : GOSSIP_KEY_LIST;
+    if (!a->gossip)
+        return cv_err(errmsg, CV_EINVAL, "this agent runs no server gossip pool");
+    if (gop != GOSSIP_KEY_LIST && gossip_key_from_base64(key, &k) < 0)
+        return cv_err(errmsg, CV_EINVAL,
+                      "Invalid key: must be base64 of 16, 24 or 32 bytes");
+    struct keyring_call *c = xcalloc(1, sizeof *c);
+    c->reply = reply;
+    c->cookie = cookie;
+    int rc = gossip_keyring_op(a->gossip, gop, k.k, k.len, keyring_done, c);
+    if (rc < 0) {
+        free(c);
+        return cv_err(errmsg, -rc, "keyring: %s", cv_strerror(rc));
+    }
     return 0;
 }
 
@@ -819,7 +878,8 @@ int agent_main(int argc, char **argv)
         }
     }
     struct http_deps deps = {a.server,          NULL,       agent_self,        agent_members,
-                             agent_server_http, agent_join, agent_force_leave, &a};
+                             agent_server_http, agent_join, agent_force_leave, agent_keyring,
+                             &a};
     if (a.cfg.client_enabled) {
         char http_addr[128];
         snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);

@@ -32,6 +32,7 @@ static const struct cli_cmd_entry *const cli_cmd_table[] = {
     &cli_cmd_operator_raft_remove_peer_entry, &cli_cmd_operator_raft_transfer_entry,
     &cli_cmd_operator_snapshot_save_entry, &cli_cmd_operator_snapshot_restore_entry,
     &cli_cmd_server_join_entry, &cli_cmd_server_force_leave_entry, &cli_cmd_system_gc_entry,
+    &cli_cmd_operator_gossip_keyring_entry,
 };
 
 /* Nomad's hidden hyphenated names from before the noun-verb layout. */

@@ -76,7 +76,8 @@ extern const struct cli_cmd_entry cli_cmd_version_entry, cli_cmd_node_status_ent
     cli_cmd_alloc_logs_entry, cli_cmd_eval_status_entry, cli_cmd_operator_raft_list_peers_entry,
     cli_cmd_operator_raft_remove_peer_entry, cli_cmd_operator_raft_transfer_entry,
     cli_cmd_operator_snapshot_save_entry, cli_cmd_operator_snapshot_restore_entry,
-    cli_cmd_server_join_entry, cli_cmd_server_force_leave_entry, cli_cmd_system_gc_entry;
+    cli_cmd_server_join_entry, cli_cmd_server_force_leave_entry, cli_cmd_system_gc_entry,
+    cli_cmd_operator_gossip_keyring_entry;
 void cli_render_raft_peers(FILE *out, const json_t *conf);
 /* -t (Go templates) is refused with a message: returns 1 (the exit code) when tmpl is set. */
 int cli_refuse_template(const char *tmpl);

@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <msgpack.h>
 
 #include "gossip/codec.h"
 #include "gossip/keyring.h"
@@ -51,6 +52,17 @@ struct stream {
     struct swim_addr peer;
     bool outbound;
     bool replied; /* inbound: the core wrote its reply; close when drained */
+};
+
+/* One keyring operation in flight (gossip_keyring_op). */
+struct key_op {
+    struct key_op *next;
+    struct gossip_pool *p;
+    uint32_t id;     /* the serf query */
+    bool finished;   /* every member answered, or the query timed out */
+    struct gossip_keyring_resp r;
+    void (*done)(const struct gossip_keyring_resp *r, void *arg);
+    void *arg;
 };
 
 struct gossip_pool {
@@ -77,6 +89,8 @@ struct gossip_pool {
     void (*leave_done)(void *);
     void *leave_arg;
     bool leave_reported;
+    struct key_op *key_ops;
+    struct event *key_ev; /* reports finished key_ops on a later loop turn */
     struct gossip_pool_stats st;
     uint8_t rbuf[GOSSIP_UDP_MAX];
 };
@@ -469,6 +483,9 @@ static void pool_step(struct gossip_pool *p, const struct swim_event *ev)
         p->leave_reported = true;
         event_active(p->leave_ev, EV_TIMEOUT, 0);
     }
+    for (struct key_op *k = p->key_ops; k; k = k->next)
+        if (k->finished)
+            event_active(p->key_ev, EV_TIMEOUT, 0);
     if (p->changed) {
         p->changed = false;
         if (p->on_change)
@@ -526,6 +543,172 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         pool_step(p, &ev);
         buf_free(&plain);
     }
+}
+
+/* ======================================================================== */
+/* Keyring operations (serf keymanager.go)                                  */
+/* ======================================================================== */
+
+static void key_op_free(struct key_op *k)
+{
+    strmap_clear(&k->r.messages);
+    free(k->r.keys);
+    free(k);
+}
+
+static void key_count(struct gossip_keyring_resp *r, const char *key)
+{
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (strcmp(r->keys[i].key, key) == 0) {
+            r->keys[i].count++;
+            return;
+        }
+    }
+    r->keys = xrealloc(r->keys, (r->nkeys + 1) * sizeof(*r->keys));
+    snprintf(r->keys[r->nkeys].key, sizeof(r->keys[r->nkeys].key), "%s", key);
+    r->keys[r->nkeys++].count = 1;
+}
+
+/* payload: [8][nodeKeyResponse{Result, Message, Keys, PrimaryKey}] */
+static void key_op_response(struct key_op *k, const char *from, const uint8_t *p, size_t n)
+{
+    struct gossip_mp c = {p + 1, p + n};
+    struct gossip_bytes key, msg = {0}, v;
+    uint32_t m, nk;
+    bool result = false;
+    char *s;
+
+    k->r.num_resp++;
+    if (n < 2 || p[0] != 8 || gossip_mp_map(&c, &m))
+        goto bad;
+    for (uint32_t i = 0; i < m; i++) {
+        if (gossip_mp_bytes(&c, &key))
+            goto bad;
+        if (gossip_bytes_is(key, "Result")) {
+            if (gossip_mp_bool(&c, &result))
+                goto bad;
+        } else if (gossip_bytes_is(key, "Message")) {
+            if (gossip_mp_bytes(&c, &msg))
+                goto bad;
+        } else if (gossip_bytes_is(key, "Keys") && c.p < c.end && *c.p != 0xc0) {
+            if (gossip_mp_array(&c, &nk))
+                goto bad;
+            for (uint32_t j = 0; j < nk; j++) {
+                if (gossip_mp_bytes(&c, &v))
+                    goto bad;
+                s = xstrndup(v.p ? (const char *)v.p : "", v.n);
+                key_count(&k->r, s);
+                free(s);
+            }
+        } else if (gossip_mp_skip(&c)) {
+            goto bad;
+        }
+    }
+    if (!result || msg.n) {
+        s = xstrndup(msg.p ? (const char *)msg.p : "", msg.n);
+        strmap_set(&k->r.messages, from, s);
+        free(s);
+    }
+    if (!result)
+        k->r.num_err++;
+    return;
+bad:
+    k->r.num_err++;
+    strmap_set(&k->r.messages, from, "Failed to decode response");
+}
+
+static void key_op_event(void *arg, enum serf_qr_kind kind, const char *from,
+                         const uint8_t *payload, size_t n)
+{
+    struct key_op *k = arg;
+
+    if (k->finished)
+        return;
+    if (kind == SERF_QR_RESPONSE)
+        key_op_response(k, from, payload, n);
+    if (kind == SERF_QR_DONE || k->r.num_resp >= k->r.num_nodes)
+        k->finished = true;
+}
+
+static int key_count_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct gossip_key_count *)a)->key,
+                  ((const struct gossip_key_count *)b)->key);
+}
+
+static void on_key_ops(evutil_socket_t fd, short what, void *arg)
+{
+    struct gossip_pool *p = arg;
+    struct key_op **pp = &p->key_ops;
+    (void)fd;
+    (void)what;
+
+    while (*pp) {
+        struct key_op *k = *pp;
+        if (!k->finished) {
+            pp = &k->next;
+            continue;
+        }
+        *pp = k->next;
+        serf_query_cancel(p->serf, k->id); /* no-op once it timed out */
+        qsort(k->r.keys, k->r.nkeys, sizeof(*k->r.keys), key_count_cmp);
+        log_info(LOGS, "%s: keyring query done: %d/%d nodes answered, %d errors", p->name,
+                 k->r.num_resp, k->r.num_nodes, k->r.num_err);
+        k->done(&k->r, k->arg);
+        key_op_free(k);
+    }
+}
+
+int gossip_keyring_op(struct gossip_pool *p, enum gossip_key_op op, const uint8_t *key,
+                      size_t key_len, void (*done)(const struct gossip_keyring_resp *r, void *arg),
+                      void *arg)
+{
+    static const char *names[] = {"_serf_list-keys", "_serf_install-key", "_serf_use-key",
+                                  "_serf_remove-key"};
+    struct buf pl = BUF_INIT;
+    struct swim_out out;
+    struct key_op *k;
+    int rc;
+
+    if (op != GOSSIP_KEY_LIST) {
+        msgpack_packer pk;
+        if (key_len != 16 && key_len != 24 && key_len != 32)
+            return -CV_EINVAL;
+        /* [7][keyRequest{Key}] */
+        buf_putc(&pl, 7);
+        gossip_pk_init(&pk, &pl);
+        msgpack_pack_map(&pk, 1);
+        gossip_pk_str(&pk, "Key");
+        gossip_pk_bytes(&pk, (struct gossip_bytes){key, (uint32_t)key_len});
+    }
+    k = xcalloc(1, sizeof(*k));
+    k->p = p;
+    k->done = done;
+    k->arg = arg;
+    k->r.num_nodes = (int)serf_num_alive(p->serf);
+    k->next = p->key_ops;
+    p->key_ops = k;
+    swim_out_init(&out);
+    rc = serf_query(p->serf, names[op], (const uint8_t *)pl.data, pl.len, 0, false, key_op_event,
+                    k, cv_mono_ms(), &out, &k->id);
+    buf_free(&pl);
+    if (rc < 0)
+        k->finished = true; /* cannot happen with a key request; reported as no answers */
+    flush(p, &out);
+    swim_out_free(&out);
+    pool_step(p, &(struct swim_event){.type = SWIM_EV_TICK});
+    return 0;
+}
+
+const char *gossip_keyring_resp_error(const struct gossip_keyring_resp *r, char *buf, size_t n)
+{
+    if (r->num_err)
+        snprintf(buf, n, "%d/%d nodes reported failure", r->num_err, r->num_nodes);
+    else if (r->num_resp != r->num_nodes)
+        snprintf(buf, n, "%d/%d nodes reported success", r->num_resp, r->num_nodes);
+    else
+        return NULL;
+    return buf;
 }
 
 /* ======================================================================== */
@@ -699,6 +882,7 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
     event_add(p->udp_ev, NULL);
     p->timer = evtimer_new(base, on_timer, p);
     p->leave_ev = event_new(base, -1, 0, on_leave_done, p);
+    p->key_ev = event_new(base, -1, 0, on_key_ops, p);
     arm_timer(p);
     buf_free(&meta);
     {
@@ -976,6 +1160,12 @@ void gossip_pool_free(struct gossip_pool *p)
         return;
     while (p->streams)
         stream_close(p->streams);
+    while (p->key_ops) {
+        struct key_op *k = p->key_ops;
+        p->key_ops = k->next;
+        key_op_free(k);
+    }
+    event_free(p->key_ev);
     event_free(p->leave_ev);
     event_free(p->timer);
     event_free(p->udp_ev);

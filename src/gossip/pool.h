@@ -81,6 +81,38 @@ void gossip_members_free(struct gossip_member *m, size_t n);
 /* Gossips a leave intent about a failed member (failed -> left), as serf force-leave. */
 void gossip_force_leave(struct gossip_pool *p, const char *name);
 
+/* Keyring operations across the pool (serf's KeyManager): a `_serf_<op>` query that
+ * every member, ourselves included, answers against its own keyring. */
+enum gossip_key_op { GOSSIP_KEY_LIST, GOSSIP_KEY_INSTALL, GOSSIP_KEY_USE, GOSSIP_KEY_REMOVE };
+
+struct gossip_key_count {
+    char key[48]; /* standard base64 */
+    int count;    /* nodes that hold it */
+};
+
+struct gossip_keyring_resp {
+    int num_nodes;             /* members alive when the query was sent */
+    int num_resp;              /* nodes that answered */
+    int num_err;               /* answers with Result = false */
+    struct strmap messages;    /* node name -> its error message */
+    struct gossip_key_count *keys; /* list only: every key seen, sorted by key */
+    size_t nkeys;
+};
+
+/* Sends the query (key: the raw 16/24/32-byte key for install/use/remove, NULL for list)
+ * and collects answers until every member answered or the query timed out (serf's default:
+ * GossipInterval x 16 x ceil(log10(N + 1)), 8 s for two WAN members). done(r, arg) is
+ * called once, later, from the loop; r is borrowed for the call. The operation applies to
+ * our own keyring through the same query. Returns 0, or -CV_EINVAL (bad key size) with
+ * done never called. If the pool is freed first, done is not called. */
+int gossip_keyring_op(struct gossip_pool *p, enum gossip_key_op op, const uint8_t *key,
+                      size_t key_len, void (*done)(const struct gossip_keyring_resp *r, void *arg),
+                      void *arg);
+/* serf's error when not every node succeeded ("%d/%d nodes reported failure" when some
+ * answered Result = false, else "%d/%d nodes reported success" when some did not answer),
+ * written into buf; NULL when all succeeded. */
+const char *gossip_keyring_resp_error(const struct gossip_keyring_resp *r, char *buf, size_t n);
+
 /* Closes the sockets and frees everything (a pending leave's done is not called). */
 void gossip_pool_free(struct gossip_pool *p);
 

@@ -46,6 +46,8 @@ enum {
 #define EVENT_BUFFER 512 /* EventBuffer and QueryBuffer */
 #define USER_EVENT_LIMIT 512
 #define QUERY_RESPONSE_LIMIT 1024
+#define QUERY_SIZE_LIMIT 1024
+#define QUERY_TIMEOUT_MULT 16
 
 struct intent {
     char *name;
@@ -72,6 +74,19 @@ struct q_slot {
     size_t n;
 };
 
+/* A query we sent (serf query.go QueryResponse): acks and responses are deduplicated by
+ * the sender's name; it ends at its deadline or when cancelled. */
+struct q_pending {
+    struct q_pending *next;
+    uint64_t ltime;
+    uint32_t id;
+    uint64_t deadline;
+    serf_query_fn fn;
+    void *arg;
+    char **acked, **responded;
+    size_t nacked, nresponded;
+};
+
 enum leave_phase { LEAVE_NONE, LEAVE_INTENT, LEAVE_DEAD, LEAVE_PROPAGATE, LEAVE_DONE };
 
 struct serf {
@@ -90,6 +105,7 @@ struct serf {
     uint64_t clock, eclock, qclock;
     struct ev_slot events[EVENT_BUFFER];
     struct q_slot queries[EVENT_BUFFER];
+    struct q_pending *pending; /* queries we sent, still collecting */
 
     enum leave_phase leave;
     uint64_t phase_deadline;
@@ -579,6 +595,111 @@ static bool filters_pass(struct serf *s, struct gossip_bytes raw)
     return true;
 }
 
+static bool addr_is_self(struct serf *s, const struct swim_addr *a)
+{
+    const struct swim_addr *me = &swim_self_member(s->swim)->addr;
+    return a->iplen == me->iplen && a->port == me->port && memcmp(a->ip, me->ip, a->iplen) == 0;
+}
+
+static bool name_seen(char ***v, size_t *n, const char *from)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i], from) == 0)
+            return true;
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = xstrdup(from);
+    return false;
+}
+
+static void pending_free(struct q_pending *q)
+{
+    for (size_t i = 0; i < q->nacked; i++)
+        free(q->acked[i]);
+    for (size_t i = 0; i < q->nresponded; i++)
+        free(q->responded[i]);
+    free(q->acked);
+    free(q->responded);
+    free(q);
+}
+
+/* An ack or response to one of our queries (serf.go handleQueryResponse): unknown or
+ * finished queries are ignored, duplicates per sender dropped. */
+static void on_query_response(struct serf *s, uint64_t ltime, uint32_t id, const char *from,
+                              uint32_t flags, struct gossip_bytes payload)
+{
+    struct q_pending *q;
+
+    for (q = s->pending; q; q = q->next)
+        if (q->ltime == ltime && q->id == id)
+            break;
+    if (!q || s->now >= q->deadline)
+        return;
+    if (flags & QUERY_FLAG_ACK) {
+        if (name_seen(&q->acked, &q->nacked, from))
+            return;
+        q->fn(q->arg, SERF_QR_ACK, from, NULL, 0);
+    } else {
+        if (name_seen(&q->responded, &q->nresponded, from))
+            return;
+        q->fn(q->arg, SERF_QR_RESPONSE, from, payload.p, payload.n);
+    }
+}
+
+/* Ends the queries whose deadline passed: SERF_QR_DONE, then forgotten. */
+static void queries_expire(struct serf *s)
+{
+    struct q_pending **pp = &s->pending;
+
+    while (*pp) {
+        struct q_pending *q = *pp;
+        if (s->now < q->deadline) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        trace(s, "query %u (ltime %llu) done", q->id, (unsigned long long)q->ltime);
+        q->fn(q->arg, SERF_QR_DONE, NULL, NULL, 0);
+        pending_free(q);
+    }
+}
+
+static void dec_query_response(struct serf *s, const uint8_t *p, size_t n)
+{
+    struct gossip_mp c = {p, p + n};
+    uint32_t k, id = 0, flags = 0;
+    uint64_t lt = 0;
+    struct gossip_bytes key, from = {0}, payload = {0};
+    char *f;
+
+    if (gossip_mp_map(&c, &k))
+        goto bad;
+    for (uint32_t i = 0; i < k; i++) {
+        int r;
+        if (gossip_mp_bytes(&c, &key))
+            goto bad;
+        if (gossip_bytes_is(key, "LTime"))
+            r = gossip_mp_u64(&c, &lt);
+        else if (gossip_bytes_is(key, "ID"))
+            r = gossip_mp_u32(&c, &id);
+        else if (gossip_bytes_is(key, "From"))
+            r = gossip_mp_bytes(&c, &from);
+        else if (gossip_bytes_is(key, "Flags"))
+            r = gossip_mp_u32(&c, &flags);
+        else if (gossip_bytes_is(key, "Payload"))
+            r = gossip_mp_bytes(&c, &payload);
+        else
+            r = gossip_mp_skip(&c);
+        if (r)
+            goto bad;
+    }
+    f = dup_bytes(from);
+    on_query_response(s, lt, id, f, flags, payload);
+    free(f);
+    return;
+bad:
+    s->st.malformed++;
+}
+
 /* Sends queryResponse{LTime, ID, From, Flags, Payload} to the querier by UDP. */
 static void query_respond(struct serf *s, const struct query *q, uint32_t flags,
                           const struct buf *payload)
@@ -618,7 +739,9 @@ static void query_respond(struct serf *s, const struct query *q, uint32_t flags,
     msgpack_pack_uint64(&pk, q->ltime);
     gossip_pk_str(&pk, "Payload");
     gossip_pk_bytes(&pk, pl);
-    if (s->out)
+    if (addr_is_self(s, &to))
+        on_query_response(s, q->ltime, q->id, s->name, flags, pl); /* our own query */
+    else if (s->out)
         swim_send_user(s->swim, &to, (const uint8_t *)b.data, b.len, s->out);
     buf_free(&b);
     if (flags & QUERY_FLAG_ACK)
@@ -1211,7 +1334,8 @@ static void on_user_msg(void *arg, const uint8_t *p, size_t n)
         break;
     }
     case MSG_QUERY_RESPONSE:
-        break; /* we never query */
+        dec_query_response(s, p + 1, n - 1);
+        return;
     case MSG_RELAY:
         on_relay(s, p + 1, n - 1);
         break;
@@ -1341,6 +1465,7 @@ static void timers(struct serf *s, struct swim_out *out)
         s->next_reconnect = s->now + s->cfg.reconnect_interval;
     }
     leave_progress(s, out);
+    queries_expire(s);
 }
 
 /* ======================================================================== */
@@ -1399,6 +1524,11 @@ void serf_free(struct serf *s)
         free(s->events[i].v);
         free(s->queries[i].ids);
     }
+    while (s->pending) {
+        struct q_pending *q = s->pending;
+        s->pending = q->next;
+        pending_free(q);
+    }
     free(s->name);
     free(s);
 }
@@ -1426,6 +1556,8 @@ uint64_t serf_deadline(const struct serf *s)
     d = CV_MIN(d, s->next_reconnect);
     if (s->leave == LEAVE_INTENT || s->leave == LEAVE_DEAD || s->leave == LEAVE_PROPAGATE)
         d = CV_MIN(d, s->phase_deadline);
+    for (const struct q_pending *q = s->pending; q; q = q->next)
+        d = CV_MIN(d, q->deadline);
     return d;
 }
 
@@ -1556,4 +1688,112 @@ const struct serf_stats *serf_stats(const struct serf *s)
 struct swim *serf_swim(struct serf *s)
 {
     return s->swim;
+}
+
+size_t serf_num_alive(const struct serf *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += s->m[i]->status == SERF_ALIVE || s->m[i]->status == SERF_LEAVING;
+    return n;
+}
+
+uint32_t serf_query_timeout_default(const struct serf *s)
+{
+    /* GossipInterval x QueryTimeoutMult x ceil(log10(N + 1)) (serf.go DefaultQueryTimeout) */
+    uint32_t mult = 0;
+    for (size_t x = serf_num_alive(s) + 1; x > 1; x = (x + 9) / 10)
+        mult++;
+    if (mult == 0)
+        mult = 1;
+    return s->cfg.swim.gossip_interval * QUERY_TIMEOUT_MULT * mult;
+}
+
+int serf_query(struct serf *s, const char *name, const uint8_t *payload, size_t n,
+               uint32_t timeout_ms, bool want_ack, serf_query_fn fn, void *arg, uint64_t now,
+               struct swim_out *out, uint32_t *id_out)
+{
+    const struct swim_member *me = swim_self_member(s->swim);
+    struct q_pending *qp;
+    struct query q;
+    struct buf b = BUF_INIT;
+    msgpack_packer pk;
+
+    if (strlen(name) + n > QUERY_SIZE_LIMIT)
+        return -CV_ETOOBIG;
+    if (now > s->now)
+        s->now = now;
+    if (timeout_ms == 0)
+        timeout_ms = serf_query_timeout_default(s);
+    memset(&q, 0, sizeof(q));
+    q.ltime = s->qclock; /* serf: queryClock.Time(), then Increment */
+    s->qclock++;
+    q.id = (uint32_t)gossip_rng_next(s->rng);
+    q.addr = (struct gossip_bytes){me->addr.ip, me->addr.iplen};
+    q.port = me->addr.port;
+    q.flags = want_ack ? QUERY_FLAG_ACK : 0;
+    q.name = (struct gossip_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    q.payload = (struct gossip_bytes){payload ? payload : (const uint8_t *)"", (uint32_t)n};
+
+    qp = xcalloc(1, sizeof(*qp));
+    qp->ltime = q.ltime;
+    qp->id = q.id;
+    qp->deadline = s->now + timeout_ms;
+    qp->fn = fn;
+    qp->arg = arg;
+    qp->next = s->pending;
+    s->pending = qp;
+    if (id_out)
+        *id_out = q.id;
+    trace(s, "send query %s (id %u, ltime %llu, timeout %u ms)", name, q.id,
+          (unsigned long long)q.ltime, timeout_ms);
+
+    /* [4][messageQuery{Addr, Filters, Flags, ID, LTime, Name, Payload, Port, RelayFactor,
+     *                  SourceNode, Timeout}] */
+    buf_putc(&b, MSG_QUERY);
+    gossip_pk_init(&pk, &b);
+    msgpack_pack_map(&pk, 11);
+    gossip_pk_str(&pk, "Addr");
+    gossip_pk_bytes(&pk, q.addr);
+    gossip_pk_str(&pk, "Filters");
+    msgpack_pack_nil(&pk);
+    gossip_pk_str(&pk, "Flags");
+    msgpack_pack_uint32(&pk, q.flags);
+    gossip_pk_str(&pk, "ID");
+    msgpack_pack_uint32(&pk, q.id);
+    gossip_pk_str(&pk, "LTime");
+    msgpack_pack_uint64(&pk, q.ltime);
+    gossip_pk_str(&pk, "Name");
+    gossip_pk_str(&pk, name);
+    gossip_pk_str(&pk, "Payload");
+    gossip_pk_bytes(&pk, q.payload);
+    gossip_pk_str(&pk, "Port");
+    msgpack_pack_uint16(&pk, q.port);
+    gossip_pk_str(&pk, "RelayFactor");
+    msgpack_pack_uint8(&pk, 0);
+    gossip_pk_str(&pk, "SourceNode");
+    gossip_pk_str(&pk, s->name);
+    gossip_pk_str(&pk, "Timeout");
+    msgpack_pack_int64(&pk, (int64_t)timeout_ms * 1000000);
+
+    /* Processed locally first (serf.go Query: handleQuery), then gossiped. */
+    s->out = out;
+    on_query(s, &q);
+    if (has_alive_peers(s))
+        broadcast(s, &b, NULL, 0);
+    s->out = NULL;
+    buf_free(&b);
+    return 0;
+}
+
+void serf_query_cancel(struct serf *s, uint32_t id)
+{
+    for (struct q_pending **pp = &s->pending; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            struct q_pending *q = *pp;
+            *pp = q->next;
+            pending_free(q);
+            return;
+        }
+    }
 }

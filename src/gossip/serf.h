@@ -22,7 +22,8 @@
  *
  * Queries: we ack every query that asks for it (Flags & 1), answer `_serf_ping` (the ack is
  * all), `_serf_conflict` and the key queries `_serf_{list,install,use,remove}-key` against
- * the borrowed keyring. Other queries are acked and otherwise ignored.
+ * the borrowed keyring. Other queries are acked and otherwise ignored. We also send
+ * queries (serf_query) and collect their acks and responses until a deadline.
  *
  * Leave (serf.Leave): a leave intent is gossiped and waited for (bounded by
  * broadcast_timeout), then memberlist's dead-from-self, then leave_propagate_delay while
@@ -115,6 +116,27 @@ int serf_set_meta(struct serf *s, const uint8_t *meta, size_t n, uint64_t now);
 /* Gossips a user event; -CV_ETOOBIG over serf's 512-byte limit. */
 int serf_user_event(struct serf *s, const char *name, const uint8_t *payload, size_t n,
                     uint64_t now);
+
+/* Sending queries (serf.go Query, query.go). The query is processed locally first (so a
+ * key query applies to our own keyring too, and we answer ourselves without the network),
+ * then gossiped. fn is called synchronously from serf_step / serf_query: SERF_QR_ACK and
+ * SERF_QR_RESPONSE once per answering node (from and payload borrowed for the call), then
+ * SERF_QR_DONE once at the deadline, after which the query is forgotten. fn must not call
+ * back into the serf. */
+enum serf_qr_kind { SERF_QR_ACK, SERF_QR_RESPONSE, SERF_QR_DONE };
+typedef void (*serf_query_fn)(void *arg, enum serf_qr_kind kind, const char *from,
+                              const uint8_t *payload, size_t n);
+/* GossipInterval x QueryTimeoutMult (16) x ceil(log10(alive members + 1)), in ms. */
+uint32_t serf_query_timeout_default(const struct serf *s);
+/* timeout_ms 0: the default. want_ack asks every node for an ack (Flags & 1). Returns 0
+ * (and the query's ID in *id_out, may be NULL) or -CV_ETOOBIG over serf's 1 KiB limit. */
+int serf_query(struct serf *s, const char *name, const uint8_t *payload, size_t n,
+               uint32_t timeout_ms, bool want_ack, serf_query_fn fn, void *arg, uint64_t now,
+               struct swim_out *out, uint32_t *id_out);
+/* Forgets a pending query before its deadline; fn is not called again. */
+void serf_query_cancel(struct serf *s, uint32_t id);
+/* Members alive or leaving, ourselves included (memberlist NumMembers). */
+size_t serf_num_alive(const struct serf *s);
 
 /* Members, ourselves included (borrowed, valid until the next call into the serf). */
 size_t serf_num_members(const struct serf *s);

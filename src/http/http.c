@@ -1145,6 +1145,65 @@ static bool is_write(enum evhttp_cmd_type m)
     return m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_POST;
 }
 
+/* ------------------------------------------------------- gossip keyring */
+
+/* A keyring request waits for a gossip query (seconds): the reply is deferred. If the
+ * client hangs up meanwhile, libevent detaches the request and frees it in the reply. */
+struct keyring_req {
+    struct evhttp_request *req;
+    bool pretty;
+};
+
+static void keyring_reply(void *cookie, json_t *body, const char *err)
+{
+    struct keyring_req *k = cookie;
+    if (body)
+        reply_json(k->req, body, 0, k->pretty);
+    else
+        reply_text(k->req, 500, "%s", err ? err : "keyring operation failed");
+    free(k);
+}
+
+static void handle_keyring(struct http_api *h, struct evhttp_request *req, const char *op,
+                           enum evhttp_cmd_type m, bool pretty)
+{
+    char err[CV_ERRMSG_SIZE] = "";
+    json_t *body = NULL;
+    const char *key = NULL;
+    bool list = !strcmp(op, "list");
+
+    if (!list && strcmp(op, "install") && strcmp(op, "use") && strcmp(op, "remove")) {
+        evhttp_send_reply(req, 404, "Not Found", NULL);
+        return;
+    }
+    if (list ? !is_get(m) : !is_write(m)) {
+        reply_text(req, 405, "Invalid method");
+        return;
+    }
+    if (!list) {
+        body = read_body(req, err, sizeof err);
+        if (!body) {
+            reply_text(req, 400, "Request decode failed: %s", err);
+            return;
+        }
+        key = json_string_value(json_object_get(body, "Key"));
+        if (!key || !*key) {
+            reply_text(req, 400, "missing key");
+            json_decref(body);
+            return;
+        }
+    }
+    struct keyring_req *k = xcalloc(1, sizeof *k);
+    k->req = req;
+    k->pretty = pretty;
+    int rc = h->deps.agent_keyring(h->deps.arg, op, key, keyring_reply, k, err);
+    if (rc < 0) {
+        free(k);
+        reply_text(req, http_code_for(rc), "%s", err);
+    }
+    json_decref(body);
+}
+
 /* Splits "/v1/job/<id>/allocations" after the prefix into id and suffix; the id is
  * URL-decoded. Returns false when there is no id. */
 static bool split_id(const char *rest, char **id, const char **suffix)
@@ -1366,6 +1425,8 @@ static void route(struct evhttp_request *req, void *arg)
             reply_text(req, 500, "%s", err);
         else
             evhttp_send_reply(req, 200, "OK", NULL);
+    } else if (!strncmp(path, "/v1/agent/keyring/", 18) && h->deps.agent_keyring) {
+        handle_keyring(h, req, path + 18, m, pretty);
     } else if (!strcmp(path, "/v1/agent/health") && is_get(m)) {
         json_t *o = json_pack("{s:{s:b,s:s},s:{s:b,s:s}}", "client", "ok", 1, "message", "ok",
                               "server", "ok", 1, "message", "ok");

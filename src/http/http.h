@@ -27,6 +27,15 @@ struct http_deps {
      * answer (new reference), or NULL with errmsg for a 500. NULL functions: 404. */
     json_t *(*agent_join)(void *arg, const struct strlist *addrs, char *errmsg);
     int (*agent_force_leave)(void *arg, const char *node, char *errmsg);
+    /* GET /v1/agent/keyring/list, PUT /v1/agent/keyring/{install,use,remove} {"Key":b64}:
+     * starts the gossip keyring operation op ("list", "install", "use", "remove"; key is
+     * NULL for list) and returns 0; reply(cookie, body, NULL) with Nomad's KeyringResponse
+     * or reply(cookie, NULL, err) is called once, later, from the loop (body and err
+     * borrowed for the call). Or returns a negative CV_E code with errmsg, and reply is
+     * never called. NULL: 404. */
+    int (*agent_keyring)(void *arg, const char *op, const char *key,
+                         void (*reply)(void *cookie, json_t *body, const char *err), void *cookie,
+                         char *errmsg);
     void *arg;
 };
 
