@@ -633,6 +633,129 @@ START_TEST(test_key_queries)
 }
 END_TEST
 
+struct qlog {
+    int acks, responses, done;
+    char from[8][16];
+    struct buf payload[8];
+    uint64_t done_at;
+    struct net *nt;
+};
+
+static void qlog_fn(void *arg, enum serf_qr_kind kind, const char *from, const uint8_t *p,
+                    size_t n)
+{
+    struct qlog *l = arg;
+    if (kind == SERF_QR_ACK) {
+        l->acks++;
+    } else if (kind == SERF_QR_RESPONSE) {
+        ck_assert_int_lt(l->responses, 8);
+        snprintf(l->from[l->responses], sizeof(l->from[0]), "%s", from);
+        buf_append(&l->payload[l->responses], p, n);
+        l->responses++;
+    } else {
+        l->done++;
+        l->done_at = l->nt->now;
+    }
+}
+
+static int qlog_find(const struct qlog *l, const char *from)
+{
+    for (int i = 0; i < l->responses; i++)
+        if (strcmp(l->from[i], from) == 0)
+            return i;
+    return -1;
+}
+
+START_TEST(test_query_round_trip)
+{
+    /* A query we send reaches every member and ourselves: each acks once and answers once,
+     * a key query applies to our own keyring too, and the query ends at serf's default
+     * timeout (GossipInterval x 16 x ceil(log10(N + 1))), after which answers are ignored. */
+    struct net nt;
+    struct qlog l;
+    struct buf req = BUF_INIT;
+    struct gossip_key k1, k2;
+    struct swim_out o;
+    struct keyresp r;
+    uint64_t t0;
+    uint32_t timeout, id = 0;
+
+    ck_assert_int_eq(gossip_key_from_base64("5K9OtfP7efFrNKe5WCQvXvnaXJ5cWP0SvXiwe0kkjM4=", &k1),
+                     0);
+    ck_assert_int_eq(gossip_key_from_base64("QnUiT8bo0+3T+HjBKu6uW3vJU1gcKp8DjWhZ/Y3shJg=", &k2),
+                     0);
+    gossip_keyring_add(&kr, &k1);
+    net_init(&nt, 3);
+    net_join_all(&nt);
+    run(&nt, 3000);
+    ck_assert_uint_eq(serf_num_alive(nt.s[1]), 3);
+    timeout = serf_query_timeout_default(nt.s[1]);
+    ck_assert_uint_eq(timeout, cfg.swim.gossip_interval * 16 * 1); /* ceil(log10(4)) = 1 */
+
+    /* a ping query from node 1, acks requested */
+    memset(&l, 0, sizeof(l));
+    l.nt = &nt;
+    swim_out_init(&o);
+    t0 = nt.now;
+    ck_assert_int_eq(serf_query(nt.s[1], "_serf_ping", NULL, 0, 0, true, qlog_fn, &l, nt.now,
+                                &o, &id),
+                     0);
+    route(&nt, 1, &o);
+    swim_out_free(&o);
+    ck_assert_int_eq(l.acks, 1); /* our own, at once */
+    run(&nt, timeout + 100);
+    ck_assert_int_eq(l.acks, 3);
+    ck_assert_int_eq(l.responses, 0);
+    ck_assert_int_eq(l.done, 1);
+    ck_assert_uint_ge(l.done_at, t0 + timeout);
+    ck_assert_uint_le(l.done_at, t0 + timeout + 10);
+    for (int i = 0; i < 8; i++)
+        buf_free(&l.payload[i]);
+
+    /* install-key from node 0 (the only one with a keyring): it applies to its own keyring
+     * through the query; the others answer that their keyring is empty */
+    memset(&l, 0, sizeof(l));
+    l.nt = &nt;
+    mk_key_req(&req, &k2);
+    swim_out_init(&o);
+    ck_assert_int_eq(serf_query(nt.s[0], "_serf_install-key", (uint8_t *)req.data, req.len, 0,
+                                false, qlog_fn, &l, nt.now, &o, &id),
+                     0);
+    route(&nt, 0, &o);
+    swim_out_free(&o);
+    ck_assert_uint_eq(kr.n, 2);
+    run(&nt, timeout + 100);
+    ck_assert_int_eq(l.acks, 0);
+    ck_assert_int_eq(l.responses, 3);
+    ck_assert_int_eq(l.done, 1);
+    ck_assert_int_ge(qlog_find(&l, "n0"), 0);
+    dec_keyresp(&l.payload[qlog_find(&l, "n0")], &r);
+    ck_assert(r.result);
+    ck_assert_int_ge(qlog_find(&l, "n2"), 0);
+    dec_keyresp(&l.payload[qlog_find(&l, "n2")], &r);
+    ck_assert(!r.result);
+    ck_assert_str_eq(r.msg, "Keyring is empty (encryption not enabled)");
+    for (int i = 0; i < 8; i++)
+        buf_free(&l.payload[i]);
+
+    /* a cancelled query reports nothing more */
+    memset(&l, 0, sizeof(l));
+    l.nt = &nt;
+    swim_out_init(&o);
+    ck_assert_int_eq(serf_query(nt.s[2], "_serf_ping", NULL, 0, 0, true, qlog_fn, &l, nt.now,
+                                &o, &id),
+                     0);
+    route(&nt, 2, &o);
+    swim_out_free(&o);
+    serf_query_cancel(nt.s[2], id);
+    run(&nt, timeout + 100);
+    ck_assert_int_eq(l.acks, 1);
+    ck_assert_int_eq(l.done, 0);
+    buf_free(&req);
+    net_free(&nt);
+}
+END_TEST
+
 START_TEST(test_user_event_dedup_and_push_pull)
 {
     /* A user event reaches every node once (duplicates are dropped), and a node that joins
@@ -785,6 +908,7 @@ int main(void)
     tcase_add_test(tc, test_refutes_leave_about_self);
     tcase_add_test(tc, test_query_ack_dedup_filter);
     tcase_add_test(tc, test_key_queries);
+    tcase_add_test(tc, test_query_round_trip);
     tcase_add_test(tc, test_user_event_dedup_and_push_pull);
     tcase_add_test(tc, test_malformed_serf_messages);
     tcase_add_test(tc, test_golden_serf_join_push_pull);
