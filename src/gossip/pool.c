@@ -651,7 +651,8 @@ static void on_key_ops(evutil_socket_t fd, short what, void *arg)
         }
         *pp = k->next;
         serf_query_cancel(p->serf, k->id); /* no-op once it timed out */
-        qsort(k->r.keys, k->r.nkeys, sizeof(*k->r.keys), key_count_cmp);
+        if (k->r.nkeys)
+            qsort(k->r.keys, k->r.nkeys, sizeof(*k->r.keys), key_count_cmp);
         log_info(LOGS, "%s: keyring query done: %d/%d nodes answered, %d errors", p->name,
                  k->r.num_resp, k->r.num_nodes, k->r.num_err);
         k->done(&k->r, k->arg);
