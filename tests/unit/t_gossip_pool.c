@@ -195,6 +195,97 @@ START_TEST(test_wrong_key_cannot_join)
 }
 END_TEST
 
+struct key_done {
+    int calls;
+    int num_nodes, num_resp, num_err;
+    char keys[4][48];
+    int counts[4];
+    size_t nkeys;
+    char err[128];
+};
+
+static void key_done_cb(const struct gossip_keyring_resp *r, void *arg)
+{
+    struct key_done *d = arg;
+    char buf[128];
+    const char *e = gossip_keyring_resp_error(r, buf, sizeof(buf));
+    d->calls++;
+    d->num_nodes = r->num_nodes;
+    d->num_resp = r->num_resp;
+    d->num_err = r->num_err;
+    d->nkeys = r->nkeys;
+    for (size_t i = 0; i < r->nkeys && i < 4; i++) {
+        snprintf(d->keys[i], sizeof(d->keys[i]), "%s", r->keys[i].key);
+        d->counts[i] = r->keys[i].count;
+    }
+    snprintf(d->err, sizeof(d->err), "%s", e ? e : "");
+}
+
+/* Runs one keyring operation from pool a and waits for its done (at most 10 s). */
+static void key_op(struct ctx *c, enum gossip_key_op op, const uint8_t *k, size_t n,
+                   struct key_done *d)
+{
+    uint64_t end = cv_mono_ms() + 10000;
+    memset(d, 0, sizeof(*d));
+    ck_assert_int_eq(gossip_keyring_op(c->a, op, k, n, key_done_cb, d), 0);
+    ck_assert_int_eq(d->calls, 0); /* never from inside the call */
+    while (!d->calls && cv_mono_ms() < end)
+        spin(c, 5);
+    ck_assert_int_eq(d->calls, 1);
+}
+
+START_TEST(test_keyring_rotation)
+{
+    /* A keyring operation from one pool runs on every member and on itself: install, use
+     * and remove rotate both pools from key1 to key2, list counts the holders of each key,
+     * errors are reported per node, and the pools stay joined under the new key. */
+    struct ctx c = {0};
+    struct key_done d;
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", key1, sizeof(key1), false);
+    c.b = mk(&c, "b", "dc1", key1, sizeof(key1), false);
+    join_b_to_a(&c, 1, NULL);
+    ck_assert(wait_status(&c, c.a, "b", NULL, "alive", 3000));
+
+    key_op(&c, GOSSIP_KEY_LIST, NULL, 0, &d);
+    ck_assert_int_eq(d.num_nodes, 2);
+    ck_assert_int_eq(d.num_resp, 2);
+    ck_assert_uint_eq(d.nkeys, 1);
+    ck_assert_str_eq(d.keys[0], "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+    ck_assert_int_eq(d.counts[0], 2);
+
+    key_op(&c, GOSSIP_KEY_INSTALL, key2, sizeof(key2), &d);
+    ck_assert_str_eq(d.err, "");
+    key_op(&c, GOSSIP_KEY_LIST, NULL, 0, &d);
+    ck_assert_uint_eq(d.nkeys, 2);
+    ck_assert_int_eq(d.counts[0] + d.counts[1], 4);
+
+    key_op(&c, GOSSIP_KEY_USE, key2, sizeof(key2), &d);
+    ck_assert_str_eq(d.err, "");
+    key_op(&c, GOSSIP_KEY_REMOVE, key2, sizeof(key2), &d);
+    ck_assert_int_eq(d.num_err, 2);
+    ck_assert_str_eq(d.err, "2/2 nodes reported failure");
+    key_op(&c, GOSSIP_KEY_REMOVE, key1, sizeof(key1), &d);
+    ck_assert_str_eq(d.err, "");
+    key_op(&c, GOSSIP_KEY_LIST, NULL, 0, &d);
+    ck_assert_uint_eq(d.nkeys, 1);
+    ck_assert_str_eq(d.keys[0], "ZmVkY2JhOTg3NjU0MzIxMA==");
+    ck_assert_int_eq(d.counts[0], 2);
+    ck_assert_int_eq(gossip_keyring_op(c.a, GOSSIP_KEY_INSTALL, key2, 7, key_done_cb, &d),
+                     -CV_EINVAL);
+
+    /* still one pool under key2 */
+    spin(&c, 1500);
+    ck_assert_str_eq(status_of(c.a, "b", NULL), "alive");
+    ck_assert_str_eq(status_of(c.b, "a", NULL), "alive");
+    gossip_pool_free(c.b);
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+}
+END_TEST
+
 START_TEST(test_unreachable_and_bad_config)
 {
     /* Joining a closed port fails with a connect error, joining ourselves counts without
@@ -242,6 +333,7 @@ int main(void)
     tcase_add_loop_test(tc, test_join_tags_update_leave, 0, 2);
     tcase_add_test(tc, test_wrong_key_cannot_join);
     tcase_add_test(tc, test_unreachable_and_bad_config);
+    tcase_add_test(tc, test_keyring_rotation);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
