@@ -346,11 +346,13 @@ static void on_gossip_change(void *arg)
         const char *region = strmap_get(&gm[i].tags, "region");
         const char *rpc = strmap_get(&gm[i].tags, "rpc_addr");
         const char *port = strmap_get(&gm[i].tags, "port");
-        if (!cv_streq(role, "nomad") || !cv_streq(region, a->cfg.region) || !rpc || !port ||
-            strcmp(gm[i].status, "alive") != 0)
+        if (!cv_streq(role, "nomad") || !cv_streq(region, a->cfg.region) || !rpc || !port)
             continue;
         char *addr = xasprintf("%s:%s", rpc, port);
-        server_add_peer(a->server, addr);
+        if (!strcmp(gm[i].status, "alive"))
+            server_peer_alive(a->server, addr);
+        else if (!strcmp(gm[i].status, "left"))
+            server_peer_left(a->server, addr);
         free(addr);
     }
     gossip_members_free(gm, n);

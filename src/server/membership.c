@@ -42,6 +42,7 @@ struct peer {
     struct server_member info;
     bool known;        /* answered at least once */
     int64_t last_seen; /* mono ns */
+    bool left;         /* left the server gossip pool gracefully */
 };
 
 struct membership {
@@ -117,7 +118,7 @@ static size_t alive_peers(struct membership *m, struct peer **out, size_t max)
     size_t n = 0;
     for (size_t i = 0; i < m->n_peers && n < max; i++) {
         struct peer *p = &m->peers[i];
-        if (p->known && now - p->last_seen < 10ll * 1000000000ll &&
+        if (p->known && !p->left && now - p->last_seen < 10ll * 1000000000ll &&
             cv_streq(p->info.region, m->s->cfg.region))
             out[n++] = p;
     }
@@ -243,14 +244,15 @@ static void reconcile(struct membership *m)
         for (size_t i = 0; i < m->n_peers; i++)
             if (m->peers[i].known && cvraft_id_from_uuid(m->peers[i].info.id) == ids[j])
                 p = &m->peers[i];
-        if (p && now - p->last_seen < DEAD_SERVER_CLEANUP_NS)
-            continue;
         if (!p)
             continue; /* never heard of it: leave it to the operator */
+        if (!p->left && now - p->last_seen < DEAD_SERVER_CLEANUP_NS)
+            continue;
         size_t remaining = nc - 1;
         if (na + 1 < remaining / 2 + 1)
             continue; /* removing would not leave a healthy majority */
-        log_info("nomad", "removing dead server %s from the raft configuration", addrs[j]);
+        log_info("nomad", "removing %s server %s from the raft configuration",
+                 p->left ? "departed" : "dead", addrs[j]);
         m->change_inflight = true;
         cvraft_remove(s->raft, ids[j], change_done, m);
         return;
@@ -343,6 +345,25 @@ struct membership *membership_new(struct server *s)
 void membership_join(struct membership *m, const char *addr)
 {
     peer_add(m, addr);
+}
+
+/* The server pool shows the server at addr alive (again: a restart rejoins as a voter). */
+void membership_alive(struct membership *m, const char *addr)
+{
+    peer_add(m, addr);
+    struct peer *p = peer_find(m, addr);
+    if (p)
+        p->left = false;
+}
+
+/* The server pool showed the server at addr leave gracefully: the leader removes it from
+ * the raft configuration at once (if a majority remains), as Nomad's reconcile does for
+ * serf members that left. */
+void membership_left(struct membership *m, const char *addr)
+{
+    struct peer *p = peer_find(m, addr);
+    if (p)
+        p->left = true;
 }
 
 void membership_start(struct membership *m)

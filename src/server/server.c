@@ -997,3 +997,13 @@ void server_add_peer(struct server *s, const char *rpc_addr)
 {
     membership_join(s->members, rpc_addr);
 }
+
+void server_peer_left(struct server *s, const char *rpc_addr)
+{
+    membership_left(s->members, rpc_addr);
+}
+
+void server_peer_alive(struct server *s, const char *rpc_addr)
+{
+    membership_alive(s->members, rpc_addr);
+}

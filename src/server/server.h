@@ -70,6 +70,10 @@ void server_node_gossip_failed(struct server *s, const char *node_id);
 
 /* Another server's RPC address learned elsewhere (the server gossip pool). */
 void server_add_peer(struct server *s, const char *rpc_addr);
+/* The server pool shows that server alive (clears a previous leave). */
+void server_peer_alive(struct server *s, const char *rpc_addr);
+/* The server pool showed that server leave gracefully: the leader drops it from raft. */
+void server_peer_left(struct server *s, const char *rpc_addr);
 
 /* Counters for /v1/metrics: name -> count. */
 struct intmap;

@@ -51,6 +51,8 @@ void gc_start(struct server *s);
 struct server_member;
 struct membership *membership_new(struct server *s);
 void membership_join(struct membership *m, const char *addr);
+void membership_left(struct membership *m, const char *addr);
+void membership_alive(struct membership *m, const char *addr);
 void membership_start(struct membership *m);
 size_t membership_servers(struct membership *m, struct server_member **out);
 void membership_free(struct membership *m);
