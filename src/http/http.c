@@ -335,6 +335,7 @@ struct read_req {
     struct event *timer;
     bool timed_out;
     uint64_t barrier; /* a follower's consistent read waits until it applied this */
+    char *ns;         /* ?namespace= */
 };
 
 static void read_free(struct read_req *r)
@@ -343,6 +344,7 @@ static void read_free(struct read_req *r)
         event_free(r->timer);
     free(r->a1);
     free(r->a2);
+    free(r->ns);
     free(r);
 }
 
@@ -450,6 +452,8 @@ static void start_read(struct http_api *h, struct evhttp_request *req, const str
     r->a1 = xstrdup(a1);
     r->a2 = xstrdup(a2);
     r->pretty = evhttp_find_header(q, "pretty") != NULL;
+    const char *ns = evhttp_find_header(q, "namespace");
+    r->ns = xstrdup(ns && *ns ? ns : DEFAULT_NAMESPACE);
     const char *ix = evhttp_find_header(q, "index");
     if (ix) {
         char *end;
@@ -508,11 +512,10 @@ static bool add_node_stub(const void *obj, void *arg)
     return true;
 }
 
+/* Nomad's ?namespace= (default "default"), read once in start_read. */
 static const char *ns_of(struct read_req *r)
 {
-    const char *ns = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Nomad-Namespace");
-    (void)ns;
-    return DEFAULT_NAMESPACE;
+    return r->ns;
 }
 
 static json_t *render_jobs(struct read_req *r, const struct state_snap *snap, int *code, char *msg)

@@ -133,16 +133,8 @@ static void broker_housekeeping(struct leader *ld)
     n = broker_take_failed(ld->broker, &evs);
     for (size_t i = 0; i < n; i++) {
         /* Nomad's failed follow-up: retry the job later with a new eval. */
-        struct eval *f = st_new(&ST_EVAL);
-        char id[37];
-        cv_uuid(id);
-        f->id = xstrdup(id);
-        f->namespace = xstrdup(evs[i]->namespace);
-        f->priority = evs[i]->priority;
-        f->type = xstrdup(evs[i]->type);
-        f->triggered_by = xstrdup(EVAL_TRIGGER_FAILED_FOLLOW_UP);
-        f->job_id = xstrdup(evs[i]->job_id);
-        f->status = xstrdup(EVAL_STATUS_PENDING);
+        struct eval *f = server_eval_new(evs[i]->namespace, evs[i]->job_id, evs[i]->type,
+                                         evs[i]->priority, EVAL_TRIGGER_FAILED_FOLLOW_UP);
         f->previous_eval = xstrdup(evs[i]->id);
         f->wait_until = cv_wall_ns() + broker_failed_followup_delay(ld->broker);
         struct eval **one = xcalloc(1, sizeof *one);

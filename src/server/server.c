@@ -54,21 +54,39 @@ void server_count(struct server *s, const char *name, int64_t delta)
     intmap_add(&s->counters, name, delta);
 }
 
-static struct eval *new_eval(const struct job *j, const char *trigger, const char *node_id)
+struct eval *server_eval_new(const char *ns, const char *job_id, const char *type,
+                             int64_t priority, const char *trigger)
 {
     struct eval *e = st_new(&ST_EVAL);
     char id[37];
     cv_uuid(id);
     e->id = xstrdup(id);
-    e->namespace = xstrdup(j->namespace ? j->namespace : DEFAULT_NAMESPACE);
-    e->priority = j->priority ? j->priority : 50;
-    e->type = xstrdup(j->type ? j->type : JOB_TYPE_SERVICE);
+    e->namespace = xstrdup(ns && *ns ? ns : DEFAULT_NAMESPACE);
+    e->priority = priority ? priority : 50;
+    e->type = xstrdup(type && *type ? type : JOB_TYPE_SERVICE);
     e->triggered_by = xstrdup(trigger);
-    e->job_id = xstrdup(j->id);
-    e->node_id = xstrdup(node_id);
+    e->job_id = xstrdup(job_id);
     e->status = xstrdup(EVAL_STATUS_PENDING);
     e->create_time = e->modify_time = cv_wall_ns();
     return e;
+}
+
+static struct eval *new_eval(const struct job *j, const char *trigger, const char *node_id)
+{
+    struct eval *e = server_eval_new(j->namespace, j->id, j->type, j->priority, trigger);
+    e->node_id = xstrdup(node_id);
+    return e;
+}
+
+/* Appends one "Cluster" node event to cmd (node register/status commands). */
+static void cmd_node_event(struct fsm_cmd *cmd, const char *message)
+{
+    cmd->node_events = xrealloc(cmd->node_events, (cmd->n_node_events + 1) * sizeof *cmd->node_events);
+    struct node_event *e = &cmd->node_events[cmd->n_node_events++];
+    memset(e, 0, sizeof *e);
+    e->message = xstrdup(message);
+    e->subsystem = xstrdup("Cluster");
+    e->timestamp = cv_wall_ns();
 }
 
 void server_job_register(struct server *s, struct job *job, server_write_cb cb, void *arg)
@@ -154,11 +172,7 @@ static void node_set_status(struct server *s, const char *node_id, const char *s
     cmd.node_id = xstrdup(node_id);
     cmd.status = xstrdup(status);
     if (event_msg) {
-        cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
-        cmd.n_node_events = 1;
-        cmd.node_events[0].message = xstrdup(event_msg);
-        cmd.node_events[0].subsystem = xstrdup("Cluster");
-        cmd.node_events[0].timestamp = cv_wall_ns();
+        cmd_node_event(&cmd, event_msg);
     }
     struct job_collect c = {{0}};
     snap_allocs_by_node(snap, node_id, collect_job, &c);
@@ -347,11 +361,7 @@ static void ep_node_register(struct rpc_req *req, void *ctx)
     r.node = NULL;
     if (!cmd.node->status || !*cmd.node->status)
         cv_strset(&cmd.node->status, NODE_STATUS_INIT);
-    cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
-    cmd.n_node_events = 1;
-    cmd.node_events[0].message = xstrdup(old ? "Node re-registered" : "Node registered");
-    cmd.node_events[0].subsystem = xstrdup("Cluster");
-    cmd.node_events[0].timestamp = cv_wall_ns();
+    cmd_node_event(&cmd, old ? "Node re-registered" : "Node registered");
     snap_unref(snap);
     struct node_write *w = xcalloc(1, sizeof *w);
     w->req = req;
@@ -407,11 +417,7 @@ static void ep_node_update_status(struct rpc_req *req, void *ctx)
     cmd.node_id = xstrdup(r.node_id);
     cmd.status = xstrdup(r.status);
     if (cv_streq(r.status, NODE_STATUS_READY) && cv_streq(n->status, NODE_STATUS_DOWN)) {
-        cmd.node_events = xcalloc(1, sizeof *cmd.node_events);
-        cmd.n_node_events = 1;
-        cmd.node_events[0].message = xstrdup("Node heartbeat received");
-        cmd.node_events[0].subsystem = xstrdup("Cluster");
-        cmd.node_events[0].timestamp = cv_wall_ns();
+        cmd_node_event(&cmd, "Node heartbeat received");
     }
     struct node_write *w = xcalloc(1, sizeof *w);
     w->req = req;

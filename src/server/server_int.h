@@ -33,6 +33,9 @@ struct server {
 void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, server_write_cb cb,
                   void *arg);
 void server_count(struct server *s, const char *name, int64_t delta);
+/* A new pending evaluation (fresh ID, times now); free with st_unref(&ST_EVAL, ...). */
+struct eval *server_eval_new(const char *ns, const char *job_id, const char *type,
+                             int64_t priority, const char *trigger);
 
 /* leader.c */
 struct leader *leader_new(struct server *s);
