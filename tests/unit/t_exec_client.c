@@ -20,6 +20,7 @@
 
 #include "exec/client.h"
 #include "exec/shim.h"
+#include "t_exec_helper.h"
 #include "rpc/rpc.h"
 #include "structs/msgs.h"
 #include "util/buf.h"
@@ -234,47 +235,6 @@ static struct alloc *srv_alloc(struct srv *s, const char *id)
 
 /* ---- harness ---- */
 
-static char base_dir[64];
-
-static void kill_handles_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = xasprintf("%s/%s", dir, de->d_name);
-        size_t len = strlen(p);
-        struct shim_handle h;
-        if (len > 7 && !strcmp(p + len - 7, ".handle") && shim_read_handle(p, &h) == 0) {
-            if (h.task_pid > 1)
-                kill(-h.task_pid, SIGKILL);
-            if (h.shim_pid > 1)
-                kill(h.shim_pid, SIGKILL);
-        }
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            kill_handles_in(p);
-        free(p);
-    }
-    closedir(d);
-}
-
-static void base_setup(void)
-{
-    snprintf(base_dir, sizeof base_dir, "/tmp/t_exec_client_XXXXXX");
-    if (!mkdtemp(base_dir))
-        abort();
-}
-
-static void base_teardown(void)
-{
-    kill_handles_in(base_dir);
-    cv_rm_rf(base_dir);
-}
-
 struct h {
     struct event_base *base;
     struct event *tick;
@@ -298,7 +258,7 @@ static void h_start(struct h *h, bool dev)
     h->tick = event_new(h->base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 5000};
     event_add(h->tick, &tv);
-    h->dir = xasprintf("%s/XXXXXX", base_dir);
+    h->dir = xasprintf("%s/XXXXXX", t_exec_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(h->dir));
     h->srv.rc.ops = &srv_ops;
     h->srv.rc.impl = &h->srv;
@@ -372,7 +332,7 @@ static void h_stop(struct h *h)
         st_free(&ST_NODE, h->srv.node);
     event_free(h->tick);
     event_base_free(h->base);
-    kill_handles_in(h->dir);
+    t_exec_kill_handles_in(h->dir);
     cv_rm_rf(h->dir);
     free(h->dir);
 }
@@ -806,7 +766,8 @@ static Suite *suite(void)
     Suite *s = suite_create("exec_client");
     TCase *tc = tcase_create("client");
     tcase_set_timeout(tc, 60);
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    t_exec_prefix = "t_exec_client";
+    tcase_add_unchecked_fixture(tc, t_exec_base_setup, t_exec_base_teardown);
     tcase_add_test(tc, test_register_fast_and_persistent);
     tcase_add_test(tc, test_heartbeat_and_reregister);
     tcase_add_test(tc, test_allocs_lifecycle);

@@ -24,6 +24,7 @@
 #include "exec/alloc_runner.h"
 #include "exec/logs.h"
 #include "exec/shim.h"
+#include "t_exec_helper.h"
 #include "structs/structs.h"
 #include "util/buf.h"
 #include "util/util.h"
@@ -34,50 +35,9 @@
  * under one base directory that the runner (parent) process creates before the tests
  * and, after them, searches for task handles to kill what is left, then removes. ---- */
 
-static char base_dir[64];
-
-static void kill_handles_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = xasprintf("%s/%s", dir, de->d_name);
-        size_t len = strlen(p);
-        struct shim_handle h;
-        if (len > 7 && !strcmp(p + len - 7, ".handle") && shim_read_handle(p, &h) == 0) {
-            if (h.task_pid > 1)
-                kill(-h.task_pid, SIGKILL);
-            if (h.shim_pid > 1)
-                kill(h.shim_pid, SIGKILL);
-        }
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            kill_handles_in(p);
-        free(p);
-    }
-    closedir(d);
-}
-
-static void base_setup(void)
-{
-    snprintf(base_dir, sizeof base_dir, "/tmp/t_exec_run_XXXXXX");
-    if (!mkdtemp(base_dir))
-        abort();
-}
-
-static void base_teardown(void)
-{
-    kill_handles_in(base_dir);
-    cv_rm_rf(base_dir);
-}
-
 static char *tmpdir(void)
 {
-    char *t = xasprintf("%s/XXXXXX", base_dir);
+    char *t = xasprintf("%s/XXXXXX", t_exec_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(t));
     return t;
 }
@@ -735,7 +695,8 @@ static Suite *suite(void)
     Suite *s = suite_create("exec_run");
     TCase *tc = tcase_create("procs");
     tcase_set_timeout(tc, 60);
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    t_exec_prefix = "t_exec_run";
+    tcase_add_unchecked_fixture(tc, t_exec_base_setup, t_exec_base_teardown);
     tcase_add_test(tc, test_shim_rotation);
     tcase_add_test(tc, test_shim_exec_failure);
     tcase_add_test(tc, test_shim_forwards_signals);
