@@ -901,6 +901,7 @@ int agent_main(int argc, char **argv)
             .raw_exec_enabled = a.cfg.raw_exec_enabled,
             .dev_mode = a.cfg.dev,
             .meta = a.cfg.client_meta,
+            .plugin_config = a.cfg.plugin_config,
         };
         a.client = client_new(a.base, &cc, a.rpc);
         deps.client = a.client;

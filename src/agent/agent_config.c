@@ -61,6 +61,7 @@ void agent_config_clear(struct agent_config *c)
     free(c->log_level);
     free(c->node_class);
     strmap_clear(&c->client_meta);
+    strmap_clear(&c->plugin_config);
     strlist_clear(&c->servers);
     strlist_clear(&c->join);
     free(c->encrypt);
@@ -247,14 +248,37 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
             json_object_foreach(meta, k, v) if (json_is_string(v))
                 strmap_set(&c->client_meta, k, json_string_value(v));
     }
-    /* plugin "raw_exec" { config { enabled = true } } */
+    /* plugin "raw_exec" { config { enabled = true } }, plugin "docker" { config {...} }:
+     * every driver's config is kept as text for the drivers; raw_exec's switch also here. */
     json_t *plugins = json_object_get(root, "plugin");
-    if (json_is_array(plugins))
-        plugins = json_array_get(plugins, 0);
-    json_t *raw = plugins ? obj(plugins, "raw_exec") : NULL;
-    json_t *rawcfg = raw ? obj(raw, "config") : NULL;
-    if (rawcfg && (rc = get_bool(rawcfg, "enabled", &c->raw_exec_enabled, file, err, n)))
-        return rc;
+    size_t pi;
+    size_t nplugins = json_is_array(plugins) ? json_array_size(plugins) : plugins ? 1 : 0;
+    for (pi = 0; pi < nplugins; pi++) {
+        json_t *one = json_is_array(plugins) ? json_array_get(plugins, pi) : plugins;
+        const char *dname;
+        json_t *dv;
+        if (!json_is_object(one))
+            continue;
+        json_object_foreach(one, dname, dv) {
+            json_t *dcfg = obj(json_is_array(dv) ? json_array_get(dv, 0) : dv, "config");
+            const char *key;
+            json_t *val;
+            if (!dcfg)
+                continue;
+            json_object_foreach(dcfg, key, val) {
+                char *k = xasprintf("%s.%s", dname, key);
+                char *text = json_is_string(val)
+                                 ? xstrdup(json_string_value(val))
+                                 : json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+                strmap_set(&c->plugin_config, k, text ? text : "");
+                free(text);
+                free(k);
+            }
+            if (!strcmp(dname, "raw_exec") &&
+                (rc = get_bool(dcfg, "enabled", &c->raw_exec_enabled, file, err, n)))
+                return rc;
+        }
+    }
     return 0;
 }
 

@@ -32,6 +32,9 @@ struct agent_config {
     struct strlist join;    /* -join / -retry-join / server_join { retry_join } */
     char *encrypt;          /* server { encrypt } / -encrypt: base64 gossip key */
     struct strmap client_meta;
+    /* plugin "<driver>" { config { key = value } }: "<driver>.<key>" -> value as text
+     * (strings as they are, other values as compact JSON); drivers read their own keys. */
+    struct strmap plugin_config;
     bool dev;
     struct strlist loaded_files;
 };

@@ -64,6 +64,7 @@ struct alloc_runner {
     char *data_dir, *shim_path, *region;
     const struct node *node;
     bool raw_exec_enabled;
+    const struct strmap *plugin_config;
     void (*on_update)(struct alloc_runner *, void *);
     void *arg;
     struct alloc *alloc; /* owned copy of the server's latest version */
@@ -505,7 +506,8 @@ static void tr_start(struct task_runner *tr)
         tr->setup_done = true;
     }
     const struct driver *drv = driver_find(tr->task->driver);
-    if (!drv || (drv == &driver_raw_exec && !ar->raw_exec_enabled)) {
+    const struct driver_info *di = drv ? driver_node_info(ar->node, drv->name) : NULL;
+    if (!drv || (drv == &driver_raw_exec && !ar->raw_exec_enabled) || (di && !di->detected)) {
         snprintf(errmsg, sizeof errmsg, "failed to start task: driver \"%s\" is %s",
                  cv_str(tr->task->driver), drv ? "disabled" : "not available");
         tr_driver_failure(tr, errmsg, false);
@@ -532,6 +534,7 @@ static void tr_start(struct task_runner *tr)
         .handle_file = tr->handle_file,
         .exit_file = tr->exit_file,
         .shim_path = ar->shim_path,
+        .plugin_config = ar->plugin_config,
     };
     unlink(tr->exit_file); /* a stale exit file would end this attempt at once */
     unlink(tr->handle_file); /* ... and a stale handle would be re-attached after a restart */
@@ -611,6 +614,7 @@ struct alloc_runner *alloc_runner_new(const struct alloc_runner_config *cfg,
     ar->region = xstrdup(cfg->region ? cfg->region : DEFAULT_REGION);
     ar->node = cfg->node;
     ar->raw_exec_enabled = cfg->raw_exec_enabled;
+    ar->plugin_config = cfg->plugin_config;
     ar->on_update = cfg->on_update;
     ar->arg = cfg->arg;
     ar->persist = cfg->persist;

@@ -41,6 +41,7 @@ struct alloc_runner_config {
     const struct node *node; /* borrows (interpolation, env); may be NULL */
     const char *region;
     bool raw_exec_enabled;
+    const struct strmap *plugin_config; /* borrows: "<driver>.<key>" -> text; may be NULL */
     bool persist; /* keep the alloc and its task states under <data_dir>/client/allocs/<id>
                      (not in dev mode), for alloc_runner_restore() after a restart */
     /* Called after the runner's client-side state changed. */

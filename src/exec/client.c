@@ -231,6 +231,7 @@ static void runner_config(struct client *c, struct client_alloc *ca,
         .node = c->node,
         .region = c->cfg.region,
         .raw_exec_enabled = c->cfg.raw_exec_enabled,
+        .plugin_config = &c->cfg.plugin_config,
         .persist = !c->cfg.dev_mode,
         .on_update = on_runner_update,
         .arg = ca,
@@ -626,6 +627,7 @@ struct client *client_new(struct event_base *base, const struct client_config *c
     c->cfg.dev_mode = cfg->dev_mode;
     c->cfg.shim_path = xstrdup(cfg->shim_path ? cfg->shim_path : "/proc/self/exe");
     strmap_copy(&c->cfg.meta, &cfg->meta);
+    strmap_copy(&c->cfg.plugin_config, &cfg->plugin_config);
     c->register_backoff_ms = REGISTER_RETRY_MIN_MS;
     c->ev_register = evtimer_new(base, register_cb, c);
     c->ev_heartbeat = evtimer_new(base, heartbeat_cb, c);
@@ -801,6 +803,7 @@ void client_free(struct client *c)
     free((char *)c->cfg.node_id);
     free((char *)c->cfg.shim_path);
     strmap_clear(&c->cfg.meta);
+    strmap_clear(&c->cfg.plugin_config);
     free(c);
 }
 

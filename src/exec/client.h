@@ -38,6 +38,8 @@ struct client_config {
     const char *shim_path; /* executable re-exec'd as "<shim_path> task-shim ..."; default
                               /proc/self/exe */
     struct strmap meta;    /* client { meta {} } */
+    /* plugin "<driver>" { config {...} } as "<driver>.<key>" -> text (driver.h) */
+    struct strmap plugin_config;
 };
 
 struct client;

@@ -25,7 +25,10 @@ struct driver_launch {
     const char *log_dir;      /* <alloc_dir>/alloc/logs */
     const char *handle_file, *exit_file;
     const char *shim_path;
+    const struct strmap *plugin_config; /* "<driver>.<key>" -> text; may be NULL */
 };
+
+struct client_config;
 
 struct driver {
     const char *name;
@@ -33,6 +36,12 @@ struct driver {
      * code with errmsg; *recoverable says whether a retry might succeed. */
     int (*start)(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,
                  bool *recoverable, char *errmsg);
+    /* Fills d (name, update time and attribute maps are set by the caller): detected,
+     * healthy, health_description, driver attributes (d->attributes, e.g.
+     * "driver.java.version"), and may add node attributes (n->attributes, e.g.
+     * "driver.docker" = "1"). Runs at client start; may block briefly (bounded, < 2 s). */
+    void (*fingerprint)(const struct client_config *cfg, struct driver_info *d,
+                        struct node *n);
 };
 
 /* Builds the interpolated argv (NULL-terminated) of the `command`/`args` config shared
@@ -44,9 +53,19 @@ void driver_argv_free(char **argv);
 
 /* Returns the driver called name, or NULL. */
 const struct driver *driver_find(const char *name);
+/* Every built-in driver, in the order node status lists them; NULL-terminated. */
+extern const struct driver *const driver_all[];
+/* The driver's fingerprint on node n (NULL when n is NULL or has no entry for it). */
+const struct driver_info *driver_node_info(const struct node *n, const char *name);
+/* A plugin config value ("<driver>.<key>") or NULL. */
+const char *driver_plugin_opt(const struct strmap *plugin_config, const char *driver,
+                              const char *key);
 
 extern const struct driver driver_raw_exec;
 extern const struct driver driver_exec;
+extern const struct driver driver_docker;
+extern const struct driver driver_java;
+extern const struct driver driver_qemu;
 
 /* Whether this host can run exec tasks (root, namespaces, a cgroup hierarchy with the
  * memory controller); why holds "Healthy" or the reason. */

@@ -108,7 +108,22 @@ bool driver_exec_supported(char *why, size_t n)
     return true;
 }
 
+/* exec: root, namespaces and a cgroup hierarchy with the memory controller. */
+static void exec_fingerprint(const struct client_config *cfg, struct driver_info *d,
+                             struct node *n)
+{
+    (void)cfg;
+    char why[128];
+    d->detected = d->healthy = driver_exec_supported(why, sizeof why);
+    d->health_description = xstrdup(why);
+    if (d->detected) {
+        strmap_set(&d->attributes, "driver.exec", "1");
+        strmap_set(&n->attributes, "driver.exec", "1");
+    }
+}
+
 const struct driver driver_exec = {
     .name = "exec",
     .start = exec_start,
+    .fingerprint = exec_fingerprint,
 };

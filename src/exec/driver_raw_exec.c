@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "exec/cgroup.h"
+#include "exec/client.h"
 #include "exec/shim.h"
 #include "exec/taskenv.h"
 #include "util/err.h"
@@ -99,16 +100,19 @@ static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *r
     return rc ? -CV_EIO : 0;
 }
 
+static void raw_exec_fingerprint(const struct client_config *cfg, struct driver_info *d,
+                                 struct node *n)
+{
+    d->detected = d->healthy = cfg->raw_exec_enabled;
+    d->health_description = xstrdup(cfg->raw_exec_enabled ? "Healthy" : "disabled");
+    if (cfg->raw_exec_enabled) {
+        strmap_set(&d->attributes, "driver.raw_exec", "1");
+        strmap_set(&n->attributes, "driver.raw_exec", "1");
+    }
+}
+
 const struct driver driver_raw_exec = {
     .name = "raw_exec",
     .start = raw_exec_start,
+    .fingerprint = raw_exec_fingerprint,
 };
-
-const struct driver *driver_find(const char *name)
-{
-    if (cv_streq(name, "raw_exec"))
-        return &driver_raw_exec;
-    if (cv_streq(name, "exec"))
-        return &driver_exec;
-    return NULL;
-}

@@ -217,8 +217,6 @@ void fingerprint_node(const struct client_config *cfg, const char *node_id,
     strmap_set(&n->attributes, "os.signals",
                "SIGABRT,SIGALRM,SIGCONT,SIGHUP,SIGINT,SIGKILL,SIGQUIT,SIGSTOP,SIGTERM,SIGUSR1,"
                "SIGUSR2,SIGWINCH");
-    if (cfg->raw_exec_enabled)
-        strmap_set(&n->attributes, "driver.raw_exec", "1");
 
     struct node_resources *r = xcalloc(1, sizeof *r);
     r->cpu.cpu_shares = cores * mhz;
@@ -237,28 +235,17 @@ void fingerprint_node(const struct client_config *cfg, const char *node_id,
     n->node_resources = r;
     n->reserved_resources = xcalloc(1, sizeof *n->reserved_resources);
 
-    n->drivers = xcalloc(2, sizeof *n->drivers);
-    n->n_drivers = 2;
-    struct driver_info *d = &n->drivers[0];
-    d->name = xstrdup("raw_exec");
-    d->detected = cfg->raw_exec_enabled;
-    d->healthy = cfg->raw_exec_enabled;
-    d->health_description = xstrdup(cfg->raw_exec_enabled ? "Healthy" : "disabled");
-    d->update_time = cv_wall_ns();
-    if (cfg->raw_exec_enabled)
-        strmap_set(&d->attributes, "driver.raw_exec", "1");
-
-    /* exec: root, namespaces and a cgroup hierarchy with the memory controller. */
-    char why[128];
-    bool exec_ok = driver_exec_supported(why, sizeof why);
-    d = &n->drivers[1];
-    d->name = xstrdup("exec");
-    d->detected = exec_ok;
-    d->healthy = exec_ok;
-    d->health_description = xstrdup(why);
-    d->update_time = cv_wall_ns();
-    if (exec_ok) {
-        strmap_set(&d->attributes, "driver.exec", "1");
-        strmap_set(&n->attributes, "driver.exec", "1");
+    size_t nd = 0;
+    while (driver_all[nd])
+        nd++;
+    n->drivers = xcalloc(nd, sizeof *n->drivers);
+    n->n_drivers = nd;
+    for (size_t i = 0; i < nd; i++) {
+        struct driver_info *d = &n->drivers[i];
+        d->name = xstrdup(driver_all[i]->name);
+        driver_all[i]->fingerprint(cfg, d, n);
+        if (!d->health_description)
+            d->health_description = xstrdup(d->healthy ? "Healthy" : "Undetected");
+        d->update_time = cv_wall_ns();
     }
 }

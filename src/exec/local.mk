@@ -4,7 +4,8 @@ libcvexec_a_SOURCES = \
 	%reldir%/client.c %reldir%/client.h \
 	%reldir%/alloc_runner.c %reldir%/alloc_runner.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
-	%reldir%/driver.h %reldir%/driver_exec.c %reldir%/driver_raw_exec.c \
+	%reldir%/driver.c %reldir%/driver.h %reldir%/driver_exec.c %reldir%/driver_raw_exec.c \
+	%reldir%/driver_docker.c %reldir%/driver_java.c %reldir%/driver_qemu.c \
 	%reldir%/fingerprint.c %reldir%/fingerprint.h \
 	%reldir%/isolate.c %reldir%/isolate.h \
 	%reldir%/logs.c %reldir%/logs.h \
