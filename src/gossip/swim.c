@@ -24,6 +24,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,7 @@ void swim_config_local(struct swim_config *c)
 /* ======================================================================== */
 
 struct swim_suspicion {
+    struct swim_member *m; /* the suspect */
     uint64_t start;
     uint64_t deadline;
     uint32_t min, max; /* ms */
@@ -105,6 +107,7 @@ struct swim_bcast {
 };
 
 #define BUCKETS 64
+#define SLAB 128 /* members per slab chunk */
 
 struct bucket {
     struct swim_bcast **v;
@@ -126,12 +129,28 @@ struct swim {
     struct gossip_rng *rng;
     struct swim_delegate dlg;
 
+    struct swim_strtab *strtab; /* interned names and meta */
+    bool own_strtab;
+
     struct swim_member *self;
     struct swim_member **m; /* all members, self included; probe order */
     size_t n, cap;
     size_t pidx;            /* probe index */
     struct swim_member **tab; /* name hash table (open addressing), size tabn */
     size_t tabn;
+
+    /* member records come from chunks of SLAB; freed ones are reused */
+    struct swim_member **chunks;
+    size_t nchunks, capchunks, chunk_used;
+    struct swim_member **freed;
+    size_t nfreed, capfreed;
+
+    /* our queued broadcast about a member: bslots[m->bslot - 1] */
+    struct swim_bcast **bslots;
+    size_t nbslots, capbslots;
+    uint32_t *bfree;
+    size_t nbfree, capbfree;
+    bool pp_staggered; /* the first push/pull deadline (the stagger) has passed */
 
     uint32_t seq;
     uint32_t awareness;
@@ -149,7 +168,7 @@ struct swim {
     struct handler *h;
     size_t nh, caph;
 
-    struct swim_member **susp; /* members with a running suspicion */
+    struct swim_suspicion **susp; /* running suspicion timers (members in SWIM_SUSPECT) */
     size_t nsusp, capsusp;
 
     struct bucket q[BUCKETS];
@@ -240,28 +259,143 @@ static bool name_eq(struct gossip_bytes b, const char *name)
     return b.n == l && memcmp(b.p, name, l) == 0;
 }
 
-/* ---- name table ---- */
+/* ======================================================================== */
+/* Interned strings (swim_strtab)                                           */
+/* ======================================================================== */
 
-static uint64_t hash_name(const uint8_t *p, size_t n)
+/* An interned string: the bytes follow the header (NUL-terminated), and a member's name or
+ * meta pointer points at them, so the header is found from the pointer alone. */
+struct strent {
+    struct strent *next;
+    uint64_t hash;
+    uint32_t refs;
+    uint32_t len;
+    char data[];
+};
+
+struct swim_strtab {
+    struct strent **b; /* chained buckets, nb a power of two */
+    size_t nb, n, bytes;
+};
+
+/* FNV-1a with a final mix: FNV's low bits alone cluster for names like n1, n2, ... */
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h;
 }
 
+static struct strent *strent_of(const void *data)
+{
+    return (struct strent *)(void *)((char *)(uintptr_t)data - offsetof(struct strent, data));
+}
+
+struct swim_strtab *swim_strtab_new(void)
+{
+    struct swim_strtab *t = xcalloc(1, sizeof(*t));
+    t->nb = 64;
+    t->b = xcalloc(t->nb, sizeof(*t->b));
+    return t;
+}
+
+void swim_strtab_free(struct swim_strtab *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nb; i++)
+        for (struct strent *e = t->b[i], *nx; e; e = nx) {
+            nx = e->next;
+            free(e);
+        }
+    free(t->b);
+    free(t);
+}
+
+size_t swim_strtab_count(const struct swim_strtab *t)
+{
+    return t->n;
+}
+
+size_t swim_strtab_bytes(const struct swim_strtab *t)
+{
+    return t->bytes + t->nb * sizeof(*t->b);
+}
+
+/* Returns the interned copy of p[0..n) with one more reference. */
+static const char *strtab_get(struct swim_strtab *t, const void *p, size_t n)
+{
+    uint64_t h = hash_bytes(p, n);
+    struct strent *e;
+
+    for (e = t->b[h & (t->nb - 1)]; e; e = e->next)
+        if (e->hash == h && e->len == n && memcmp(e->data, p, n) == 0) {
+            e->refs++;
+            return e->data;
+        }
+    if (t->n >= t->nb) {
+        size_t nb = t->nb * 2;
+        struct strent **b = xcalloc(nb, sizeof(*b));
+        for (size_t i = 0; i < t->nb; i++)
+            for (struct strent *x = t->b[i], *nx; x; x = nx) {
+                nx = x->next;
+                x->next = b[x->hash & (nb - 1)];
+                b[x->hash & (nb - 1)] = x;
+            }
+        free(t->b);
+        t->b = b;
+        t->nb = nb;
+    }
+    e = xmalloc(sizeof(*e) + n + 1);
+    e->hash = h;
+    e->refs = 1;
+    e->len = (uint32_t)n;
+    memcpy(e->data, p, n);
+    e->data[n] = 0;
+    e->next = t->b[h & (t->nb - 1)];
+    t->b[h & (t->nb - 1)] = e;
+    t->n++;
+    t->bytes += sizeof(*e) + n + 1;
+    return e->data;
+}
+
+/* Drops one reference to an interned string (NULL is ignored). */
+static void strtab_put(struct swim_strtab *t, const void *data)
+{
+    struct strent *e, **pp;
+
+    if (!data)
+        return;
+    e = strent_of(data);
+    if (--e->refs)
+        return;
+    for (pp = &t->b[e->hash & (t->nb - 1)]; *pp != e; pp = &(*pp)->next)
+        ;
+    *pp = e->next;
+    t->n--;
+    t->bytes -= sizeof(*e) + e->len + 1;
+    free(e);
+}
+
+/* ---- name table ---- */
+
 static void tab_insert(struct swim *s, struct swim_member *m)
 {
-    size_t mask = s->tabn - 1, i = hash_name((const uint8_t *)m->name, strlen(m->name)) & mask;
+    size_t mask = s->tabn - 1, i = strent_of(m->name)->hash & mask;
     while (s->tab[i])
         i = (i + 1) & mask;
     s->tab[i] = m;
 }
 
-static void tab_rebuild(struct swim *s)
+/* Load at most 3/4 (linear probing stays short with a mixed hash). */
+static void tab_rebuild(struct swim *s, size_t room)
 {
     size_t want = 16;
-    while (want < s->n * 2 + 2)
+    while (want * 3 < room * 4 + 4)
         want *= 2;
     free(s->tab);
     s->tabn = want;
@@ -272,9 +406,11 @@ static void tab_rebuild(struct swim *s)
 
 static struct swim_member *find(const struct swim *s, struct gossip_bytes name)
 {
-    size_t mask = s->tabn - 1, i = hash_name(name.p, name.n) & mask;
+    uint64_t h = hash_bytes(name.p, name.n);
+    size_t mask = s->tabn - 1, i = h & mask;
     while (s->tab[i]) {
-        if (name_eq(name, s->tab[i]->name))
+        const struct strent *e = strent_of(s->tab[i]->name);
+        if (e->hash == h && e->len == name.n && memcmp(e->data, name.p, name.n) == 0)
             return s->tab[i];
         i = (i + 1) & mask;
     }
@@ -325,10 +461,39 @@ static uint32_t retransmit_limit(const struct swim *s)
     return s->cfg.retransmit_mult * (uint32_t)ceil(log10(n + 1));
 }
 
+/* Our queued broadcast about m, or NULL. */
+static struct swim_bcast *bcast_of(const struct swim *s, const struct swim_member *m)
+{
+    return m->bslot ? s->bslots[m->bslot - 1] : NULL;
+}
+
+/* Records b as our queued broadcast about m (NULL: none, the slot is released). */
+static void bcast_set(struct swim *s, struct swim_member *m, struct swim_bcast *b)
+{
+    if (!b) {
+        if (m->bslot) {
+            CV_GROW(s->bfree, s->capbfree, s->nbfree + 1);
+            s->bfree[s->nbfree++] = m->bslot - 1;
+            s->bslots[m->bslot - 1] = NULL;
+            m->bslot = 0;
+        }
+        return;
+    }
+    if (!m->bslot) {
+        if (s->nbfree) {
+            m->bslot = s->bfree[--s->nbfree] + 1;
+        } else {
+            CV_GROW(s->bslots, s->capbslots, s->nbslots + 1);
+            m->bslot = (uint32_t)++s->nbslots;
+        }
+    }
+    s->bslots[m->bslot - 1] = b;
+}
+
 static void bcast_free(struct swim *s, struct swim_bcast *b)
 {
-    if (b->about && b->about->bcast == b)
-        b->about->bcast = NULL;
+    if (b->about && bcast_of(s, b->about) == b)
+        bcast_set(s, b->about, NULL);
     if (b->leave)
         s->leave_queued = false;
     free(b->ukey);
@@ -349,9 +514,10 @@ static void queue_add(struct swim *s, struct swim_member *about, const char *uke
     struct swim_bcast *b = xcalloc(1, sizeof(*b));
 
     if (about) {
-        if (about->bcast)
-            about->bcast->dead = true, about->bcast->about = NULL;
-        about->bcast = b;
+        struct swim_bcast *old = bcast_of(s, about);
+        if (old)
+            old->dead = true, old->about = NULL;
+        bcast_set(s, about, b);
     }
     if (ukey) {
         for (int i = 0; i < BUCKETS; i++)
@@ -373,8 +539,11 @@ static void queue_add(struct swim *s, struct swim_member *about, const char *uke
 static size_t queue_take(struct swim *s, size_t budget, struct swim_bcast **sel, size_t max)
 {
     size_t k = 0;
-    uint32_t limit = retransmit_limit(s);
+    uint32_t limit;
 
+    if (s->qlen == 0)
+        return 0;
+    limit = retransmit_limit(s);
     for (int i = 0; i < BUCKETS && k < max && budget > 2; i++) {
         struct bucket *bk = &s->q[i];
         size_t j = bk->n;
@@ -448,7 +617,7 @@ static void broadcast_accusation(struct swim *s, struct swim_member *m, bool dea
         gossip_enc_suspect(&b, &msg);
     queue_add(s, m, NULL, (uint8_t *)b.data, b.len);
     if (leave) {
-        m->bcast->leave = true;
+        bcast_of(s, m)->leave = true;
         s->leave_queued = true;
     }
     buf_free(&b);
@@ -512,13 +681,32 @@ static void awareness_apply(struct swim *s, int delta)
 /* Members                                                                  */
 /* ======================================================================== */
 
+/* A zeroed member record from the slab. */
+static struct swim_member *member_alloc(struct swim *s)
+{
+    struct swim_member *m;
+
+    if (s->nfreed) {
+        m = s->freed[--s->nfreed];
+    } else {
+        if (s->nchunks == 0 || s->chunk_used == SLAB) {
+            CV_GROW(s->chunks, s->capchunks, s->nchunks + 1);
+            s->chunks[s->nchunks++] = xmalloc(SLAB * sizeof(struct swim_member));
+            s->chunk_used = 0;
+        }
+        m = &s->chunks[s->nchunks - 1][s->chunk_used++];
+    }
+    memset(m, 0, sizeof(*m));
+    return m;
+}
+
 static struct swim_member *member_new(struct swim *s, const char *name, size_t nlen,
                                       const struct swim_addr *addr)
 {
-    struct swim_member *m = xcalloc(1, sizeof(*m));
+    struct swim_member *m = member_alloc(s);
     size_t pos;
 
-    m->name = xstrndup(name, nlen);
+    m->name = strtab_get(s->strtab, name, nlen);
     m->addr = *addr;
     m->state = SWIM_DEAD;
     CV_GROW(s->m, s->cap, s->n + 1);
@@ -527,50 +715,64 @@ static struct swim_member *member_new(struct swim *s, const char *name, size_t n
     pos = gossip_rng_below(s->rng, (uint32_t)s->n);
     s->m[s->n - 1] = s->m[pos];
     s->m[pos] = m;
-    if (s->n * 2 + 2 > s->tabn)
-        tab_rebuild(s);
+    if (s->n * 4 + 4 > s->tabn * 3)
+        tab_rebuild(s, s->n * 2);
     else
         tab_insert(s, m);
     return m;
 }
 
-static void member_set_meta(struct swim_member *m, struct gossip_bytes meta)
+static void member_set_meta(struct swim *s, struct swim_member *m, struct gossip_bytes meta)
 {
-    free(m->meta);
+    strtab_put(s->strtab, m->meta);
     m->meta = NULL;
     m->meta_len = (uint16_t)CV_MIN(meta.n, GOSSIP_META_MAX);
-    if (m->meta_len) {
-        m->meta = xmalloc(m->meta_len);
-        memcpy(m->meta, meta.p, m->meta_len);
-    }
+    if (m->meta_len)
+        m->meta = (const uint8_t *)strtab_get(s->strtab, meta.p, m->meta_len);
+}
+
+/* The running suspicion timer about m, or NULL (only suspects have one). */
+static struct swim_suspicion *susp_of(const struct swim *s, const struct swim_member *m)
+{
+    if (m->state != SWIM_SUSPECT)
+        return NULL;
+    for (size_t i = 0; i < s->nsusp; i++)
+        if (s->susp[i]->m == m)
+            return s->susp[i];
+    return NULL;
 }
 
 static void susp_remove(struct swim *s, struct swim_member *m)
 {
-    if (!m->susp)
+    struct swim_suspicion *p = susp_of(s, m);
+
+    if (!p)
         return;
-    for (uint32_t i = 0; i < m->susp->nfrom; i++)
-        free(m->susp->from[i]);
-    free(m->susp->from);
-    free(m->susp);
-    m->susp = NULL;
+    for (uint32_t i = 0; i < p->nfrom; i++)
+        free(p->from[i]);
+    free(p->from);
     for (size_t i = 0; i < s->nsusp; i++)
-        if (s->susp[i] == m) {
+        if (s->susp[i] == p) {
             s->susp[i] = s->susp[--s->nsusp];
             break;
         }
+    free(p);
 }
 
 static void member_free(struct swim *s, struct swim_member *m)
 {
+    struct swim_bcast *b = bcast_of(s, m);
+
     susp_remove(s, m);
-    if (m->bcast) {
-        m->bcast->about = NULL;
-        m->bcast->dead = true;
+    if (b) {
+        b->about = NULL;
+        b->dead = true;
+        bcast_set(s, m, NULL);
     }
-    free(m->name);
-    free(m->meta);
-    free(m);
+    strtab_put(s->strtab, m->name);
+    strtab_put(s->strtab, m->meta);
+    CV_GROW(s->freed, s->capfreed, s->nfreed + 1);
+    s->freed[s->nfreed++] = m;
 }
 
 static void set_state(struct swim *s, struct swim_member *m, enum swim_state st)
@@ -632,9 +834,9 @@ static void susp_start(struct swim *s, struct swim_member *m, struct gossip_byte
     p->from = xcalloc(k + 1, sizeof(char *));
     p->from[p->nfrom++] = xstrndup((const char *)from.p, from.n);
     p->deadline = s->now + susp_timeout(p);
-    m->susp = p;
+    p->m = m;
     CV_GROW(s->susp, s->capsusp, s->nsusp + 1);
-    s->susp[s->nsusp++] = m;
+    s->susp[s->nsusp++] = p;
 }
 
 /* Returns true if `from` is a new independent confirmation (then re-gossip). */
@@ -703,7 +905,7 @@ static void on_alive(struct swim *s, const struct gossip_alive *a)
     meta_changed = a->meta.n != m->meta_len || (a->meta.n && memcmp(a->meta.p, m->meta, a->meta.n));
     m->incarnation = a->incarnation;
     if (meta_changed)
-        member_set_meta(m, a->meta);
+        member_set_meta(s, m, a->meta);
     if (a->vsn.n == 6)
         memcpy(m->vsn, a->vsn.p, 6);
     set_state(s, m, SWIM_ALIVE);
@@ -719,18 +921,19 @@ static void on_alive(struct swim *s, const struct gossip_alive *a)
 static void on_suspect(struct swim *s, const struct gossip_suspect *sp)
 {
     struct swim_member *m = find(s, sp->node);
+    struct swim_suspicion *p;
 
     if (!m || sp->incarnation < m->incarnation)
         return;
-    if (m->susp) {
-        if (susp_confirm(m->susp, sp->from)) {
+    if ((p = susp_of(s, m)) != NULL) {
+        if (susp_confirm(p, sp->from)) {
             struct gossip_suspect c = *sp;
             struct buf b = BUF_INIT;
             gossip_enc_suspect(&b, &c);
             queue_add(s, m, NULL, (uint8_t *)b.data, b.len);
             buf_free(&b);
             trace(s, "suspect %s confirmed by %.*s (%u/%u)", m->name, (int)sp->from.n,
-                  sp->from.p, m->susp->n, m->susp->k);
+                  sp->from.p, p->n, p->k);
         }
         return;
     }
@@ -752,7 +955,7 @@ static void on_suspect(struct swim *s, const struct gossip_suspect *sp)
     }
     susp_start(s, m, sp->from);
     trace(s, "suspect %s (inc %u) from %.*s, timeout %u ms", m->name, m->incarnation,
-          (int)sp->from.n, sp->from.p, (unsigned)(m->susp->deadline - s->now));
+          (int)sp->from.n, sp->from.p, (unsigned)(susp_of(s, m)->deadline - s->now));
 }
 
 static void on_dead(struct swim *s, const struct gossip_dead *d)
@@ -789,8 +992,8 @@ static void on_dead(struct swim *s, const struct gossip_dead *d)
 static void susp_expire(struct swim *s, struct swim_member *m)
 {
     struct gossip_dead d = {gs(s->self->name), m->incarnation, gs(m->name)};
-    uint32_t n = m->susp->n;
-    char *name = m->name;
+    uint32_t n = susp_of(s, m)->n;
+    const char *name = m->name;
 
     susp_remove(s, m);
     trace(s, "suspect %s timed out (%u confirmations) -> dead", name, n);
@@ -846,7 +1049,7 @@ static void reset_nodes(struct swim *s)
     }
     if (j != s->n) {
         s->n = j;
-        tab_rebuild(s);
+        tab_rebuild(s, s->n);
     }
     for (size_t i = s->n; i > 1; i--) {
         size_t k = gossip_rng_below(s->rng, (uint32_t)i);
@@ -1334,8 +1537,8 @@ static void timers(struct swim *s, struct swim_out *out)
         i++;
     }
     for (size_t i = 0; i < s->nsusp;) {
-        struct swim_member *m = s->susp[i];
-        if (now >= m->susp->deadline) {
+        struct swim_member *m = s->susp[i]->m;
+        if (now >= s->susp[i]->deadline) {
             susp_expire(s, m); /* removes s->susp[i] */
             continue;
         }
@@ -1354,18 +1557,18 @@ static void timers(struct swim *s, struct swim_out *out)
     }
     if (s->cfg.push_pull_interval && now >= s->next_push_pull) {
         uint32_t iv = s->cfg.push_pull_interval;
-        size_t alive = 0;
-        for (size_t i = 0; i < s->n; i++)
-            alive += s->m[i]->state == SWIM_ALIVE;
-        if (alive > 32) /* memberlist pushPullScale */
-            iv *= (uint32_t)ceil(log2((double)alive) - log2(32.0)) + 1;
-        for (size_t tries = 0; tries < 3 * s->n && s->n > 1 && !s->leaving; tries++) {
+        /* memberlist's pushPullScale over estNumNodes (every known member) */
+        if (s->n > 32)
+            iv *= (uint32_t)ceil(log2((double)s->n) - log2(32.0)) + 1;
+        for (size_t tries = 0; s->pp_staggered && tries < 3 * s->n && s->n > 1 && !s->leaving;
+             tries++) {
             struct swim_member *c = s->m[gossip_rng_below(s->rng, (uint32_t)s->n)];
             if (c != s->self && c->state == SWIM_ALIVE) {
                 push_pull_to(s, &c->addr, false, out);
                 break;
             }
         }
+        s->pp_staggered = true;
         s->next_push_pull = now + iv;
     }
 }
@@ -1416,7 +1619,7 @@ uint64_t swim_deadline(const struct swim *s)
     for (size_t i = 0; i < s->nh; i++)
         d = CV_MIN(d, s->h[i].expires);
     for (size_t i = 0; i < s->nsusp; i++)
-        d = CV_MIN(d, s->susp[i]->susp->deadline);
+        d = CV_MIN(d, s->susp[i]->deadline);
     return d;
 }
 
@@ -1435,17 +1638,24 @@ struct swim *swim_new(const struct swim_config *cfg, const struct swim_self *sel
     if (dlg)
         s->dlg = *dlg;
     s->now = now;
-    tab_rebuild(s);
+    s->strtab = cfg->strtab;
+    if (!s->strtab) {
+        s->strtab = swim_strtab_new();
+        s->own_strtab = true;
+    }
+    tab_rebuild(s, 1);
     me = member_new(s, self->name, strlen(self->name), &self->addr);
     me->incarnation = 1;
     me->state = SWIM_ALIVE;
     me->state_change = now;
-    member_set_meta(me, gb(self->meta, self->meta_len));
+    member_set_meta(s, me, gb(self->meta, self->meta_len));
     memcpy(me->vsn, self->vsn, 6);
     s->self = me;
     /* stagger the first probe and gossip, as memberlist's tickers do */
     s->next_probe = now + gossip_rng_below(rng, cfg->probe_interval) + 1;
     s->next_gossip = now + gossip_rng_below(rng, cfg->gossip_interval) + 1;
+    /* memberlist's pushPullTrigger: a random stagger below the interval, then a push/pull
+     * every pushPullScale(interval, n) - the first one a whole scaled interval later */
     s->next_push_pull = now + (cfg->push_pull_interval
                                    ? gossip_rng_below(rng, cfg->push_pull_interval) + 1
                                    : 0);
@@ -1466,6 +1676,14 @@ void swim_free(struct swim *s)
         }
         free(s->q[i].v);
     }
+    for (size_t i = 0; i < s->nchunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    free(s->freed);
+    free(s->bslots);
+    free(s->bfree);
+    if (s->own_strtab)
+        swim_strtab_free(s->strtab);
     free(s->m);
     free(s->tab);
     free(s->h);
@@ -1502,7 +1720,7 @@ void swim_set_meta(struct swim *s, const uint8_t *meta, size_t n, uint64_t now)
 {
     if (now > s->now)
         s->now = now;
-    member_set_meta(s->self, gb(meta, n));
+    member_set_meta(s, s->self, gb(meta, n));
     s->self->incarnation++;
     broadcast_alive(s, s->self);
 }
@@ -1534,8 +1752,9 @@ void swim_send_user(struct swim *s, const struct swim_addr *to, const uint8_t *p
     out_push(s, out, to, off, false, 0);
 }
 
-void swim_add_member(struct swim *s, const char *name, const struct swim_addr *addr,
-                     uint32_t inc, uint64_t now)
+void swim_add_member_meta(struct swim *s, const char *name, const struct swim_addr *addr,
+                          uint32_t inc, const uint8_t *meta, size_t meta_len,
+                          const uint8_t *vsn, uint64_t now)
 {
     struct swim_member *m;
 
@@ -1547,7 +1766,24 @@ void swim_add_member(struct swim *s, const char *name, const struct swim_addr *a
     m->incarnation = inc;
     m->state = SWIM_ALIVE;
     m->state_change = now;
-    memcpy(m->vsn, gossip_vsn_default, 6);
+    member_set_meta(s, m, gb(meta, meta_len));
+    memcpy(m->vsn, vsn ? vsn : gossip_vsn_default, 6);
+}
+
+void swim_add_member(struct swim *s, const char *name, const struct swim_addr *addr,
+                     uint32_t inc, uint64_t now)
+{
+    swim_add_member_meta(s, name, addr, inc, NULL, 0, NULL, now);
+}
+
+void swim_reserve(struct swim *s, size_t n)
+{
+    if (n > s->cap) {
+        s->m = xrealloc(s->m, n * sizeof(*s->m));
+        s->cap = n;
+    }
+    if (n * 4 + 4 > s->tabn * 3)
+        tab_rebuild(s, n);
 }
 
 size_t swim_num_members(const struct swim *s)
@@ -1592,7 +1828,14 @@ int swim_check(const struct swim *s, char *why, size_t n)
             snprintf(why, n, "member %s not found by name", m->name);
             return -1;
         }
-        if ((m->susp != NULL) != (m->state == SWIM_SUSPECT && m != s->self) && m->susp) {
+        if (m->bslot && (m->bslot > s->nbslots || s->bslots[m->bslot - 1]->about != m)) {
+            snprintf(why, n, "member %s has a stale broadcast slot", m->name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < s->nsusp; i++) {
+        const struct swim_member *m = s->susp[i]->m;
+        if (m->state != SWIM_SUSPECT || m == s->self || susp_of(s, m) != s->susp[i]) {
             snprintf(why, n, "member %s has a suspicion timer in state %s", m->name,
                      swim_state_name(m->state));
             return -1;

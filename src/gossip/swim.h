@@ -26,7 +26,12 @@
  *    ping to the suspect (buddy system). Without it: a fixed suspicion timeout (min).
  *
  * Invariants (swim_check): our own incarnation never decreases; a member's incarnation
- * never decreases while it is known; the probe list holds each non-self member once.
+ * never decreases while it is known; the probe list holds each non-self member once; a
+ * member is SWIM_SUSPECT exactly while a suspicion timer runs for it.
+ *
+ * Memory: a member record is 64 bytes (names and meta are interned in a swim_strtab,
+ * suspicion timers and broadcasts live in side tables), plus about 24 bytes of index, so a
+ * simulator holding 10,000 full views (10^8 records) fits in about 9 GB.
  */
 #ifndef CARAVAN_GOSSIP_SWIM_H
 #define CARAVAN_GOSSIP_SWIM_H
@@ -55,7 +60,19 @@ struct swim_config {
     uint32_t udp_budget;         /* UDPBufferSize (1400) */
     uint32_t packet_overhead;    /* extra bytes the shell adds (29 when encrypting) */
     bool lifeguard;              /* LHA-probe + LHA-suspicion + buddy; off = plain SWIM */
+    struct swim_strtab *strtab;  /* borrows (must outlive the core): interned names and
+                                  * meta shared by several cores; NULL = a private one */
 };
+
+/* A table of interned, reference-counted strings (member names and meta). Cores that
+ * share one must run on one thread. Returns a new table, free with swim_strtab_free after
+ * every core using it. */
+struct swim_strtab;
+struct swim_strtab *swim_strtab_new(void);
+void swim_strtab_free(struct swim_strtab *t);
+/* Distinct strings held, and the bytes they take (entries and buckets). */
+size_t swim_strtab_count(const struct swim_strtab *t);
+size_t swim_strtab_bytes(const struct swim_strtab *t);
 
 /* memberlist's DefaultLANConfig / DefaultWANConfig / DefaultLocalConfig. */
 void swim_config_lan(struct swim_config *c);
@@ -70,21 +87,18 @@ struct swim_addr {
 
 enum swim_state { SWIM_ALIVE = 0, SWIM_SUSPECT = 1, SWIM_DEAD = 2, SWIM_LEFT = 3 };
 
-struct swim_suspicion;
-
-/* A member as the core knows it; owned by the core, valid until the next swim_step. */
+/* A member as the core knows it; owned by the core, valid until the next swim_step.
+ * 64 bytes: the core holds one per member, and a simulator N^2 of them. */
 struct swim_member {
-    char *name;
+    const char *name;      /* interned in the core's swim_strtab, NUL-terminated */
+    const uint8_t *meta;   /* interned, meta_len bytes; NULL when meta_len is 0 */
+    uint64_t state_change; /* now of the last state change */
     struct swim_addr addr;
     uint32_t incarnation;
     enum swim_state state;
-    uint64_t state_change; /* now of the last state change */
-    uint8_t *meta;
     uint16_t meta_len;
     uint8_t vsn[6];
-    struct swim_suspicion *susp;  /* running suspicion timer, or NULL */
-    struct swim_bcast *bcast;     /* our queued broadcast about this member, or NULL */
-    uint32_t index;               /* position in the member array */
+    uint32_t bslot;        /* core-private: 1 + slot of our queued broadcast about it, or 0 */
 };
 
 enum swim_change { SWIM_JOIN, SWIM_UPDATE, SWIM_LEAVE };
@@ -187,9 +201,17 @@ bool swim_user_pending(const struct swim *s, const char *key);
 void swim_send_user(struct swim *s, const struct swim_addr *to, const uint8_t *p, size_t n,
                     struct swim_out *out);
 
-/* Adds a member as if learnt by push/pull (tests/benchmarks bootstrap). */
+/* Adds a member as if learnt by push/pull (tests/benchmarks bootstrap): no meta and
+ * gossip_vsn_default. */
 void swim_add_member(struct swim *s, const char *name, const struct swim_addr *addr,
                      uint32_t inc, uint64_t now);
+/* The same with the member's meta and version (NULL vsn: gossip_vsn_default), as its own
+ * alive message would carry them (a simulator bootstrap that must not look stale). */
+void swim_add_member_meta(struct swim *s, const char *name, const struct swim_addr *addr,
+                          uint32_t inc, const uint8_t *meta, size_t meta_len,
+                          const uint8_t *vsn, uint64_t now);
+/* Makes room for n members (no effect on behaviour; saves rehashing while bootstrapping). */
+void swim_reserve(struct swim *s, size_t n);
 
 /* Lookup and iteration (borrowed, valid until the next swim_step). */
 size_t swim_num_members(const struct swim *s);

@@ -30,7 +30,12 @@ struct token {
     uint32_t opener;
 };
 
+/* Every node's meta (serf-like tags would be larger; two bytes keep it honest and small). */
+static const uint8_t sim_meta[2] = {0xff, 0x80};
+static const uint8_t sim_vsn[6] = {1, 5, 2, 2, 5, 5};
+
 struct sim {
+    struct swim_strtab *strtab; /* names and meta interned once for all nodes */
     struct swim_config cfg;
     struct sim_net net;
     struct gossip_rng rng;
@@ -124,6 +129,8 @@ struct sim *sim_new(uint64_t seed, size_t n, const struct swim_config *cfg,
     const char *tr = getenv("CARAVAN_SIM_TRACE");
 
     sim->cfg = *cfg;
+    sim->strtab = swim_strtab_new();
+    sim->cfg.strtab = sim->strtab;
     sim->net = *net;
     sim->n = n;
     sim->tracing = tr && *tr && strcmp(tr, "0") != 0;
@@ -134,7 +141,6 @@ struct sim *sim_new(uint64_t seed, size_t n, const struct swim_config *cfg,
         struct sim_node *nd = &sim->nodes[i];
         struct swim_self self;
         struct swim_delegate dlg = {0};
-        uint8_t meta[2] = {0xff, 0x80};
 
         snprintf(nd->name, sizeof(nd->name), "n%zu", i);
         nd->addr.iplen = 4;
@@ -144,11 +150,12 @@ struct sim *sim_new(uint64_t seed, size_t n, const struct swim_config *cfg,
         nd->addr.port = 7946;
         nd->up = true;
         gossip_rng_seed(&nd->rng, seed * 1000003u + i);
-        self = (struct swim_self){nd->name, nd->addr, meta, 2, {1, 5, 2, 2, 5, 5}};
+        self = (struct swim_self){nd->name, nd->addr, sim_meta, sizeof(sim_meta), {0}};
+        memcpy(self.vsn, sim_vsn, 6);
         dlg.arg = nd;
         if (sim->tracing)
             dlg.trace = trace_cb;
-        nd->core = swim_new(cfg, &self, &nd->rng, &dlg, 0);
+        nd->core = swim_new(&sim->cfg, &self, &nd->rng, &dlg, 0);
         nd->last_inc = 1;
         nd->tick_at = swim_deadline(nd->core);
         heap_push(sim, (struct ev){.t = nd->tick_at, .kind = EV_TICK, .node = (uint32_t)i});
@@ -166,6 +173,7 @@ void sim_free(struct sim *sim)
     free(sim->nodes);
     free(sim->tok);
     swim_out_free(&sim->out);
+    swim_strtab_free(sim->strtab);
     free(sim);
 }
 
@@ -186,11 +194,14 @@ uint64_t sim_now(const struct sim *sim)
 
 void sim_bootstrap_full(struct sim *sim)
 {
-    for (size_t i = 0; i < sim->n; i++)
+    for (size_t i = 0; i < sim->n; i++) {
+        swim_reserve(sim->nodes[i].core, sim->n);
         for (size_t j = 0; j < sim->n; j++)
             if (i != j)
-                swim_add_member(sim->nodes[i].core, sim->nodes[j].name, &sim->nodes[j].addr, 1,
-                                sim->now);
+                swim_add_member_meta(sim->nodes[i].core, sim->nodes[j].name,
+                                     &sim->nodes[j].addr, 1, sim_meta, sizeof(sim_meta),
+                                     sim_vsn, sim->now);
+    }
 }
 
 void sim_schedule_join(struct sim *sim, size_t i, size_t to, uint64_t t)
