@@ -52,6 +52,12 @@ struct agent {
     struct gossip_pool *gossip; /* the server pool (serf port) */
     struct gossip_pool *lan;    /* the node gossip pool (lan port): every agent */
     int leaving;                /* pools still leaving at shutdown */
+    struct event *retry_ev;     /* -retry-join: the next attempt */
+    int retry_attempts;
+    bool retry_busy;            /* an attempt is in flight */
+    /* servers of the server pool whose node pool we joined or are joining: "ip:lan" ->
+     * monotonic ms of the last attempt (decimal) */
+    struct strmap lan_tried;
     struct event *sigint, *sigterm, *shutdown_timer;
     bool shutting_down;
     int64_t start_ns;
@@ -76,7 +82,9 @@ static void usage(FILE *f)
                "  -server               Enable server mode for the agent.\n"
                "  -bootstrap-expect=<n> How many servers to wait for before bootstrapping.\n"
                "  -join=<addr>          Address of another server to join (repeatable).\n"
-               "  -encrypt=<key>        Base64 gossip encryption key (16, 24 or 32 bytes).\n"
+               "  -retry-join=<addr>    Like -join, retried every 30s until it joins (repeatable).\n"
+               "  -encrypt=<key>        Base64 gossip encryption key (16, 24 or 32 bytes);\n"
+               "                        ignored once a keyring file exists in the data dir.\n"
                "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
                "Client Options:\n\n"
                "  -client               Enable client mode for the agent.\n"
@@ -325,6 +333,8 @@ static void server_tags(struct agent *a, struct strmap *t)
     strmap_set(t, "id", a->node_id);
     strmap_set(t, "rpc_addr", a->adv);
     strmap_set(t, "port", port);
+    snprintf(port, sizeof port, "%d", a->cfg.lan_port);
+    strmap_set(t, "lan_port", port); /* ours: where our node gossip pool listens */
     if (a->cfg.bootstrap_expect == 1 || a->cfg.dev)
         strmap_set(t, "bootstrap", "1");
     if (a->cfg.bootstrap_expect) {
@@ -333,7 +343,49 @@ static void server_tags(struct agent *a, struct strmap *t)
     }
 }
 
-/* Servers of our region seen in the pool join the raft membership's peer table. */
+static void lan_join_done(int n, const char *err, void *arg);
+
+/* Whether the node pool already holds the server whose RPC address is rpc:port alive. */
+static bool lan_has_server(struct gossip_member *lm, size_t ln, const char *rpc, const char *port)
+{
+    for (size_t i = 0; i < ln; i++)
+        if (cv_streq(strmap_get(&lm[i].tags, "role"), "server") &&
+            cv_streq(strmap_get(&lm[i].tags, "rpc_addr"), rpc) &&
+            cv_streq(strmap_get(&lm[i].tags, "port"), port) && !strcmp(lm[i].status, "alive"))
+            return true;
+    return false;
+}
+
+/* A server of our region found in the server pool but absent from our node pool: join its
+ * node pool (its rpc_addr tag, its lan_port tag or ours), so that one node pool spans the
+ * region whatever addresses each server was given. At most one attempt per 30 s each. */
+static void lan_join_server(struct agent *a, struct gossip_member *lm, size_t ln,
+                            const struct gossip_member *m)
+{
+    const char *rpc = strmap_get(&m->tags, "rpc_addr"), *port = strmap_get(&m->tags, "port");
+    const char *lp = strmap_get(&m->tags, "lan_port");
+    if (!a->lan || !rpc || !port || cv_streq(strmap_get(&m->tags, "id"), a->node_id) ||
+        lan_has_server(lm, ln, rpc, port))
+        return;
+    char *addr = lp ? xasprintf("%s:%s", rpc, lp) : xasprintf("%s:%d", rpc, a->cfg.lan_port);
+    const char *last = strmap_get(&a->lan_tried, addr);
+    uint64_t now = cv_mono_ms();
+    if (!last || now - strtoull(last, NULL, 10) >= 30000) {
+        char t[32];
+        snprintf(t, sizeof t, "%llu", (unsigned long long)now);
+        strmap_set(&a->lan_tried, addr, t);
+        log_info("agent", "server %s is in the server pool but not in the node pool: joining "
+                 "its node pool at %s", m->name, addr);
+        struct strlist one = {0};
+        strlist_add(&one, addr);
+        gossip_join(a->lan, &one, lan_join_done, a);
+        strlist_clear(&one);
+    }
+    free(addr);
+}
+
+/* Servers of our region seen in the pool join the raft membership's peer table, and we
+ * join their node pool. */
 static void on_gossip_change(void *arg)
 {
     struct agent *a = arg;
@@ -355,20 +407,155 @@ static void on_gossip_change(void *arg)
             server_peer_left(a->server, addr);
         free(addr);
     }
+    if (a->lan) {
+        struct gossip_member *lm;
+        size_t ln = gossip_members(a->lan, &lm);
+        for (size_t i = 0; i < n; i++)
+            if (cv_streq(strmap_get(&gm[i].tags, "role"), "nomad") &&
+                cv_streq(strmap_get(&gm[i].tags, "region"), a->cfg.region) &&
+                !strcmp(gm[i].status, "alive"))
+                lan_join_server(a, lm, ln, &gm[i]);
+        gossip_members_free(lm, ln);
+    }
     gossip_members_free(gm, n);
 }
 
-static json_t *agent_join(void *arg, const struct strlist *addrs, char *errmsg)
+static void lan_join_done(int n, const char *err, void *arg)
+{
+    (void)arg;
+    if (n < 0)
+        log_warn("agent", "joining the node gossip pool failed: %s", err);
+}
+
+static void server_join_done(int n, const char *err, void *arg)
+{
+    (void)arg;
+    if (n < 0)
+        log_warn("agent", "joining the server pool failed: %s", err);
+}
+
+/* "host[:port]" with the port replaced by `port` (join addresses of the other pool). */
+static char *with_port(const char *addr, int port)
+{
+    char host[128];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    return xasprintf("%s:%d", host, port);
+}
+
+/* Joins the node pool through the hosts of addrs, on our lan port. */
+static void lan_join_hosts(struct agent *a, const struct strlist *addrs)
+{
+    if (!a->lan || !addrs->n)
+        return;
+    struct strlist lj = {0};
+    for (size_t i = 0; i < addrs->n; i++) {
+        char *j = with_port(addrs->v[i], a->cfg.lan_port);
+        strlist_add(&lj, j);
+        free(j);
+    }
+    gossip_join(a->lan, &lj, lan_join_done, a);
+    strlist_clear(&lj);
+}
+
+/* -retry-join: a server joins the server pool (and the node pool of the same hosts), a
+ * client the node pool; an attempt that joins nobody is repeated after retry_interval,
+ * at most retry_max times (0: forever). */
+static void retry_join_attempt(evutil_socket_t fd, short what, void *arg);
+
+static void retry_join_done(int n, const char *err, void *arg)
 {
     struct agent *a = arg;
-    if (!a->gossip) {
-        snprintf(errmsg, CV_ERRMSG_SIZE, "this agent runs no server gossip pool");
-        return NULL;
+    a->retry_busy = false;
+    if (n > 0) {
+        log_info("agent", "retry-join: joined %d of %zu addresses after %d attempt%s", n,
+                 a->cfg.retry_join.n, a->retry_attempts, a->retry_attempts == 1 ? "" : "s");
+        return;
     }
-    char err[CV_ERRMSG_SIZE] = "";
-    int n = gossip_join(a->gossip, addrs, err);
-    return json_pack("{s:i,s:s,s:s}", "num_joined", n > 0 ? n : 0, "error", n > 0 ? "" : err,
-                     "warning", "");
+    if (a->cfg.retry_max && a->retry_attempts >= a->cfg.retry_max) {
+        log_error("agent", "retry-join: giving up after %d attempts: %s", a->retry_attempts, err);
+        return;
+    }
+    char iv[32];
+    cv_format_duration(a->cfg.retry_interval_ns, iv, sizeof iv);
+    log_warn("agent", "retry-join: attempt %d failed: %s; retrying in %s", a->retry_attempts,
+             err, iv);
+    struct timeval tv = {(time_t)(a->cfg.retry_interval_ns / 1000000000LL),
+                         (suseconds_t)(a->cfg.retry_interval_ns % 1000000000LL / 1000)};
+    evtimer_add(a->retry_ev, &tv);
+}
+
+static void retry_join_attempt(evutil_socket_t fd, short what, void *arg)
+{
+    struct agent *a = arg;
+    (void)fd;
+    (void)what;
+    if (a->shutting_down || a->retry_busy)
+        return;
+    struct gossip_pool *p = a->gossip ? a->gossip : a->lan;
+    if (!p)
+        return;
+    a->retry_attempts++;
+    a->retry_busy = true;
+    if (a->gossip) {
+        gossip_join(a->gossip, &a->cfg.retry_join, retry_join_done, a);
+        lan_join_hosts(a, &a->cfg.retry_join);
+    } else {
+        struct strlist lj = {0};
+        for (size_t i = 0; i < a->cfg.retry_join.n; i++) {
+            char *j = with_port(a->cfg.retry_join.v[i], a->cfg.lan_port);
+            strlist_add(&lj, j);
+            free(j);
+        }
+        gossip_join(a->lan, &lj, retry_join_done, a);
+        strlist_clear(&lj);
+    }
+}
+
+/* /v1/agent/join (`server join`): a server joins the server pool through addrs (and the
+ * node pool of the same hosts, without waiting for it); the answer is the server pool's
+ * result, as Nomad's. A client-only agent joins the node pool. */
+struct join_call {
+    void (*reply)(void *cookie, json_t *body, const char *err);
+    void *cookie;
+};
+
+static void join_call_done(int n, const char *err, void *arg)
+{
+    struct join_call *c = arg;
+    json_t *o = json_pack("{s:i,s:s,s:s}", "num_joined", n > 0 ? n : 0, "error", n > 0 ? "" : err,
+                          "warning", "");
+    c->reply(c->cookie, o, NULL);
+    json_decref(o);
+    free(c);
+}
+
+static int agent_join(void *arg, const struct strlist *addrs,
+                      void (*reply)(void *cookie, json_t *body, const char *err), void *cookie,
+                      char *errmsg)
+{
+    struct agent *a = arg;
+    if (!a->gossip && !a->lan)
+        return cv_err(errmsg, CV_EINVAL, "this agent runs no gossip pool");
+    struct join_call *c = xcalloc(1, sizeof *c);
+    c->reply = reply;
+    c->cookie = cookie;
+    if (a->gossip) {
+        gossip_join(a->gossip, addrs, join_call_done, c);
+        lan_join_hosts(a, addrs);
+    } else {
+        struct strlist lj = {0};
+        for (size_t i = 0; i < addrs->n; i++) {
+            char *j = with_port(addrs->v[i], a->cfg.lan_port);
+            strlist_add(&lj, j);
+            free(j);
+        }
+        gossip_join(a->lan, &lj, join_call_done, c);
+        strlist_clear(&lj);
+    }
+    return 0;
 }
 
 static int agent_force_leave(void *arg, const char *node, char *errmsg)
@@ -382,36 +569,64 @@ static int agent_force_leave(void *arg, const char *node, char *errmsg)
     return 0;
 }
 
-/* Gossip keyring operations over the server pool (Nomad's KeyringOperation). */
+/* Gossip keyring operations (Nomad's KeyringOperation) on both pools of every agent: the
+ * agent that receives the request sends the `_serf_<op>` query in its server pool (when it
+ * is a server) and in its node pool, at once; every member of a pool, clients included,
+ * applies it to its own keyring of that pool and persists it. The answer merges both:
+ * NumNodes and the key counts add the two pools' members (a server counts once per pool),
+ * Messages name the node of each pool; any pool's failure fails the request. */
 struct keyring_call {
     void (*reply)(void *cookie, json_t *body, const char *err);
     void *cookie;
+    int pending;
+    int num_nodes;
+    struct buf errs;  /* "<pool>: <serf's error>; node: message ..." */
+    json_t *messages; /* node -> message */
+    json_t *keys;     /* key -> count */
 };
 
-static void keyring_done(const struct gossip_keyring_resp *r, void *arg)
+static void keyring_pool_done(struct keyring_call *c, const char *pool,
+                              const struct gossip_keyring_resp *r)
 {
-    struct keyring_call *c = arg;
     char buf[CV_ERRMSG_SIZE];
     const char *e = gossip_keyring_resp_error(r, buf, sizeof buf);
+    c->num_nodes += r->num_nodes;
+    for (size_t i = 0; i < r->messages.n; i++)
+        json_object_set_new(c->messages, r->messages.k[i], json_string(r->messages.v[i]));
+    for (size_t i = 0; i < r->nkeys; i++) {
+        json_t *v = json_object_get(c->keys, r->keys[i].key);
+        json_object_set_new(c->keys, r->keys[i].key,
+                            json_integer((v ? json_integer_value(v) : 0) + r->keys[i].count));
+    }
     if (e) {
-        struct buf msg = BUF_INIT;
-        buf_printf(&msg, "%s", e);
+        buf_printf(&c->errs, "%s%s pool: %s", c->errs.len ? "; " : "", pool, e);
         for (size_t i = 0; i < r->messages.n; i++)
-            buf_printf(&msg, "; %s: %s", r->messages.k[i], r->messages.v[i]);
-        c->reply(c->cookie, NULL, msg.data);
-        buf_free(&msg);
+            buf_printf(&c->errs, "; %s: %s", r->messages.k[i], r->messages.v[i]);
+    }
+    if (--c->pending)
+        return;
+    if (c->errs.len) {
+        c->reply(c->cookie, NULL, c->errs.data);
     } else {
-        json_t *msgs = json_object(), *keys = json_object();
-        for (size_t i = 0; i < r->messages.n; i++)
-            json_object_set_new(msgs, r->messages.k[i], json_string(r->messages.v[i]));
-        for (size_t i = 0; i < r->nkeys; i++)
-            json_object_set_new(keys, r->keys[i].key, json_integer(r->keys[i].count));
-        json_t *o = json_pack("{s:o,s:o,s:i}", "Messages", msgs, "Keys", keys, "NumNodes",
-                              r->num_nodes);
+        json_t *o = json_pack("{s:O,s:O,s:i}", "Messages", c->messages, "Keys", c->keys,
+                              "NumNodes", c->num_nodes);
         c->reply(c->cookie, o, NULL);
         json_decref(o);
     }
+    json_decref(c->messages);
+    json_decref(c->keys);
+    buf_free(&c->errs);
     free(c);
+}
+
+static void keyring_server_done(const struct gossip_keyring_resp *r, void *arg)
+{
+    keyring_pool_done(arg, "server", r);
+}
+
+static void keyring_node_done(const struct gossip_keyring_resp *r, void *arg)
+{
+    keyring_pool_done(arg, "node", r);
 }
 
 static int agent_keyring(void *arg, const char *op, const char *key,
@@ -424,19 +639,22 @@ static int agent_keyring(void *arg, const char *op, const char *key,
                              : !strcmp(op, "use")   ? GOSSIP_KEY_USE
                              : !strcmp(op, "remove") ? GOSSIP_KEY_REMOVE
                                                      : GOSSIP_KEY_LIST;
-    if (!a->gossip)
-        return cv_err(errmsg, CV_EINVAL, "this agent runs no server gossip pool");
+    if (!a->gossip && !a->lan)
+        return cv_err(errmsg, CV_EINVAL, "this agent runs no gossip pool");
     if (gop != GOSSIP_KEY_LIST && gossip_key_from_base64(key, &k) < 0)
         return cv_err(errmsg, CV_EINVAL,
                       "Invalid key: must be base64 of 16, 24 or 32 bytes");
     struct keyring_call *c = xcalloc(1, sizeof *c);
     c->reply = reply;
     c->cookie = cookie;
-    int rc = gossip_keyring_op(a->gossip, gop, k.k, k.len, keyring_done, c);
-    if (rc < 0) {
-        free(c);
-        return cv_err(errmsg, -rc, "keyring: %s", cv_strerror(rc));
-    }
+    c->messages = json_object();
+    c->keys = json_object();
+    c->pending = (a->gossip != NULL) + (a->lan != NULL);
+    /* the key size was checked above: gossip_keyring_op cannot refuse it */
+    if (a->gossip)
+        gossip_keyring_op(a->gossip, gop, k.k, k.len, keyring_server_done, c);
+    if (a->lan)
+        gossip_keyring_op(a->lan, gop, k.k, k.len, keyring_node_done, c);
     return 0;
 }
 
@@ -474,17 +692,6 @@ static void on_lan_change(void *arg)
         rpc_tcp_client_set_servers(a->rpc, &servers);
     strlist_clear(&servers);
     gossip_members_free(gm, n);
-}
-
-/* "host[:port]" with the port replaced by `port` (join addresses of the other pool). */
-static char *with_port(const char *addr, int port)
-{
-    char host[128];
-    snprintf(host, sizeof host, "%s", addr);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    return xasprintf("%s:%d", host, port);
 }
 
 /* -encrypt / server { encrypt }: a base64 key of 16, 24 or 32 bytes. */
@@ -636,6 +843,7 @@ enum {
     OPT_NODE_CLASS,
     OPT_SERVERS,
     OPT_JOIN,
+    OPT_RETRY_JOIN,
     OPT_ENCRYPT,
     OPT_HELP,
 };
@@ -658,7 +866,7 @@ int agent_main(int argc, char **argv)
         {"node-class", required_argument, NULL, OPT_NODE_CLASS},
         {"servers", required_argument, NULL, OPT_SERVERS},
         {"join", required_argument, NULL, OPT_JOIN},
-        {"retry-join", required_argument, NULL, OPT_JOIN},
+        {"retry-join", required_argument, NULL, OPT_RETRY_JOIN},
         {"encrypt", required_argument, NULL, OPT_ENCRYPT},
         {"h", no_argument, NULL, OPT_HELP},
         {"help", no_argument, NULL, OPT_HELP},
@@ -745,6 +953,9 @@ int agent_main(int argc, char **argv)
         case OPT_JOIN:
             strlist_add(&a.cfg.join, optarg);
             break;
+        case OPT_RETRY_JOIN:
+            strlist_add(&a.cfg.retry_join, optarg);
+            break;
         case OPT_ENCRYPT:
             cv_strset(&a.cfg.encrypt, optarg);
             break;
@@ -809,9 +1020,11 @@ int agent_main(int argc, char **argv)
         /* Until the server gossip pool lands, servers discover each other over RPC: a join
          * address without a port, or with the serf port, means that host's RPC port. */
         struct strlist join = {0};
-        for (size_t i = 0; i < a.cfg.join.n; i++) {
+        for (size_t i = 0; i < a.cfg.join.n + a.cfg.retry_join.n; i++) {
+            const char *spec = i < a.cfg.join.n ? a.cfg.join.v[i]
+                                                : a.cfg.retry_join.v[i - a.cfg.join.n];
             char host[128];
-            snprintf(host, sizeof host, "%s", a.cfg.join.v[i]);
+            snprintf(host, sizeof host, "%s", spec);
             char *colon = strrchr(host, ':');
             int port = a.cfg.rpc_port;
             if (colon) {
@@ -854,6 +1067,7 @@ int agent_main(int argc, char **argv)
             struct strmap tags = {0};
             server_tags(&a, &tags);
             char *gname = xasprintf("%s.%s", a.cfg.name, a.cfg.region);
+            char *kfile = xasprintf("%s/server/serf.keyring", a.data_dir);
             struct gossip_pool_config gc = {
                 .name = gname,
                 .bind_addr = a.cfg.bind_addr,
@@ -863,11 +1077,13 @@ int agent_main(int argc, char **argv)
                 .tags = &tags,
                 .key = klen ? key : NULL,
                 .key_len = klen,
+                .keyring_file = kfile,
                 .on_change = on_gossip_change,
                 .arg = &a,
             };
             a.gossip = gossip_pool_new(a.base, &gc, err);
             free(gname);
+            free(kfile);
             strmap_clear(&tags);
             if (!a.gossip) {
                 fprintf(stderr, "==> Error starting agent: serf: %s\n", err);
@@ -914,9 +1130,8 @@ int agent_main(int argc, char **argv)
     banner(&a);
     if (a.gossip && a.cfg.join.n) {
         /* -join: through the server pool (the serf port), as Nomad; the RPC discovery
-         * above polls the same addresses too. */
-        if (gossip_join(a.gossip, &a.cfg.join, err) < 0)
-            log_warn("agent", "joining the server pool failed: %s", err);
+         * above polls the same addresses too. On the loop: the result is logged. */
+        gossip_join(a.gossip, &a.cfg.join, server_join_done, &a);
     }
     if (a.server && server_start(a.server, err) != 0) {
         fprintf(stderr, "==> Error starting agent: %s\n", err);
@@ -946,7 +1161,10 @@ int agent_main(int argc, char **argv)
         size_t klen = 0;
         if (a.cfg.encrypt && decode_key(a.cfg.encrypt, key, &klen, err) != 0)
             klen = 0;
+        /* <data_dir>/serf/node.keyring: the node pool's keyring, on servers and clients */
+        char *kfile = xasprintf("%s/serf/node.keyring", a.data_dir);
         struct gossip_pool_config lc = {
+            .keyring_file = kfile,
             .name = lname,
             .bind_addr = a.cfg.bind_addr,
             .port = a.cfg.lan_port,
@@ -960,21 +1178,18 @@ int agent_main(int argc, char **argv)
         };
         a.lan = gossip_pool_new(a.base, &lc, err);
         free(lname);
+        free(kfile);
         strmap_clear(&tags);
         if (!a.lan)
             log_warn("agent", "node gossip pool not started: %s", err);
-        if (a.lan && a.cfg.join.n) {
-            struct strlist lj = {0};
-            for (size_t i = 0; i < a.cfg.join.n; i++) {
-                char *j = with_port(a.cfg.join.v[i], a.cfg.lan_port);
-                strlist_add(&lj, j);
-                free(j);
-            }
-            if (gossip_join(a.lan, &lj, err) < 0)
-                log_warn("agent", "joining the node gossip pool failed: %s", err);
-            strlist_clear(&lj);
-        }
+        lan_join_hosts(&a, &a.cfg.join);
+        /* servers the server pool already knows (its joins are still in flight, so this
+         * mostly finds nobody; on_gossip_change does the rest) */
+        on_gossip_change(&a);
     }
+    a.retry_ev = evtimer_new(a.base, retry_join_attempt, &a);
+    if (a.cfg.retry_join.n)
+        event_active(a.retry_ev, EV_TIMEOUT, 0);
     a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     event_add(a.sigint, NULL);
@@ -990,6 +1205,9 @@ out_roles:
         event_free(a.sigterm);
     if (a.shutdown_timer)
         event_free(a.shutdown_timer);
+    if (a.retry_ev)
+        event_free(a.retry_ev);
+    strmap_clear(&a.lan_tried);
     http_api_free(a.http);
     gossip_pool_free(a.gossip);
     a.gossip = NULL;

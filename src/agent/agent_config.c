@@ -33,6 +33,7 @@ void agent_config_defaults(struct agent_config *c)
     c->serf_port = 4648;
     c->lan_port = 4649;
     c->raft_multiplier = 1;
+    c->retry_interval_ns = 30LL * 1000000000LL;
     char host[256] = "caravan";
     if (gethostname(host, sizeof host) == 0)
         host[sizeof host - 1] = '\0';
@@ -64,6 +65,7 @@ void agent_config_clear(struct agent_config *c)
     strmap_clear(&c->plugin_config);
     strlist_clear(&c->servers);
     strlist_clear(&c->join);
+    strlist_clear(&c->retry_join);
     free(c->encrypt);
     strlist_clear(&c->loaded_files);
     memset(c, 0, sizeof *c);
@@ -149,6 +151,60 @@ static int check_keys(json_t *o, const char *const *known, const char *where, co
     return 0;
 }
 
+static int get_addr_list(json_t *o, const char *key, struct strlist *dst, const char *file,
+                         char *err, size_t n)
+{
+    json_t *v = json_object_get(o, key), *e;
+    size_t i;
+    if (!v)
+        return 0;
+    if (!json_is_array(v)) {
+        snprintf(err, n, "%s: \"%s\" must be a list of addresses", file, key);
+        return -CV_EINVAL;
+    }
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e)) {
+            snprintf(err, n, "%s: \"%s\" must be a list of addresses", file, key);
+            return -CV_EINVAL;
+        }
+        strlist_add(dst, json_string_value(e));
+    }
+    return 0;
+}
+
+/* server_join { retry_join = [...] start_join = [...] retry_interval = "30s" retry_max = 0 },
+ * in the server or the client block. */
+static int apply_server_join(struct agent_config *c, json_t *sj, const char *file, char *err,
+                             size_t n)
+{
+    static const char *const known[] = {"retry_join", "start_join", "retry_interval",
+                                        "retry_max", NULL};
+    char *iv = NULL;
+    int rc;
+    if ((rc = check_keys(sj, known, "server_join", file, err, n)) ||
+        (rc = get_addr_list(sj, "retry_join", &c->retry_join, file, err, n)) ||
+        (rc = get_addr_list(sj, "start_join", &c->join, file, err, n)) ||
+        (rc = get_int(sj, "retry_max", &c->retry_max, file, err, n)) ||
+        (rc = get_str(sj, "retry_interval", &iv, file, err, n)))
+        return rc;
+    if (iv) {
+        int64_t ns;
+        if (cv_parse_duration(iv, &ns) < 0 || ns <= 0) {
+            snprintf(err, n, "%s: retry_interval \"%s\" is not a positive duration", file, iv);
+            free(iv);
+            return -CV_EINVAL;
+        }
+        c->retry_interval_ns = ns;
+        free(iv);
+    }
+    if (c->retry_max < 0) {
+        snprintf(err, n, "%s: retry_max must be positive or 0", file);
+        return -CV_EINVAL;
+    }
+    return 0;
+}
+
 static int apply_tree(struct agent_config *c, json_t *root, const char *file, char *err, size_t n)
 {
     /* Keys Nomad's agent config has that we accept; unknown ones are errors (typos). */
@@ -212,23 +268,20 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
         if ((rc = get_str(srv, "encrypt", &c->encrypt, file, err, n)))
             return rc;
         json_t *sj = obj(srv, "server_join");
-        json_t *rj = sj ? json_object_get(sj, "retry_join") : NULL;
-        if (!rj)
-            rj = json_object_get(srv, "retry_join");
-        if (rj) {
-            size_t i;
-            json_t *v;
-            if (!json_is_array(rj)) {
-                snprintf(err, n, "%s: retry_join must be a list of addresses", file);
-                return -CV_EINVAL;
-            }
-            json_array_foreach(rj, i, v) if (json_is_string(v)) strlist_add(&c->join, json_string_value(v));
-        }
+        if (sj && (rc = apply_server_join(c, sj, file, err, n)))
+            return rc;
+        /* the deprecated server { retry_join start_join } forms */
+        if ((rc = get_addr_list(srv, "retry_join", &c->retry_join, file, err, n)) ||
+            (rc = get_addr_list(srv, "start_join", &c->join, file, err, n)))
+            return rc;
     }
     json_t *cl = obj(root, "client");
     if (cl) {
         if ((rc = get_bool(cl, "enabled", &c->client_enabled, file, err, n)) ||
             (rc = get_str(cl, "node_class", &c->node_class, file, err, n)))
+            return rc;
+        json_t *csj = obj(cl, "server_join");
+        if (csj && (rc = apply_server_join(c, csj, file, err, n)))
             return rc;
         json_t *servers = json_object_get(cl, "servers");
         if (servers) {
@@ -386,7 +439,8 @@ int agent_config_check(const struct agent_config *c, char *err, size_t n)
             return -CV_EINVAL;
         }
     }
-    if (c->client_enabled && !c->server_enabled && !c->servers.n && !c->join.n) {
+    if (c->client_enabled && !c->server_enabled && !c->servers.n && !c->join.n &&
+        !c->retry_join.n) {
         snprintf(err, n, "A client-only agent needs servers: -join=<server> (the node gossip pool), "
                          "-servers=ip:port or client { servers = [...] }");
         return -CV_EINVAL;

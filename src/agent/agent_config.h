@@ -6,6 +6,7 @@
 #define CARAVAN_AGENT_AGENT_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "structs/stype.h"
 
@@ -29,7 +30,12 @@ struct agent_config {
     bool raw_exec_enabled;
     char *node_class;
     struct strlist servers; /* client { servers = [...] } / -servers: RPC addresses */
-    struct strlist join;    /* -join / -retry-join / server_join { retry_join } */
+    struct strlist join;    /* -join / server_join { start_join }: tried once at start */
+    /* -retry-join / server_join { retry_join } (server or client block): retried every
+     * retry_interval until one address joins; retry_max attempts (0: no limit). */
+    struct strlist retry_join;
+    int64_t retry_interval_ns; /* default 30 s */
+    int retry_max;
     char *encrypt;          /* server { encrypt } / -encrypt: base64 gossip key */
     struct strmap client_meta;
     /* plugin "<driver>" { config { key = value } }: "<driver>.<key>" -> value as text

@@ -10,6 +10,10 @@
  *             when its output drains; no reply -> close at once.
  *   outbound: (send.stream == 0) connect, write [encrypted] request, read until the reply
  *             is complete -> STREAM_REPLY; error, EOF or TCP timeout -> STREAM_FAIL.
+ *   join:     an outbound stream carrying serf_join's push/pull, tagged with its join_op
+ *             and bounded by GOSSIP_JOIN_TIMEOUT_MS; its end (reply merged, or failure
+ *             with the reason) counts towards the op, whose done() runs on a later loop
+ *             turn once every address has ended. Nothing blocks the loop.
  *
  * With a key, everything we send is encrypted and anything that does not decrypt is
  * dropped and counted; a plaintext stream is refused, as memberlist does with
@@ -22,7 +26,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <jansson.h>
 #include <msgpack.h>
 
 #include "gossip/codec.h"
@@ -51,7 +56,22 @@ struct stream {
     struct bufferevent *bev;
     struct swim_addr peer;
     bool outbound;
-    bool replied; /* inbound: the core wrote its reply; close when drained */
+    bool replied;         /* inbound: the core wrote its reply; close when drained */
+    bool connected;       /* outbound: the connect completed */
+    struct join_op *join; /* outbound join push/pull: the op it counts towards, or NULL */
+    char *join_spec;      /* the address as the caller wrote it (join streams) */
+    char why[160];        /* why the stream failed, for the join's error message */
+};
+
+/* One gossip_join call in flight. */
+struct join_op {
+    struct join_op *next;
+    size_t pending; /* addresses not yet ended */
+    int joined;
+    int first_err;  /* negative CV_E code of the first failure */
+    char errmsg[CV_ERRMSG_SIZE];
+    gossip_join_fn done;
+    void *arg;
 };
 
 /* One keyring operation in flight (gossip_keyring_op). */
@@ -91,11 +111,20 @@ struct gossip_pool {
     bool leave_reported;
     struct key_op *key_ops;
     struct event *key_ev; /* reports finished key_ops on a later loop turn */
+    struct join_op *join_ops;
+    struct event *join_ev;     /* reports finished join_ops on a later loop turn */
+    struct join_op *joining;   /* set while flushing serf_join's output: tags its stream */
+    const char *joining_spec;
+    char *keyring_file;        /* NULL: the keyring is not persisted */
+    struct gossip_keyring kr_saved; /* the keyring as last written */
     struct gossip_pool_stats st;
     uint8_t rbuf[GOSSIP_UDP_MAX];
 };
 
 static void pool_step(struct gossip_pool *p, const struct swim_event *ev);
+static void join_end(struct gossip_pool *p, struct join_op *op, const char *spec, int rc,
+                     const char *why);
+static void on_join_ops(evutil_socket_t fd, short what, void *arg);
 
 /* ======================================================================== */
 /* Addresses                                                                */
@@ -217,7 +246,25 @@ static void stream_close(struct stream *s)
         *pp = s->next;
     if (s->bev)
         bufferevent_free(s->bev);
+    free(s->join_spec);
     free(s);
+}
+
+/* An outbound stream failed: close it, tell the core, and count it against its join. */
+static void stream_fail(struct stream *s, const char *why)
+{
+    struct gossip_pool *p = s->p;
+    uint64_t id = s->id;
+    struct join_op *op = s->join;
+    char *spec = s->join_spec;
+
+    s->join_spec = NULL;
+    p->st.stream_failed++;
+    stream_close(s);
+    pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+    if (op)
+        join_end(p, op, spec, -CV_EIO, why);
+    free(spec);
 }
 
 static struct stream *stream_find(struct gossip_pool *p, uint64_t id)
@@ -256,14 +303,17 @@ static int stream_take(struct gossip_pool *p, struct stream *s, struct buf *plai
     data = evbuffer_pullup(in, -1);
     rc = gossip_stream_complete(data, len, &mlen);
     if (rc <= 0) {
-        if (rc < 0)
+        if (rc < 0) {
             p->st.malformed++;
+            snprintf(s->why, sizeof(s->why), "reply: malformed stream");
+        }
         return rc;
     }
     if (p->encrypt) {
         if (data[0] != GOSSIP_ENCRYPT) {
             log_warn(LOGS, "%s: refusing an unencrypted stream (encryption is configured)",
                      p->name);
+            snprintf(s->why, sizeof(s->why), "reply: not encrypted (encryption is configured)");
             p->st.decrypt_failed++;
             return -CV_EPERM;
         }
@@ -272,12 +322,14 @@ static int stream_take(struct gossip_pool *p, struct stream *s, struct buf *plai
             char a[64];
             swim_addr_format(&s->peer, a, sizeof(a));
             log_warn(LOGS, "%s: cannot decrypt a stream from %s: %s", p->name, a, cv_strerror(rc));
+            snprintf(s->why, sizeof(s->why), "reply: decrypt: %s (wrong key?)", cv_strerror(rc));
             p->st.decrypt_failed++;
             return rc;
         }
     } else {
         if (data[0] == GOSSIP_ENCRYPT) {
             log_warn(LOGS, "%s: refusing an encrypted stream (no key configured)", p->name);
+            snprintf(s->why, sizeof(s->why), "reply: encrypted, but no key is configured");
             p->st.decrypt_failed++;
             return -CV_EPERM;
         }
@@ -299,14 +351,10 @@ static void stream_read(struct bufferevent *bev, void *arg)
     if (rc == 0)
         return;
     if (rc < 0) {
-        if (s->outbound) {
-            uint64_t id = s->id;
-            p->st.stream_failed++;
+        if (s->outbound)
+            stream_fail(s, s->why[0] ? s->why : "reply: unusable stream");
+        else
             stream_close(s);
-            pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
-        } else {
-            stream_close(s);
-        }
         buf_free(&plain);
         return;
     }
@@ -314,8 +362,16 @@ static void stream_read(struct bufferevent *bev, void *arg)
     if (s->outbound) {
         struct swim_event ev = {SWIM_EV_STREAM_REPLY,  0,         s->peer,
                                 (uint8_t *)plain.data, plain.len, s->id};
+        struct join_op *op = s->join;
+        char *spec = s->join_spec;
+        uint64_t bad = p->st.malformed;
+        s->join_spec = NULL;
         stream_close(s);
         pool_step(p, &ev);
+        if (op)
+            join_end(p, op, spec, p->st.malformed != bad ? -CV_EMALFORMED : 0,
+                     "push/pull: the reply did not decode");
+        free(spec);
     } else {
         struct swim_event ev = {SWIM_EV_STREAM_REQ,    0,         s->peer,
                                 (uint8_t *)plain.data, plain.len, s->id};
@@ -341,19 +397,25 @@ static void stream_event(struct bufferevent *bev, short what, void *arg)
     struct gossip_pool *p = s->p;
 
     (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & BEV_EVENT_CONNECTED) {
+        s->connected = true;
         return;
+    }
     if (s->outbound) {
-        uint64_t id = s->id;
-        char a[64];
+        char a[64], why[160];
+        int err = EVUTIL_SOCKET_ERROR();
+        /* a connect error arrives as BEV_EVENT_ERROR before BEV_EVENT_CONNECTED */
+        const char *stage = s->connected ? "reply" : "connect";
         swim_addr_format(&s->peer, a, sizeof(a));
-        log_debug(LOGS, "%s: stream to %s failed (%s)", p->name, a,
-                  what & BEV_EVENT_TIMEOUT ? "timeout"
-                  : what & BEV_EVENT_EOF   ? "closed"
-                                           : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        p->st.stream_failed++;
-        stream_close(s);
-        pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+        if (what & BEV_EVENT_TIMEOUT)
+            snprintf(why, sizeof(why), "%s: timed out", stage);
+        else if (what & BEV_EVENT_EOF)
+            snprintf(why, sizeof(why), "%s: connection closed by the peer", stage);
+        else
+            snprintf(why, sizeof(why), "%s: %s", stage,
+                     err ? evutil_socket_error_to_string(err) : "error");
+        log_debug(LOGS, "%s: stream to %s failed (%s)", p->name, a, why);
+        stream_fail(s, why);
     } else {
         stream_close(s);
     }
@@ -428,13 +490,19 @@ static void open_stream(struct gossip_pool *p, const struct swim_addr *to, const
 
     s = stream_new(p, -1, to, true);
     id = s->id;
+    (void)id;
     p->st.tcp_out++;
-    stream_write(p, s, m, n);
-    if (!sl || bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sl) < 0) {
-        p->st.stream_failed++;
-        stream_close(s);
-        pool_step(p, &(struct swim_event){.type = SWIM_EV_STREAM_FAIL, .stream = id});
+    if (p->joining) {
+        struct timeval tv = {GOSSIP_JOIN_TIMEOUT_MS / 1000, (GOSSIP_JOIN_TIMEOUT_MS % 1000) * 1000};
+        s->join = p->joining;
+        s->join_spec = xstrdup(p->joining_spec);
+        p->joining = NULL; /* one push/pull per join address */
+        bufferevent_set_timeouts(s->bev, &tv, &tv);
     }
+    stream_write(p, s, m, n);
+    if (!sl || bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sl) < 0)
+        stream_fail(s, !sl ? "address family not supported by this pool"
+                           : "connect: cannot start");
 }
 
 static void flush(struct gossip_pool *p, struct swim_out *out)
@@ -454,6 +522,101 @@ static void flush(struct gossip_pool *p, struct swim_out *out)
             }
         }
     }
+}
+
+/* ======================================================================== */
+/* The keyring file (serf's KeyringFile: ["<primary b64>", "<b64>", ...])   */
+/* ======================================================================== */
+
+/* Loads path into kr. Returns 1 loaded, 0 no such file, or a negative CV_E code. */
+static int keyring_file_load(const char *path, struct gossip_keyring *kr, char *errmsg)
+{
+    char *data = NULL;
+    size_t len = 0;
+    json_error_t je;
+    json_t *root, *v;
+    size_t i;
+    int rc = cv_read_file(path, &data, &len);
+
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return cv_err(errmsg, CV_EIO, "gossip: read keyring %s: %s", path, strerror(-rc));
+    root = json_loadb(data, len, 0, &je);
+    free(data);
+    if (!json_is_array(root) || json_array_size(root) == 0) {
+        json_decref(root);
+        return cv_err(errmsg, CV_EINVAL, "gossip: keyring %s: not a JSON list of keys", path);
+    }
+    gossip_keyring_init(kr);
+    json_array_foreach(root, i, v)
+    {
+        struct gossip_key k;
+        if (!json_is_string(v) || gossip_key_from_base64(json_string_value(v), &k) < 0 ||
+            gossip_keyring_add(kr, &k) < 0) {
+            json_decref(root);
+            return cv_err(errmsg, CV_EINVAL, "gossip: keyring %s: key %zu is not base64 of 16, "
+                          "24 or 32 bytes", path, i);
+        }
+    }
+    json_decref(root);
+    return 1;
+}
+
+/* Writes kr to path atomically: a temporary file (mode 0600, the keys are secrets),
+ * fsync, rename. */
+static int keyring_file_save(const char *path, const struct gossip_keyring *kr, char *errmsg)
+{
+    struct buf b = BUF_INIT;
+    char *tmp = xasprintf("%s.tmp", path), *dir = xstrdup(path), *slash = strrchr(dir, '/');
+    int fd = -1, rc = 0;
+
+    if (slash && slash != dir) {
+        *slash = 0;
+        cv_mkdir_p(dir, 0700);
+    }
+    buf_puts(&b, "[");
+    for (size_t i = 0; i < kr->n; i++) {
+        char k[64];
+        gossip_key_to_base64(&kr->keys[i], k, sizeof(k));
+        buf_printf(&b, "%s\"%s\"", i ? ", " : "", k);
+    }
+    buf_puts(&b, "]\n");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || fsync(fd) != 0) {
+        rc = cv_err(errmsg, CV_EIO, "gossip: write keyring %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        rc = cv_err(errmsg, CV_EIO, "gossip: rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+    }
+out:
+    buf_free(&b);
+    free(tmp);
+    free(dir);
+    return rc;
+}
+
+/* After a step: if a key query changed the keyring, persist it. */
+static void keyring_check(struct gossip_pool *p)
+{
+    char err[CV_ERRMSG_SIZE];
+
+    if (p->kr.n == p->kr_saved.n && memcmp(p->kr.keys, p->kr_saved.keys, p->kr.n * sizeof(p->kr.keys[0])) == 0)
+        return;
+    p->kr_saved = p->kr;
+    p->encrypt = p->kr.n > 0;
+    if (!p->keyring_file)
+        return;
+    if (keyring_file_save(p->keyring_file, &p->kr, err) < 0)
+        log_error(LOGS, "%s: %s", p->name, err);
+    else
+        log_info(LOGS, "%s: keyring (%zu keys) saved to %s", p->name, p->kr.n, p->keyring_file);
 }
 
 /* ======================================================================== */
@@ -478,6 +641,7 @@ static void pool_step(struct gossip_pool *p, const struct swim_event *ev)
         p->st.malformed++;
     flush(p, &out);
     swim_out_free(&out);
+    keyring_check(p);
     arm_timer(p);
     if (p->leave_done && !p->leave_reported && serf_leave_done(p->serf)) {
         p->leave_reported = true;
@@ -814,7 +978,22 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
         }
     }
     gossip_keyring_init(&p->kr);
-    if (cfg->key) {
+    if (cfg->keyring_file) {
+        int lr = keyring_file_load(cfg->keyring_file, &p->kr, errmsg);
+        if (lr < 0)
+            goto err_after_alloc;
+        p->keyring_file = xstrdup(cfg->keyring_file);
+        if (lr == 1) {
+            p->encrypt = true;
+            if (cfg->key)
+                log_warn(LOGS, "%s: loaded the keyring from %s; ignoring the configured "
+                               "encryption key", p->name, cfg->keyring_file);
+            else
+                log_info(LOGS, "%s: loaded the keyring (%zu keys) from %s", p->name, p->kr.n,
+                         cfg->keyring_file);
+        }
+    }
+    if (cfg->key && !p->encrypt) {
         struct gossip_key k;
         if (cfg->key_len != 16 && cfg->key_len != 24 && cfg->key_len != 32) {
             cv_err(errmsg, CV_EINVAL, "gossip: key size must be 16, 24 or 32 bytes, not %zu",
@@ -826,7 +1005,10 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
         k.len = (uint8_t)cfg->key_len;
         gossip_keyring_add(&p->kr, &k);
         p->encrypt = true;
+        if (p->keyring_file && keyring_file_save(p->keyring_file, &p->kr, errmsg) < 0)
+            goto err_after_alloc;
     }
+    p->kr_saved = p->kr;
     encode_tags(cfg->tags, &meta);
     if (meta.len > GOSSIP_META_MAX) {
         cv_err(errmsg, CV_ETOOBIG, "gossip: tags encode to %zu bytes (at most %d)", meta.len,
@@ -884,6 +1066,7 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
     p->timer = evtimer_new(base, on_timer, p);
     p->leave_ev = event_new(base, -1, 0, on_leave_done, p);
     p->key_ev = event_new(base, -1, 0, on_key_ops, p);
+    p->join_ev = event_new(base, -1, 0, on_join_ops, p);
     arm_timer(p);
     buf_free(&meta);
     {
@@ -902,162 +1085,104 @@ err_after_lis:
 err_after_meta:
     buf_free(&meta);
 err_after_alloc:
+    free(p->keyring_file);
     free(p->name);
     free(p);
     return NULL;
 }
 
-/* Connects, sends req (encrypted when keyed) and reads one complete reply, all bounded by
- * deadline; the reply's plaintext is appended to plain. */
-static int sync_exchange(struct gossip_pool *p, const struct swim_addr *to, const uint8_t *req,
-                         size_t n, struct buf *plain, char *errmsg)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = addr_to_sa(p, to, &ss);
-    uint64_t deadline = cv_mono_ms() + GOSSIP_JOIN_TIMEOUT_MS;
-    struct buf wire = BUF_INIT, in = BUF_INIT;
-    size_t off = 0, mlen = 0;
-    int fd, rc = 0, err = 0;
-    socklen_t el = sizeof(err);
-    struct pollfd pf;
+/* ------------------------------------------------------------------------ */
+/* Join                                                                     */
+/* ------------------------------------------------------------------------ */
 
-    if (!sl)
-        return cv_err(errmsg, CV_EINVAL, "address family not supported by this pool");
-    fd = socket(p->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return cv_err(errmsg, CV_EIO, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-        rc = cv_err(errmsg, CV_EIO, "connect: %s", strerror(errno));
-        goto out;
-    }
-    pf = (struct pollfd){fd, POLLOUT, 0};
-    if (poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
-        rc = cv_err(errmsg, CV_ETIMEOUT, "connect: timed out");
-        goto out;
-    }
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-    if (err) {
-        rc = cv_err(errmsg, CV_EIO, "connect: %s", strerror(err));
-        goto out;
-    }
-    if (p->encrypt)
-        gossip_stream_encrypt(&p->kr, req, n, &wire);
-    else
-        buf_append(&wire, req, n);
-    while (off < wire.len) {
-        ssize_t w = send(fd, wire.data + off, wire.len - off, MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            rc = cv_err(errmsg, CV_EIO, "send: %s", strerror(errno));
-            goto out;
-        }
-        pf = (struct pollfd){fd, POLLOUT, 0};
-        if (cv_mono_ms() >= deadline || poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
-            rc = cv_err(errmsg, CV_ETIMEOUT, "send: timed out");
-            goto out;
-        }
-    }
-    for (;;) {
-        char chunk[16384];
-        ssize_t r;
-        int c = in.len ? gossip_stream_complete((uint8_t *)in.data, in.len, &mlen) : 0;
-        if (c == 1)
-            break;
-        if (c < 0) {
-            rc = cv_err(errmsg, CV_EMALFORMED, "reply: malformed stream");
-            goto out;
-        }
-        pf = (struct pollfd){fd, POLLIN, 0};
-        if (cv_mono_ms() >= deadline || poll(&pf, 1, (int)(deadline - cv_mono_ms())) <= 0) {
-            rc = cv_err(errmsg, CV_ETIMEOUT, "reply: timed out");
-            goto out;
-        }
-        r = recv(fd, chunk, sizeof(chunk), 0);
-        if (r == 0) {
-            rc = cv_err(errmsg, CV_EIO, "reply: connection closed by the peer");
-            goto out;
-        }
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            rc = cv_err(errmsg, CV_EIO, "reply: %s", strerror(errno));
-            goto out;
-        }
-        buf_append(&in, chunk, (size_t)r);
-    }
-    if (p->encrypt) {
-        if (in.data[0] != GOSSIP_ENCRYPT)
-            rc = cv_err(errmsg, CV_EPERM, "reply: not encrypted (encryption is configured)");
-        else if ((rc = gossip_stream_decrypt(&p->kr, (uint8_t *)in.data, mlen, plain)) < 0)
-            rc = cv_err(errmsg, -rc, "reply: decrypt: %s (wrong key?)", cv_strerror(rc));
-    } else if ((uint8_t)in.data[0] == GOSSIP_ENCRYPT) {
-        rc = cv_err(errmsg, CV_EPERM, "reply: encrypted, but no key is configured");
+/* One address of op ended: rc = 0 joined, else the failure (why). */
+static void join_end(struct gossip_pool *p, struct join_op *op, const char *spec, int rc,
+                     const char *why)
+{
+    if (rc == 0) {
+        op->joined++;
+        log_info(LOGS, "%s: joined through %s", p->name, spec);
     } else {
-        buf_append(plain, in.data, mlen);
+        log_warn(LOGS, "%s: join %s: %s", p->name, spec, why);
+        if (!op->first_err) {
+            op->first_err = rc;
+            snprintf(op->errmsg, sizeof(op->errmsg), "join %s: %s", spec, why);
+        }
     }
-out:
-    close(fd);
-    buf_free(&wire);
-    buf_free(&in);
-    return rc;
+    if (--op->pending == 0)
+        event_active(p->join_ev, EV_TIMEOUT, 0);
 }
 
-int gossip_join(struct gossip_pool *p, const struct strlist *addrs, char *errmsg)
+static void on_join_ops(evutil_socket_t fd, short what, void *arg)
 {
-    int joined = 0, first_err = 0;
+    struct gossip_pool *p = arg;
+    struct join_op **pp = &p->join_ops;
+    (void)fd;
+    (void)what;
+
+    while (*pp) {
+        struct join_op *op = *pp;
+        if (op->pending) {
+            pp = &op->next;
+            continue;
+        }
+        *pp = op->next;
+        if (op->done) {
+            if (op->joined)
+                op->done(op->joined, "", op->arg);
+            else
+                op->done(op->first_err ? op->first_err : -CV_EINVAL,
+                         op->first_err ? op->errmsg : "join: no address given", op->arg);
+        }
+        free(op);
+    }
+}
+
+void gossip_join(struct gossip_pool *p, const struct strlist *addrs, gossip_join_fn done,
+                 void *arg)
+{
+    struct join_op *op = xcalloc(1, sizeof(*op));
     char err[CV_ERRMSG_SIZE];
 
-    errmsg[0] = 0;
+    op->done = done;
+    op->arg = arg;
+    op->next = p->join_ops;
+    p->join_ops = op;
+    op->pending = 1; /* held until every address is started */
     for (size_t i = 0; addrs && i < addrs->n; i++) {
         struct swim_addr to;
         struct swim_out out;
-        struct buf plain = BUF_INIT;
         int rc;
 
+        op->pending++;
         err[0] = 0;
         rc = parse_join_addr(p, addrs->v[i], &to, err);
-        if (rc == 0 && swim_addr_eq(&to, &swim_self_member(serf_swim(p->serf))->addr)) {
-            /* ourselves (servers often list every server, us included): a push/pull with
-             * ourselves would succeed and teach nothing, and would block on our own loop */
-            joined++;
+        if (rc < 0) {
+            join_end(p, op, addrs->v[i], rc, err);
             continue;
         }
-        if (rc == 0) {
-            swim_out_init(&out);
-            serf_join(p->serf, &to, cv_mono_ms(), &out);
-            /* the push/pull request is the one stream send; do it synchronously */
-            for (size_t k = 0; k < out.n && rc == 0; k++)
-                if (out.sends[k].tcp && out.sends[k].stream == 0)
-                    rc = sync_exchange(p, &to, (uint8_t *)out.data.data + out.sends[k].off,
-                                       out.sends[k].len, &plain, err);
-            swim_out_free(&out);
+        if (swim_addr_eq(&to, &swim_self_member(serf_swim(p->serf))->addr)) {
+            /* ourselves (servers often list every server, us included): a push/pull with
+             * ourselves would succeed and teach nothing */
+            join_end(p, op, addrs->v[i], 0, "");
+            continue;
         }
-        if (rc == 0) {
-            struct swim_event ev = {SWIM_EV_STREAM_REPLY,  0,         to,
-                                    (uint8_t *)plain.data, plain.len, 0};
-            uint64_t bad = p->st.malformed;
-            pool_step(p, &ev);
-            if (p->st.malformed != bad)
-                rc = cv_err(err, CV_EMALFORMED, "push/pull: the reply did not decode");
+        swim_out_init(&out);
+        serf_join(p->serf, &to, cv_mono_ms(), &out);
+        p->joining = op;
+        p->joining_spec = addrs->v[i];
+        flush(p, &out);
+        if (p->joining) {
+            /* the core opened no stream (cannot happen): count it as failed */
+            p->joining = NULL;
+            join_end(p, op, addrs->v[i], -CV_EINVAL, "push/pull: no request");
         }
-        buf_free(&plain);
-        if (rc == 0) {
-            joined++;
-            log_info(LOGS, "%s: joined through %s", p->name, addrs->v[i]);
-        } else {
-            log_warn(LOGS, "%s: join %s: %s", p->name, addrs->v[i], err);
-            if (!first_err) {
-                first_err = rc;
-                snprintf(errmsg, CV_ERRMSG_SIZE, "join %s: %s", addrs->v[i], err);
-            }
-        }
+        p->joining_spec = NULL;
+        swim_out_free(&out);
     }
-    if (joined == 0)
-        return first_err ? first_err : cv_err(errmsg, CV_EINVAL, "join: no address given");
-    return joined;
+    if (--op->pending == 0) /* drops the hold */
+        event_active(p->join_ev, EV_TIMEOUT, 0);
+    arm_timer(p);
 }
 
 void gossip_leave(struct gossip_pool *p, void (*done)(void *), void *arg)
@@ -1166,6 +1291,13 @@ void gossip_pool_free(struct gossip_pool *p)
         p->key_ops = k->next;
         key_op_free(k);
     }
+    while (p->join_ops) {
+        struct join_op *op = p->join_ops;
+        p->join_ops = op->next;
+        free(op);
+    }
+    event_free(p->join_ev);
+    free(p->keyring_file);
     event_free(p->key_ev);
     event_free(p->leave_ev);
     event_free(p->timer);
@@ -1180,6 +1312,19 @@ void gossip_pool_free(struct gossip_pool *p)
 void gossip_pool_stats(const struct gossip_pool *p, struct gossip_pool_stats *out)
 {
     *out = p->st;
+}
+
+size_t gossip_pool_num_keys(const struct gossip_pool *p)
+{
+    return p->kr.n;
+}
+
+void gossip_pool_key_b64(const struct gossip_pool *p, size_t i, char *out, size_t n)
+{
+    if (i < p->kr.n)
+        gossip_key_to_base64(&p->kr.keys[i], out, n);
+    else if (n)
+        out[0] = 0;
 }
 
 int gossip_pool_port(const struct gossip_pool *p)

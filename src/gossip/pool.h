@@ -33,6 +33,11 @@ struct gossip_pool_config {
     const struct strmap *tags;  /* serf tags, copied; encoded size <= 512 bytes */
     const uint8_t *key;         /* 16/24/32-byte AES key, copied; NULL: no encryption */
     size_t key_len;
+    /* serf's keyring file (a JSON list of base64 keys, primary first), or NULL. When the
+     * file exists it is loaded and `key` is ignored (logged, as Nomad does); when it does
+     * not and `key` is set, it is created. It is rewritten atomically (mode 0600) after
+     * every change of the keyring (key queries). Its directory is created if needed. */
+    const char *keyring_file;
     /* Membership or a member's tags changed; may be NULL. Called from the loop at the end of
      * a step; it may read the pool (gossip_members) but must not free it. */
     void (*on_change)(void *arg);
@@ -47,12 +52,17 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
                                     char *errmsg);
 
 /* Joins through each "host[:port]" (or serf's "name/host:port"; the port defaults to the
- * pool's): a TCP push/pull with each, done synchronously (at most GOSSIP_JOIN_TIMEOUT_MS
- * per address, blocking the loop meanwhile, as `server join` and -join expect). Returns
- * the number joined, or a negative CV_E code with errmsg naming the first failure when
- * none could be joined. */
+ * pool's): a TCP push/pull with each, all at once, on the loop (connect, request and reply
+ * bounded by GOSSIP_JOIN_TIMEOUT_MS per address; host names are resolved synchronously).
+ * Returns at once. done(n, errmsg, arg) is called once, from the loop on a later turn,
+ * when every address has answered or failed: n = the number joined (our own address
+ * counts), or a negative CV_E code with errmsg (borrowed for the call) naming the first
+ * failure when none could be joined. done may be NULL; if the pool is freed first, done
+ * is not called. */
 #define GOSSIP_JOIN_TIMEOUT_MS 5000
-int gossip_join(struct gossip_pool *p, const struct strlist *addrs, char *errmsg);
+typedef void (*gossip_join_fn)(int n, const char *errmsg, void *arg);
+void gossip_join(struct gossip_pool *p, const struct strlist *addrs, gossip_join_fn done,
+                 void *arg);
 
 /* Graceful leave: gossips a leave intent, then dead-from-self, then waits for it to
  * propagate (bounded: about 2 x 5 s + 1 s at worst, ~1.5 s usually). done(arg) is called
@@ -121,6 +131,9 @@ struct gossip_pool_stats {
     uint64_t udp_in, udp_out, tcp_in, tcp_out, decrypt_failed, stream_failed, malformed;
 };
 void gossip_pool_stats(const struct gossip_pool *p, struct gossip_pool_stats *out);
+/* The keyring: its size, and the base64 of key i (primary first) into out (>= 48 bytes). */
+size_t gossip_pool_num_keys(const struct gossip_pool *p);
+void gossip_pool_key_b64(const struct gossip_pool *p, size_t i, char *out, size_t n);
 /* The bound port (useful with port 0). */
 int gossip_pool_port(const struct gossip_pool *p);
 

@@ -1407,11 +1407,12 @@ static void route(struct evhttp_request *req, void *arg)
             if (!addrs.n) {
                 reply_text(req, 400, "missing address to join");
             } else {
-                json_t *o = h->deps.agent_join(h->deps.arg, &addrs, err);
-                if (o) {
-                    reply_json(req, o, 0, pretty);
-                    json_decref(o);
-                } else {
+                /* the join waits for the push/pulls (seconds): deferred like keyring */
+                struct keyring_req *k = xcalloc(1, sizeof *k);
+                k->req = req;
+                k->pretty = pretty;
+                if (h->deps.agent_join(h->deps.arg, &addrs, keyring_reply, k, err) < 0) {
+                    free(k);
                     reply_text(req, 500, "%s", err);
                 }
             }

@@ -23,9 +23,14 @@ struct http_deps {
     /* A client-only agent answers what needs a server by proxying the request to this
      * server HTTP address ("ip:port"), as Nomad's client agents forward to servers. */
     const char *(*server_http)(void *arg);
-    /* PUT /v1/agent/join?address=... and /v1/agent/force-leave?node=...: return the JSON
-     * answer (new reference), or NULL with errmsg for a 500. NULL functions: 404. */
-    json_t *(*agent_join)(void *arg, const struct strlist *addrs, char *errmsg);
+    /* PUT /v1/agent/join?address=...: starts the join and returns 0; reply(cookie, body,
+     * NULL) with Nomad's {"num_joined", "error"} or reply(cookie, NULL, err) is called once,
+     * later, from the loop (as agent_keyring below). Or returns a negative CV_E code with
+     * errmsg, and reply is never called. PUT /v1/agent/force-leave?node=...: 0, or
+     * nonzero with errmsg for a 500. NULL functions: 404. */
+    int (*agent_join)(void *arg, const struct strlist *addrs,
+                      void (*reply)(void *cookie, json_t *body, const char *err), void *cookie,
+                      char *errmsg);
     int (*agent_force_leave)(void *arg, const char *node, char *errmsg);
     /* GET /v1/agent/keyring/list, PUT /v1/agent/keyring/{install,use,remove} {"Key":b64}:
      * starts the gossip keyring operation op ("list", "install", "use", "remove"; key is

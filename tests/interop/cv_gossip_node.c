@@ -29,7 +29,22 @@ struct node {
     struct gossip_pool *pool;
     const char *members_file;
     bool leaving;
+    int exit_code;
+    size_t njoins;
 };
+
+/* The --join addresses ended: none joined exits 2. */
+static void on_joined(int rc, const char *errmsg, void *arg)
+{
+    struct node *n = arg;
+    if (rc < 0) {
+        fprintf(stderr, "cv_gossip_node: %s\n", errmsg);
+        n->exit_code = 2;
+        event_base_loopbreak(n->base);
+        return;
+    }
+    log_info("gossip", "joined %d of %zu", rc, n->njoins);
+}
 
 static void dump(struct node *n)
 {
@@ -158,18 +173,9 @@ int main(int argc, char **argv)
         strlist_clear(&joins);
         return 1;
     }
-    if (joins.n) {
-        int rc = gossip_join(n.pool, &joins, errmsg);
-        if (rc < 0) {
-            fprintf(stderr, "cv_gossip_node: %s\n", errmsg);
-            gossip_pool_free(n.pool);
-            event_base_free(n.base);
-            strmap_clear(&tags);
-            strlist_clear(&joins);
-            return 2;
-        }
-        log_info("gossip", "joined %d of %zu", rc, joins.n);
-    }
+    n.njoins = joins.n;
+    if (joins.n)
+        gossip_join(n.pool, &joins, on_joined, &n);
     tick = event_new(n.base, -1, EV_PERSIST, on_tick, &n);
     event_add(tick, &sec);
     for (int i = 0; i < 3; i++) {
@@ -185,5 +191,5 @@ int main(int argc, char **argv)
     event_base_free(n.base);
     strmap_clear(&tags);
     strlist_clear(&joins);
-    return 0;
+    return n.exit_code;
 }

@@ -1,14 +1,16 @@
 /*
  * t_gossip_pool.c - two real pools on one libevent loop over loopback UDP/TCP (ports
  * chosen by the kernel): join, tags, tag updates, graceful leave, encryption, wrong key,
- * unreachable seed. Each pool has its own event_base, run alternately from the test's
- * thread; during gossip_join (synchronous, it blocks its caller's loop, as designed) pool
- * a's loop runs in a helper thread so that it can answer.
+ * unreachable seed, a join that never gets its reply (the loop keeps running), keyring
+ * files. Each pool has its own event_base, run alternately from the test's thread.
  */
 #include <check.h>
-#include <pthread.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,19 +38,6 @@ static void spin(struct ctx *c, uint64_t ms)
         event_base_loop(c->base_b, EVLOOP_NONBLOCK);
         usleep(1000);
     } while (cv_mono_ms() < end);
-}
-
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
-static void *serve_a(void *arg)
-{
-    event_base_dispatch(((struct ctx *)arg)->base);
-    return NULL;
 }
 
 static void on_change_a(void *arg)
@@ -104,30 +93,46 @@ static bool wait_status(struct ctx *c, struct gossip_pool *p, const char *name, 
     return true;
 }
 
+struct join_res {
+    int calls, rc;
+    char err[CV_ERRMSG_SIZE];
+};
+
+static void join_cb(int rc, const char *errmsg, void *arg)
+{
+    struct join_res *r = arg;
+    r->calls++;
+    r->rc = rc;
+    snprintf(r->err, sizeof(r->err), "%s", errmsg);
+}
+
+/* Starts a join of p through addrs and runs both loops until done (at most ms). */
+static struct join_res join_wait(struct ctx *c, struct gossip_pool *p, const struct strlist *addrs,
+                                 uint64_t ms)
+{
+    struct join_res r = {0};
+    uint64_t end = cv_mono_ms() + ms;
+    gossip_join(p, addrs, join_cb, &r);
+    ck_assert_int_eq(r.calls, 0); /* never from inside the call */
+    while (!r.calls && cv_mono_ms() < end)
+        spin(c, 2);
+    ck_assert_int_eq(r.calls, 1);
+    return r;
+}
+
 static void join_b_to_a(struct ctx *c, int expect_ok, const char *expect_err)
 {
     struct strlist addrs = {0};
-    char addr[64], errmsg[CV_ERRMSG_SIZE];
-    int rc, fds[2];
-    pthread_t th;
-    struct event *stop;
+    char addr[64];
+    struct join_res r;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_pool_port(c->a));
     strlist_add(&addrs, addr);
-    ck_assert_int_eq(pipe(fds), 0);
-    stop = event_new(c->base, fds[0], EV_READ, stop_cb, c->base);
-    event_add(stop, NULL);
-    ck_assert_int_eq(pthread_create(&th, NULL, serve_a, c), 0);
-    rc = gossip_join(c->b, &addrs, errmsg);
-    ck_assert_int_eq(write(fds[1], "x", 1), 1);
-    pthread_join(th, NULL);
-    event_free(stop);
-    close(fds[0]);
-    close(fds[1]);
+    r = join_wait(c, c->b, &addrs, GOSSIP_JOIN_TIMEOUT_MS + 2000);
     if (expect_ok) {
-        ck_assert_msg(rc == 1, "join: %s", errmsg);
+        ck_assert_msg(r.rc == 1, "join: %s", r.err);
     } else {
-        ck_assert_int_lt(rc, 0);
-        ck_assert_msg(strstr(errmsg, expect_err) != NULL, "errmsg: %s", errmsg);
+        ck_assert_int_lt(r.rc, 0);
+        ck_assert_msg(strstr(r.err, expect_err) != NULL, "errmsg: %s", r.err);
     }
     strlist_clear(&addrs);
 }
@@ -286,6 +291,152 @@ START_TEST(test_keyring_rotation)
 }
 END_TEST
 
+START_TEST(test_join_does_not_block)
+{
+    /* A join through a peer that accepts the connection but never answers returns at once;
+     * meanwhile the loop keeps serving (another pool joins and gossips with us), and the
+     * join reports a reply timeout after GOSSIP_JOIN_TIMEOUT_MS, not before. */
+    struct ctx c = {0};
+    struct strlist addrs = {0};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sin);
+    char addr[64];
+    struct join_res r = {0};
+    uint64_t t0;
+    int mute = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_eq(bind(mute, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(mute, 4), 0); /* never accepted, never answered */
+    ck_assert_int_eq(getsockname(mute, (struct sockaddr *)&sin, &sl), 0);
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", NULL, 0, false);
+    c.b = mk(&c, "b", "dc1", NULL, 0, false);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+    strlist_add(&addrs, addr);
+    t0 = cv_mono_ms();
+    gossip_join(c.a, &addrs, join_cb, &r);
+    ck_assert_uint_lt(cv_mono_ms() - t0, 100);
+    join_b_to_a(&c, 1, NULL); /* a's loop answers while its own join is pending */
+    ck_assert(wait_status(&c, c.a, "b", NULL, "alive", 3000));
+    ck_assert_int_eq(r.calls, 0);
+    while (!r.calls && cv_mono_ms() - t0 < GOSSIP_JOIN_TIMEOUT_MS + 3000)
+        spin(&c, 5);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_lt(r.rc, 0);
+    ck_assert_uint_ge(cv_mono_ms() - t0, GOSSIP_JOIN_TIMEOUT_MS - 100);
+    ck_assert_msg(strstr(r.err, "reply: timed out") != NULL, "%s", r.err);
+    /* a second call with the mute peer and a live one: one joined wins */
+    strlist_add(&addrs, "127.0.0.1:1");
+    {
+        char live[64];
+        snprintf(live, sizeof(live), "127.0.0.1:%d", gossip_pool_port(c.b));
+        strlist_add(&addrs, live);
+    }
+    r = join_wait(&c, c.a, &addrs, GOSSIP_JOIN_TIMEOUT_MS + 3000);
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_str_eq(r.err, "");
+    strlist_clear(&addrs);
+    gossip_pool_free(c.b);
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+    close(mute);
+}
+END_TEST
+
+static struct gossip_pool *mk_file(struct ctx *c, const char *name, const uint8_t *key,
+                                   size_t keylen, const char *file)
+{
+    struct strmap tags = {0};
+    char errmsg[CV_ERRMSG_SIZE];
+    struct gossip_pool_config cfg = {.name = name,
+                                     .bind_addr = "127.0.0.1",
+                                     .tags = &tags,
+                                     .key = key,
+                                     .key_len = keylen,
+                                     .keyring_file = file};
+    struct gossip_pool *p = gossip_pool_new(strcmp(name, "a") == 0 ? c->base : c->base_b, &cfg,
+                                            errmsg);
+    ck_assert_msg(p != NULL, "%s", errmsg);
+    return p;
+}
+
+static char *slurp(const char *path)
+{
+    char *d = NULL;
+    ck_assert_int_eq(cv_read_file(path, &d, NULL), 0);
+    return d;
+}
+
+START_TEST(test_keyring_file)
+{
+    /* The keyring file is created from the configured key (mode 0600), rewritten after each
+     * key query, and on restart it wins over the configured key: a restarted pool talks
+     * with the rotated key. A malformed file refuses to start. */
+    struct ctx c = {0};
+    struct key_done d;
+    char dir[] = "/tmp/t_gossip_pool-XXXXXX", fa[96], fb[96], errmsg[CV_ERRMSG_SIZE];
+    struct stat st;
+    char *txt;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(fa, sizeof(fa), "%s/a/serf.keyring", dir);
+    snprintf(fb, sizeof(fb), "%s/b/serf.keyring", dir);
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk_file(&c, "a", key1, sizeof(key1), fa);
+    c.b = mk_file(&c, "b", key1, sizeof(key1), fb);
+    txt = slurp(fa);
+    ck_assert_str_eq(txt, "[\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n");
+    free(txt);
+    ck_assert_int_eq(stat(fb, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    join_b_to_a(&c, 1, NULL);
+    ck_assert(wait_status(&c, c.a, "b", NULL, "alive", 3000));
+    key_op(&c, GOSSIP_KEY_INSTALL, key2, sizeof(key2), &d);
+    ck_assert_str_eq(d.err, "");
+    txt = slurp(fb);
+    ck_assert_str_eq(txt, "[\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\", "
+                          "\"ZmVkY2JhOTg3NjU0MzIxMA==\"]\n");
+    free(txt);
+    key_op(&c, GOSSIP_KEY_USE, key2, sizeof(key2), &d);
+    key_op(&c, GOSSIP_KEY_REMOVE, key1, sizeof(key1), &d);
+    ck_assert_str_eq(d.err, "");
+    txt = slurp(fb);
+    ck_assert_str_eq(txt, "[\"ZmVkY2JhOTg3NjU0MzIxMA==\"]\n");
+    free(txt);
+    ck_assert_uint_eq(gossip_pool_num_keys(c.a), 1);
+
+    /* b restarts with its old -encrypt key1: the file (key2) wins, and it rejoins a */
+    gossip_pool_free(c.b);
+    c.b = mk_file(&c, "b", key1, sizeof(key1), fb);
+    ck_assert_uint_eq(gossip_pool_num_keys(c.b), 1);
+    {
+        char k[64];
+        gossip_pool_key_b64(c.b, 0, k, sizeof(k));
+        ck_assert_str_eq(k, "ZmVkY2JhOTg3NjU0MzIxMA==");
+    }
+    join_b_to_a(&c, 1, NULL);
+    ck_assert(wait_status(&c, c.b, "a", NULL, "alive", 3000));
+
+    /* a malformed keyring file */
+    gossip_pool_free(c.b);
+    c.b = NULL;
+    ck_assert_int_eq(cv_write_file_atomic(fb, "[\"nope\"]", 8), 0);
+    {
+        struct strmap tags = {0};
+        struct gossip_pool_config cfg = {.name = "b", .bind_addr = "127.0.0.1", .tags = &tags,
+                                         .keyring_file = fb};
+        ck_assert_ptr_null(gossip_pool_new(c.base_b, &cfg, errmsg));
+        ck_assert_msg(strstr(errmsg, "keyring") != NULL, "%s", errmsg);
+    }
+    gossip_pool_free(c.a);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+    cv_rm_rf(dir);
+}
+END_TEST
+
 START_TEST(test_unreachable_and_bad_config)
 {
     /* Joining a closed port fails with a connect error, joining ourselves counts without
@@ -298,14 +449,19 @@ START_TEST(test_unreachable_and_bad_config)
     c.base_b = event_base_new();
     c.a = mk(&c, "a", "dc1", NULL, 0, false);
     strlist_add(&addrs, "127.0.0.1:1");
-    ck_assert_int_lt(gossip_join(c.a, &addrs, errmsg), 0);
-    ck_assert_msg(strstr(errmsg, "connect") != NULL, "%s", errmsg);
+    {
+        struct join_res r = join_wait(&c, c.a, &addrs, 3000);
+        ck_assert_int_lt(r.rc, 0);
+        ck_assert_msg(strstr(r.err, "join 127.0.0.1:1: connect") != NULL, "%s", r.err);
+    }
     {
         char self[64];
         uint64_t t0 = cv_mono_ms();
+        struct join_res r;
         snprintf(self, sizeof(self), "127.0.0.1:%d", gossip_pool_port(c.a));
         strlist_add(&addrs, self);
-        ck_assert_int_eq(gossip_join(c.a, &addrs, errmsg), 1);
+        r = join_wait(&c, c.a, &addrs, 3000);
+        ck_assert_int_eq(r.rc, 1);
         ck_assert_uint_lt(cv_mono_ms() - t0, 1000);
     }
     ck_assert_ptr_null(gossip_pool_new(c.base, &bad, errmsg));
@@ -334,6 +490,8 @@ int main(void)
     tcase_add_test(tc, test_wrong_key_cannot_join);
     tcase_add_test(tc, test_unreachable_and_bad_config);
     tcase_add_test(tc, test_keyring_rotation);
+    tcase_add_test(tc, test_join_does_not_block);
+    tcase_add_test(tc, test_keyring_file);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
