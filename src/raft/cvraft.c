@@ -11,7 +11,9 @@
  *     outside uv_run are armed (uv_pump);
  *   - the FSM's restore must raft_free the buffer it is given;
  *   - SIGPIPE is ignored by the agent (raft writes to dead peers);
- *   - pre-vote is on, so a healed node does not depose a healthy leader.
+ *   - pre-vote is on, so a healed node does not depose a healthy leader;
+ *   - a truncation that meets a snapshot write loses its barrier and the server stalls
+ *     for good (canonical/raft#372): io_guard.h serialises them.
  */
 #include "raft/cvraft.h"
 
@@ -24,6 +26,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "raft/io_guard.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -34,6 +37,7 @@ struct cvraft {
     struct event *ev_uvfd;
     struct event *ev_uvtimer;
     struct raft_io io;
+    struct io_guard io_guard; /* truncations vs snapshot writes (io_guard.h) */
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
     struct raft raft;
@@ -354,6 +358,7 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     /* libraft's auto-recovery silently drops a segment it finds corrupt and starts from
      * what is left: acknowledged writes would vanish. Refuse to start instead, loudly. */
     raft_uv_set_auto_recovery(&r->io, false);
+    io_guard_install(&r->io_guard, &r->io, &r->loop);
     r->fsm.version = 2;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply_cb;
@@ -376,6 +381,8 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
 
 err_after_io:
     raft_uv_close(&r->io);
+    io_guard_remove(&r->io_guard);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
 err_after_loop:
     uv_loop_close(&r->loop);
 err_after_alloc:
@@ -682,6 +689,14 @@ size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs,
     return n;
 }
 
+void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *puts,
+                        uint64_t *appends)
+{
+    *truncates = r->io_guard.deferred_truncates;
+    *puts = r->io_guard.deferred_puts;
+    *appends = r->io_guard.deferred_appends;
+}
+
 /* ---------------------------------------------------------------- close */
 
 static void raft_closed(struct raft *raft)
@@ -699,6 +714,7 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     while (!r->raft_closed)
         uv_run(&r->loop, UV_RUN_ONCE);
     raft_uv_close(&r->io);
+    io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
     event_free(r->ev_uvfd);

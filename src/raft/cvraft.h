@@ -88,6 +88,10 @@ bool cvraft_is_leader(const struct cvraft *r);
 const char *cvraft_leader(const struct cvraft *r, uint64_t *id);
 uint64_t cvraft_last_applied(const struct cvraft *r);
 const char *cvraft_state_name(const struct cvraft *r);
+/* How often the I/O guard (io_guard.h) held back a truncation, a snapshot write or an
+ * append behind them since start. */
+void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *puts,
+                        uint64_t *appends);
 /* Voters in the configuration (address strings valid until the next loop turn). */
 size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs, bool *voters,
                       size_t max);

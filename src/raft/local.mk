@@ -1,5 +1,5 @@
 noinst_LIBRARIES += libcvraft.a
-libcvraft_a_SOURCES = %reldir%/cvraft.c %reldir%/cvraft.h
+libcvraft_a_SOURCES = %reldir%/cvraft.c %reldir%/cvraft.h %reldir%/io_guard.c %reldir%/io_guard.h
 
 # FSM + state store replicated under libraft's in-memory raft_fixture.
 check_PROGRAMS += tests/unit/t_raft_fixture
@@ -7,3 +7,10 @@ TESTS += tests/unit/t_raft_fixture
 tests_unit_t_raft_fixture_SOURCES = tests/unit/t_raft_fixture.c
 tests_unit_t_raft_fixture_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_raft_fixture_LDADD = libcvstate.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# The I/O guard against libraft's real uv storage (truncation during a snapshot write).
+check_PROGRAMS += tests/unit/t_raft_io_guard
+TESTS += tests/unit/t_raft_io_guard
+tests_unit_t_raft_io_guard_SOURCES = tests/unit/t_raft_io_guard.c
+tests_unit_t_raft_io_guard_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_raft_io_guard_LDADD = libcvraft.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)

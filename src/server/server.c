@@ -245,15 +245,18 @@ void server_node_gossip_failed(struct server *s, const char *node_id)
         if (strcmp(hb->node_id, node_id) != 0)
             continue;
         struct timeval deadline, now;
+        int64_t left = -1;
         if (event_pending(hb->ev, EV_TIMEOUT, &deadline)) {
             event_base_gettimeofday_cached(s->base, &now);
-            int64_t left = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000ll +
-                           (int64_t)(deadline.tv_usec - now.tv_usec) * 1000ll;
+            left = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000ll +
+                   (int64_t)(deadline.tv_usec - now.tv_usec) * 1000ll;
             if (left <= GOSSIP_CONFIRM_NS)
                 return;
         }
+        /* the remaining TTL is logged: tests/integration/test_cluster compares the two */
         log_info("nomad.heartbeat", "node %s failed in the node gossip pool: expecting a "
-                 "heartbeat within 5s", node_id);
+                 "heartbeat within 5s (the heartbeat deadline was %.1fs away)", node_id,
+                 left < 0 ? -1.0 : (double)left / 1e9);
         heartbeat_reset(s, node_id, GOSSIP_CONFIRM_NS);
         return;
     }
@@ -992,6 +995,13 @@ void server_metrics(const struct server *s, struct intmap *out)
 {
     for (size_t i = 0; i < s->counters.n; i++)
         intmap_set(out, s->counters.k[i], s->counters.v[i]);
+    if (s->raft) {
+        uint64_t t, p, a;
+        cvraft_guard_stats(s->raft, &t, &p, &a);
+        intmap_set(out, "caravan.raft.guard.deferred_truncates", (int64_t)t);
+        intmap_set(out, "caravan.raft.guard.deferred_snapshots", (int64_t)p);
+        intmap_set(out, "caravan.raft.guard.deferred_appends", (int64_t)a);
+    }
 }
 
 size_t server_known_servers(struct server *s, struct server_member **out)
