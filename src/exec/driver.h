@@ -51,6 +51,57 @@ int driver_command_argv(const struct driver_launch *l, const struct strmap *env,
                         char ***argv, char *errmsg);
 void driver_argv_free(char **argv);
 
+/* How driver_spawn() starts the shim. ISOLATED: the exec driver's namespaces, pivot_root
+ * into the task dir and limiting cgroups (root only). PLAIN: no isolation, in the task
+ * dir; accounting cgroups when the agent runs as root on a host with cgroups. */
+enum driver_spawn_mode { DRIVER_SPAWN_PLAIN, DRIVER_SPAWN_ISOLATED };
+
+/* Starts argv (argv[0] resolvable by the shim: absolute, or found on env's PATH; inside
+ * the task's root when isolated) with env (borrowed; the task's environment) under a
+ * task shim, logs and limits from l. Returns as driver.start does. */
+int driver_spawn(const struct driver_launch *l, char *const *argv, const struct strmap *env,
+                 enum driver_spawn_mode mode, pid_t *shim_pid, int *report_fd,
+                 bool *recoverable, char *errmsg);
+/* Fills env (empty) with l->env and the paths an isolated task sees: NOMAD_TASK_DIR=/local,
+ * NOMAD_ALLOC_DIR=/alloc, NOMAD_SECRETS_DIR=/secrets, TMPDIR=/tmp. */
+void driver_exec_env(const struct driver_launch *l, struct strmap *env);
+
+/* The java and qemu command lines, the config interpolated with env: return 0 with a
+ * new *argv (free with driver_argv_free), or -CV_EINVAL with errmsg. argv[0] is java or
+ * qemu as given. java: [jvm_options] [-cp class_path] [-jar jar_path] [class] [args].
+ * qemu: see driver_qemu.c (reads the image's path and the allocated ports, from l->env). */
+int driver_java_argv(const struct driver_launch *l, const struct strmap *env,
+                     const char *java, char ***argv, char *errmsg);
+int driver_qemu_argv(const struct driver_launch *l, const struct strmap *env,
+                     const char *qemu, char ***argv, char *errmsg);
+
+/* A growing NULL-terminated argv (zero-initialise). push takes ownership of s; steal
+ * returns the vector (free with driver_argv_free) and empties a; clear frees it. */
+struct driver_argv {
+    char **v;
+    size_t n, cap;
+};
+void driver_argv_push(struct driver_argv *a, char *s);
+char **driver_argv_steal(struct driver_argv *a);
+void driver_argv_clear(struct driver_argv *a);
+/* The task config's string key, interpolated with env: *out is a new string, or NULL
+ * when absent. Returns 0, or -CV_EINVAL when it is not a string. */
+int driver_config_str(const struct driver_launch *l, const struct strmap *env,
+                      const char *key, char **out, char *errmsg);
+/* Appends the task config's list key (strings interpolated with env; numbers and bools
+ * as their text) to out. Returns 0 (also when absent), or -CV_EINVAL. */
+int driver_config_list(const struct driver_launch *l, const struct strmap *env,
+                       const char *key, struct driver_argv *out, char *errmsg);
+
+/* Runs argv (argv[0] looked up on PATH) with stdin on /dev/null, collecting stdout and
+ * stderr (together) into a new *out (free with free()), for at most timeout_ms; kills it
+ * after that. Returns its exit status (0..255), or -1 when it could not run, timed out or
+ * died by a signal. For fingerprints. */
+int driver_probe(char *const *argv, int timeout_ms, char **out);
+/* The absolute path, symlinks resolved, of name found on PATH; NULL when absent. Free
+ * with free(). */
+char *driver_find_exe(const char *name);
+
 /* Returns the driver called name, or NULL. */
 const struct driver *driver_find(const char *name);
 /* Every built-in driver, in the order node status lists them; NULL-terminated. */

@@ -31,3 +31,6 @@ tests_unit_t_exec_isolation_SOURCES = tests/unit/t_exec_isolation.c
 tests_unit_t_exec_isolation_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_isolation_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
+
+# java and qemu drivers: what they share (config lists, argv, version probes)
+libcvexec_a_SOURCES += %reldir%/driver_shared.c
