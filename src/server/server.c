@@ -131,6 +131,8 @@ struct heartbeat {
     struct server *s;
     char *node_id;
     struct event *ev;
+    int64_t granted_ns;      /* the TTL this leader last gave the node; 0: none yet */
+    uint64_t granted_at_ms;  /* cv_mono_ms() when it was given */
 };
 
 static void node_down_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
@@ -225,11 +227,16 @@ void heartbeat_reset(struct server *s, const char *node_id, int64_t ttl_ns)
 }
 
 /* The node gossip pool declared a client failed. Gossip alone does not move work: the
- * node's heartbeat deadline is brought forward to a short confirmation window, so a
- * client that is really gone is marked down within seconds instead of a whole TTL,
- * while one that only blinked heartbeats in that window (resetting the full TTL) and
- * nothing happens. */
-#define GOSSIP_CONFIRM_NS (5ll * 1000000000ll)
+ * node's heartbeat deadline is brought forward to a confirmation window that ends
+ * GOSSIP_MARGIN after the node's next heartbeat is due (a client heartbeats TTL/2 after
+ * each answer, src/exec/client.c), or GOSSIP_MARGIN from now when that moment has passed
+ * already. A client that is really gone is marked down seconds after the failure is
+ * gossiped instead of after its TTL + grace; a live one whose gossip alone is broken
+ * heartbeats on schedule, inside the window, which restores its full TTL: nothing moves.
+ * The heartbeat stays the only thing that marks a node down. */
+#define GOSSIP_MARGIN_NS (3ll * 1000000000ll)
+
+static int64_t heartbeat_ttl_base(struct server *s);
 
 void server_node_gossip_failed(struct server *s, const char *node_id)
 {
@@ -245,20 +252,42 @@ void server_node_gossip_failed(struct server *s, const char *node_id)
         if (strcmp(hb->node_id, node_id) != 0)
             continue;
         struct timeval deadline, now;
-        int64_t left = -1;
+        int64_t left = -1, window;
+        if (hb->granted_ns) {
+            int64_t due = (int64_t)(hb->granted_at_ms + (uint64_t)(hb->granted_ns / 2000000)) -
+                          (int64_t)cv_mono_ms();
+            window = (due > 0 ? due * 1000000ll : 0) + GOSSIP_MARGIN_NS;
+        } else {
+            /* no heartbeat to this leader yet (it was elected since): the longest interval
+             * a client may use, TTL/2 < the TTL's base */
+            window = heartbeat_ttl_base(s) + GOSSIP_MARGIN_NS;
+        }
         if (event_pending(hb->ev, EV_TIMEOUT, &deadline)) {
             event_base_gettimeofday_cached(s->base, &now);
             left = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000ll +
                    (int64_t)(deadline.tv_usec - now.tv_usec) * 1000ll;
-            if (left <= GOSSIP_CONFIRM_NS)
+            if (left <= window)
                 return;
         }
-        /* the remaining TTL is logged: tests/integration/test_cluster compares the two */
+        /* both figures are logged: tests/integration/test_cluster compares them */
         log_info("nomad.heartbeat", "node %s failed in the node gossip pool: expecting a "
-                 "heartbeat within 5s (the heartbeat deadline was %.1fs away)", node_id,
-                 left < 0 ? -1.0 : (double)left / 1e9);
-        heartbeat_reset(s, node_id, GOSSIP_CONFIRM_NS);
+                 "heartbeat within %.1fs (the heartbeat deadline was %.1fs away)", node_id,
+                 (double)window / 1e9, left < 0 ? -1.0 : (double)left / 1e9);
+        heartbeat_reset(s, node_id, window);
         return;
+    }
+}
+
+/* A heartbeat (or registration) answered with ttl: the node's deadline is ttl + grace. */
+static void heartbeat_granted(struct server *s, const char *node_id, int64_t ttl)
+{
+    heartbeat_reset(s, node_id, ttl + HB_GRACE_NS);
+    for (struct heartbeat *hb = s->heartbeats; hb; hb = hb->next) {
+        if (strcmp(hb->node_id, node_id) == 0) {
+            hb->granted_ns = ttl;
+            hb->granted_at_ms = cv_mono_ms();
+            return;
+        }
     }
 }
 
@@ -277,8 +306,12 @@ static bool restore_hb(const void *obj, void *arg)
 {
     const struct node *n = obj;
     struct server *s = arg;
-    if (!cv_streq(n->status, NODE_STATUS_DOWN))
+    if (!cv_streq(n->status, NODE_STATUS_DOWN)) {
         heartbeat_reset(s, n->id, HB_FAILOVER_TTL_NS);
+        for (struct heartbeat *hb = s->heartbeats; hb; hb = hb->next)
+            if (strcmp(hb->node_id, n->id) == 0)
+                hb->granted_ns = 0; /* unknown until it heartbeats to us */
+    }
     return true;
 }
 
@@ -291,14 +324,20 @@ void heartbeats_restore(struct server *s)
     snap_unref(snap);
 }
 
-static int64_t heartbeat_ttl(struct server *s)
+/* Nomad's TTL: max(min TTL, nodes / max heartbeats per second), plus up to as much again
+ * at random (spreading the heartbeats). */
+static int64_t heartbeat_ttl_base(struct server *s)
 {
     struct state_snap *snap = state_snapshot(s->state);
     int64_t n = (int64_t)snap_count(snap, STATE_NODES);
     snap_unref(snap);
     int64_t ttl = n * 1000000000ll / HB_MAX_PER_SEC;
-    if (ttl < HB_MIN_TTL_NS)
-        ttl = HB_MIN_TTL_NS;
+    return ttl < HB_MIN_TTL_NS ? HB_MIN_TTL_NS : ttl;
+}
+
+static int64_t heartbeat_ttl(struct server *s)
+{
+    int64_t ttl = heartbeat_ttl_base(s);
     return ttl + (int64_t)((uint64_t)rand() % (uint64_t)ttl);
 }
 
@@ -370,7 +409,7 @@ static void ep_node_register(struct rpc_req *req, void *ctx)
     w->req = req;
     w->s = s;
     w->ttl = heartbeat_ttl(s);
-    heartbeat_reset(s, cmd.node->id, w->ttl + HB_GRACE_NS);
+    heartbeat_granted(s, cmd.node->id, w->ttl);
     server_apply(s, &cmd, NULL, node_write_done, w);
     st_clear(&ST_FSM_CMD, &cmd);
 out:
@@ -401,7 +440,7 @@ static void ep_node_update_status(struct rpc_req *req, void *ctx)
     }
     int64_t ttl = heartbeat_ttl(s);
     bool changed = !cv_streq(n->status, r.status);
-    heartbeat_reset(s, r.node_id, ttl + HB_GRACE_NS);
+    heartbeat_granted(s, r.node_id, ttl);
     if (!changed) {
         /* A plain heartbeat: nothing to replicate. */
         struct node_update_resp resp;
