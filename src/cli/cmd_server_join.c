@@ -37,12 +37,13 @@ static int join_exec(struct cli_ctx *ctx, int argc, char **argv)
         return 1;
     }
     long long n = (long long)cli_jint(resp, "num_joined");
-    const char *err = cli_jstr(resp, "error");
-    json_decref(resp);
     if (n <= 0) {
+        const char *err = cli_jstr(resp, "error"); /* borrowed from resp */
         cli_error("Error joining: %s", *err ? err : "no server could be joined");
+        json_decref(resp);
         return 1;
     }
+    json_decref(resp);
     printf("Joined %lld servers successfully\n", n);
     return 0;
 }
