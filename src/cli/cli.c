@@ -33,6 +33,7 @@ static const struct cli_cmd_entry *const cli_cmd_table[] = {
     &cli_cmd_operator_snapshot_save_entry, &cli_cmd_operator_snapshot_restore_entry,
     &cli_cmd_server_join_entry, &cli_cmd_server_force_leave_entry, &cli_cmd_system_gc_entry,
     &cli_cmd_operator_gossip_keyring_entry,
+    &cli_cmd_alloc_stop_entry, &cli_cmd_alloc_restart_entry, &cli_cmd_alloc_signal_entry,
 };
 
 /* Nomad's hidden hyphenated names from before the noun-verb layout. */

@@ -78,6 +78,14 @@ extern const struct cli_cmd_entry cli_cmd_version_entry, cli_cmd_node_status_ent
     cli_cmd_operator_snapshot_save_entry, cli_cmd_operator_snapshot_restore_entry,
     cli_cmd_server_join_entry, cli_cmd_server_force_leave_entry, cli_cmd_system_gc_entry,
     cli_cmd_operator_gossip_keyring_entry;
+extern const struct cli_cmd_entry cli_cmd_alloc_stop_entry, cli_cmd_alloc_restart_entry,
+    cli_cmd_alloc_signal_entry;
+/* alloc stop/restart/signal (cmd_alloc_stop.c): resolves an allocation ID prefix and
+ * fetches the allocation (new reference in *alloc); returns 1 after printing Nomad's
+ * error. cli_alloc_check_task: 0 when the allocation's group has the task, else 1 after
+ * printing "Could not find task named: ...". */
+int cli_alloc_lookup(struct cli_ctx *ctx, const char *prefix, bool verbose, json_t **alloc);
+int cli_alloc_check_task(const json_t *alloc, const char *task);
 void cli_render_raft_peers(FILE *out, const json_t *conf);
 /* -t (Go templates) is refused with a message: returns 1 (the exit code) when tmpl is set. */
 int cli_refuse_template(const char *tmpl);

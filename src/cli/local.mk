@@ -9,7 +9,8 @@ libcvcli_a_SOURCES = \
 	%reldir%/cmd_node_status.c %reldir%/cmd_server_members.c \
 	%reldir%/cmd_job_init.c %reldir%/cmd_job_run.c %reldir%/cmd_job_status.c \
 	%reldir%/cmd_job_stop.c %reldir%/cmd_job_validate.c %reldir%/cmd_job_inspect.c \
-	%reldir%/cmd_alloc_status.c %reldir%/cmd_alloc_logs.c %reldir%/cmd_eval_status.c %reldir%/cmd_operator_raft.c %reldir%/cmd_operator_gossip_keyring.c %reldir%/cmd_operator_snapshot.c %reldir%/cmd_server_join.c %reldir%/cmd_system_gc.c
+	%reldir%/cmd_alloc_status.c %reldir%/cmd_alloc_logs.c %reldir%/cmd_eval_status.c %reldir%/cmd_operator_raft.c %reldir%/cmd_operator_gossip_keyring.c %reldir%/cmd_operator_snapshot.c %reldir%/cmd_server_join.c %reldir%/cmd_system_gc.c \
+	%reldir%/cmd_alloc_stop.c %reldir%/cmd_alloc_restart.c %reldir%/cmd_alloc_signal.c
 
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/t_cli

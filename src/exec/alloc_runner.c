@@ -43,6 +43,8 @@ struct task_runner {
     enum tr_phase phase;
     bool setup_done;
     bool kill_requested;
+    bool restart_requested; /* a user restart: the next exit restarts at once, uncounted */
+    int64_t restart_due;    /* wall ns when the pending restart (WAIT_RESTART) is due */
     bool start_failed;
     bool start_recoverable;
     char start_error[CV_ERRMSG_SIZE];
@@ -89,7 +91,57 @@ static void tr_kill(struct task_runner *tr, const char *type, const char *displa
  *   <task>.state    the task's state: State, Failed, Restarts, times, Events (ST_TASK_STATE)
  * Each is written atomically (rename) when it changes, never on a timer. A handle file
  * is removed once its attempt's exit has been recorded in the task state, so a restored
- * runner never reports one exit twice. */
+ * runner never reports one exit twice.
+ *
+ * A <task>.state file is a map {"TaskState": ST_TASK_STATE, "Restart": {...}}: besides
+ * the state the servers see, it keeps what the restart policy needs to carry across a
+ * client restart: the current interval's start and failure count, and when a pending
+ * restart is due. Times are wall-clock unix ns on disk (the tracker runs on the
+ * monotonic clock, which does not survive a reboot). A file holding a bare ST_TASK_STATE
+ * (written before the tracker was kept) still restores, with a fresh tracker. */
+
+struct tr_saved_restart {
+    int64_t interval_start; /* wall ns; 0 = no interval yet */
+    int64_t count;          /* failures counted in that interval */
+    int64_t due;            /* wall ns when a pending restart starts; 0 = none pending */
+};
+
+struct tr_saved {
+    struct task_state state;
+    struct tr_saved_restart restart;
+};
+
+static const struct sfield tr_saved_restart_fields[] = {
+    SF(tr_saved_restart, interval_start, "IntervalStart", SF_TIME),
+    SF(tr_saved_restart, count, "Count", SF_INT),
+    SF(tr_saved_restart, due, "Due", SF_TIME),
+};
+static const struct stype ST_TR_SAVED_RESTART = {
+    "TaskRestartTracker", sizeof(struct tr_saved_restart), tr_saved_restart_fields,
+    CV_ARRAY_LEN(tr_saved_restart_fields), NULL, -1};
+static const struct sfield tr_saved_fields[] = {
+    SFT(tr_saved, state, "TaskState", SF_STRUCT, &ST_TASK_STATE),
+    SFT(tr_saved, restart, "Restart", SF_STRUCT, &ST_TR_SAVED_RESTART),
+};
+static const struct stype ST_TR_SAVED = {"TaskRunnerState", sizeof(struct tr_saved),
+                                         tr_saved_fields, CV_ARRAY_LEN(tr_saved_fields), NULL,
+                                         -1};
+
+/* Monotonic tracker time <-> wall time, through the offset between the clocks now. */
+static int64_t mono_to_wall(int64_t mono)
+{
+    if (!mono)
+        return 0;
+    return cv_wall_ns() - ((int64_t)cv_mono_ns() - mono);
+}
+
+static int64_t wall_to_mono(int64_t wall)
+{
+    if (!wall)
+        return 0;
+    int64_t m = (int64_t)cv_mono_ns() - (cv_wall_ns() - wall);
+    return m ? m : -1; /* 0 means "no interval"; a start before boot may be <= 0 */
+}
 
 #define AR_ALLOC_FILE "alloc.msgpack"
 
@@ -117,7 +169,10 @@ static void ar_persist_tasks(struct alloc_runner *ar)
         struct task_runner *tr = &ar->tr[i];
         char *buf;
         size_t len;
-        st_encode(&ST_TASK_STATE, &tr->state, &buf, &len);
+        struct tr_saved sv = {.state = tr->state,
+                              .restart = {mono_to_wall(tr->rt.interval_start), tr->rt.count,
+                                          tr->phase == TR_WAIT_RESTART ? tr->restart_due : 0}};
+        st_encode(&ST_TR_SAVED, &sv, &buf, &len); /* sv.state is borrowed, not cleared */
         if (tr->saved && len == tr->saved_len && !memcmp(buf, tr->saved, len)) {
             free(buf);
             continue;
@@ -186,23 +241,35 @@ static void tr_clear_events(struct task_runner *tr)
     tr->report_fd = tr->pidfd = -1;
 }
 
+/* Signal names as Nomad's signal lookup spells them (with or without "SIG"). */
+static const struct {
+    const char *name;
+    int sig;
+} signal_names[] = {
+    {"SIGABRT", SIGABRT}, {"SIGALRM", SIGALRM},   {"SIGBUS", SIGBUS},   {"SIGCHLD", SIGCHLD},
+    {"SIGCONT", SIGCONT}, {"SIGFPE", SIGFPE},     {"SIGHUP", SIGHUP},   {"SIGILL", SIGILL},
+    {"SIGINT", SIGINT},   {"SIGIO", SIGIO},       {"SIGIOT", SIGIOT},   {"SIGKILL", SIGKILL},
+    {"SIGPIPE", SIGPIPE}, {"SIGPROF", SIGPROF},   {"SIGQUIT", SIGQUIT}, {"SIGSEGV", SIGSEGV},
+    {"SIGSTOP", SIGSTOP}, {"SIGSYS", SIGSYS},     {"SIGTERM", SIGTERM}, {"SIGTRAP", SIGTRAP},
+    {"SIGTSTP", SIGTSTP}, {"SIGTTIN", SIGTTIN},   {"SIGTTOU", SIGTTOU}, {"SIGURG", SIGURG},
+    {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},   {"SIGVTALRM", SIGVTALRM},
+    {"SIGWINCH", SIGWINCH}, {"SIGXCPU", SIGXCPU}, {"SIGXFSZ", SIGXFSZ},
+};
+
+int alloc_signal_parse(const char *name)
+{
+    if (!name || !*name)
+        return -1;
+    for (size_t i = 0; i < CV_ARRAY_LEN(signal_names); i++)
+        if (!strcmp(name, signal_names[i].name) || !strcmp(name, signal_names[i].name + 3))
+            return signal_names[i].sig;
+    return -1;
+}
+
 static int64_t kill_signal_of(const struct task *t)
 {
-    const char *s = t->kill_signal;
-    if (!s || !*s)
-        return SIGINT; /* Nomad's default kill_signal */
-    if (cv_has_prefix(s, "SIG"))
-        s += 3;
-    static const struct {
-        const char *n;
-        int v;
-    } sigs[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
-                {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH},
-                {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}};
-    for (size_t i = 0; i < CV_ARRAY_LEN(sigs); i++)
-        if (!strcmp(s, sigs[i].n))
-            return sigs[i].v;
-    return SIGINT;
+    int sig = alloc_signal_parse(t->kill_signal);
+    return sig > 0 ? sig : SIGINT; /* Nomad's default kill_signal */
 }
 
 static bool job_is_batch(const struct job *j)
@@ -261,17 +328,26 @@ static void tr_ended(struct task_runner *tr, bool start_error, bool recoverable,
         tr_dead(tr, false);
         return;
     }
-    struct restart_input in = {
-        .batch = job_is_batch(tr->ar->job),
-        .start_error = start_error,
-        .recoverable = recoverable,
-        .exit_code = exit_code,
-        .signal = sig,
-        .now = (int64_t)cv_mono_ns(),
-        .jitter = (double)(cv_mono_ns() % 1000) / 1000.0,
-    };
     struct restart_decision d;
-    restart_decide(tr->task->restart_policy, &tr->rt, &in, &d);
+    if (tr->restart_requested && !start_error) {
+        /* A user restart (alloc restart): start again at once; the restart policy does
+         * not count it (Nomad's restartTriggered). */
+        tr->restart_requested = false;
+        memset(&d, 0, sizeof d);
+        d.verdict = RESTART_RESTART;
+    } else {
+        tr->restart_requested = false;
+        struct restart_input in = {
+            .batch = job_is_batch(tr->ar->job),
+            .start_error = start_error,
+            .recoverable = recoverable,
+            .exit_code = exit_code,
+            .signal = sig,
+            .now = (int64_t)cv_mono_ns(),
+            .jitter = (double)(cv_mono_ns() % 1000) / 1000.0,
+        };
+        restart_decide(tr->task->restart_policy, &tr->rt, &in, &d);
+    }
     switch (d.verdict) {
     case RESTART_TERMINATED:
         tr_dead(tr, false);
@@ -294,8 +370,12 @@ static void tr_ended(struct task_runner *tr, bool start_error, bool recoverable,
         tr->state.restarts++;
         tr->state.last_restart = cv_wall_ns();
         tr->phase = TR_WAIT_RESTART;
+        tr->restart_due = cv_wall_ns() + delay;
         tr_set_state(tr, TASK_STATE_PENDING);
         struct timeval tv = {(time_t)(delay / NS_PER_SEC), (suseconds_t)(delay % NS_PER_SEC / 1000)};
+        /* The timer may last have served a kill (tr_begin_kill): point it back. */
+        event_del(tr->ev_timer);
+        event_assign(tr->ev_timer, tr->ar->base, -1, 0, tr_restart_timer_cb, tr);
         evtimer_add(tr->ev_timer, &tv);
         break;
     }
@@ -494,6 +574,8 @@ static void tr_start(struct task_runner *tr)
     struct alloc_runner *ar = tr->ar;
     char errmsg[CV_ERRMSG_SIZE];
 
+    tr->restart_due = 0;
+
     if (!tr->setup_done) {
         tr_event(tr, TASK_EV_SETUP, "Building Task Directory");
         if (tr_setup(tr, errmsg) != 0) {
@@ -691,23 +773,33 @@ struct alloc_runner *alloc_runner_restore(const struct alloc_runner_config *cfg,
         struct task_runner *tr = &ar->tr[i];
         char *sb;
         size_t sl;
-        struct task_state ts = {0};
+        struct tr_saved sv;
+        memset(&sv, 0, sizeof sv);
         if (cv_read_file(tr->state_file, &sb, &sl) != 0)
             continue; /* never persisted: the task had not started */
-        if (st_decode(&ST_TASK_STATE, sb, sl, &ts, err) != 0) {
+        int drc = st_decode(&ST_TR_SAVED, sb, sl, &sv, err);
+        if (drc == 0 && !sv.state.state) {
+            /* A bare task state, from before the tracker was persisted. */
+            st_clear(&ST_TR_SAVED, &sv);
+            drc = st_decode(&ST_TASK_STATE, sb, sl, &sv.state, err);
+        }
+        if (drc != 0) {
             log_warn("client", "alloc %s task %s: ignoring bad %s: %s", alloc_id,
                      tr->task->name, tr->state_file, err);
-            st_clear(&ST_TASK_STATE, &ts);
+            st_clear(&ST_TR_SAVED, &sv);
             free(sb);
             continue;
         }
         st_clear(&ST_TASK_STATE, &tr->state);
-        tr->state = ts;
+        tr->state = sv.state;
+        tr->rt.interval_start = wall_to_mono(sv.restart.interval_start);
+        tr->rt.count = sv.restart.count;
+        tr->restart_due = sv.restart.due;
         cv_strset(&tr->state.name, tr->task->name);
         tr->saved = sb;
         tr->saved_len = sl;
         tr->setup_done = access(tr->task_dir, F_OK) == 0;
-        if (cv_streq(ts.state, TASK_STATE_DEAD))
+        if (cv_streq(tr->state.state, TASK_STATE_DEAD))
             tr->phase = TR_DEAD;
     }
 out:
@@ -760,6 +852,17 @@ static void tr_restore_ended(struct task_runner *tr)
 {
     struct shim_handle h;
     if (shim_read_handle(tr->handle_file, &h) != 0) {
+        int64_t wait = tr->restart_due ? tr->restart_due - cv_wall_ns() : 0;
+        if (wait > 0 && cv_streq(tr->state.state, TASK_STATE_PENDING)) {
+            /* The previous client was waiting out a restart delay: wait out the rest. */
+            tr->phase = TR_WAIT_RESTART;
+            struct timeval tv = {(time_t)(wait / NS_PER_SEC),
+                                 (suseconds_t)(wait % NS_PER_SEC / 1000)};
+            evtimer_add(tr->ev_timer, &tv);
+            log_info("client", "alloc %s task %s: restart due in %lld ms", tr->ar->alloc->id,
+                     tr->task->name, (long long)(wait / 1000000));
+            return;
+        }
         tr_start(tr);
         return;
     }
@@ -849,6 +952,84 @@ void alloc_runner_kill(struct alloc_runner *ar)
     for (size_t i = 0; i < ar->n_tr; i++)
         tr_kill(&ar->tr[i], TASK_EV_KILLING, NULL);
     notify(ar);
+}
+
+/* ---- user requests: signal, restart ---- */
+
+#define TASK_EV_SIGNALING "Signaling"
+#define TASK_EV_RESTART_SIGNAL "Restart Signaled"
+
+static struct task_runner *ar_task(struct alloc_runner *ar, const char *name)
+{
+    for (size_t i = 0; i < ar->n_tr; i++)
+        if (cv_streq(ar->tr[i].task->name, name))
+            return &ar->tr[i];
+    return NULL;
+}
+
+/* Running as far as a user request is concerned: started, and not being stopped. */
+static bool tr_running(const struct task_runner *tr)
+{
+    return tr->phase == TR_RUNNING && tr->task_pid > 0 && !tr->kill_requested &&
+           !tr->restart_requested;
+}
+
+static void tr_send_signal(struct task_runner *tr, const char *name, int sig)
+{
+    struct task_event *e = tr_event(tr, TASK_EV_SIGNALING, "Task being sent a signal");
+    strmap_set(&e->details, "signal", name);
+    log_info("client", "alloc %s task %s: sending %s", tr->ar->alloc->id, tr->task->name, name);
+    tr_signal(tr, sig);
+}
+
+int alloc_runner_signal(struct alloc_runner *ar, const char *task, const char *signal,
+                        char *errmsg)
+{
+    int sig = alloc_signal_parse(signal);
+    if (sig <= 0)
+        return cv_err(errmsg, CV_EINVAL, "invalid signal \"%s\"", cv_str(signal));
+    if (task && *task) {
+        struct task_runner *tr = ar_task(ar, task);
+        if (!tr)
+            return cv_err(errmsg, CV_ENOTFOUND, "Task not found");
+        if (!tr_running(tr))
+            return cv_err(errmsg, CV_ECONFLICT, "Task not running");
+        tr_send_signal(tr, signal, sig);
+    } else {
+        /* Every running task; tasks that are not running are left alone. */
+        for (size_t i = 0; i < ar->n_tr; i++)
+            if (tr_running(&ar->tr[i]))
+                tr_send_signal(&ar->tr[i], signal, sig);
+    }
+    notify(ar);
+    return 0;
+}
+
+static void tr_user_restart(struct task_runner *tr, const char *reason)
+{
+    struct task_event *e = tr_event(tr, TASK_EV_RESTART_SIGNAL, reason);
+    cv_strset(&e->restart_reason, reason);
+    tr->restart_requested = true;
+    tr_begin_kill(tr);
+}
+
+int alloc_runner_restart(struct alloc_runner *ar, const char *task, char *errmsg)
+{
+    if (task && *task) {
+        struct task_runner *tr = ar_task(ar, task);
+        if (!tr)
+            return cv_err(errmsg, CV_ENOTFOUND, "Could not find task runner for task: %s",
+                          task);
+        if (!tr_running(tr))
+            return cv_err(errmsg, CV_ECONFLICT, "Task not running");
+        tr_user_restart(tr, "User requested task to restart");
+    } else {
+        for (size_t i = 0; i < ar->n_tr; i++)
+            if (tr_running(&ar->tr[i]))
+                tr_user_restart(&ar->tr[i], "User requested running tasks to restart");
+    }
+    notify(ar);
+    return 0;
 }
 
 bool alloc_runner_done(const struct alloc_runner *ar)

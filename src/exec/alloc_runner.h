@@ -69,6 +69,20 @@ void alloc_runner_run(struct alloc_runner *ar);
 void alloc_runner_update(struct alloc_runner *ar, const struct alloc *a);
 /* Stops every task (kill_signal, then SIGKILL after kill_timeout). */
 void alloc_runner_kill(struct alloc_runner *ar);
+/* alloc signal: sends signal ("SIGUSR1" or "USR1") to the task's process group, or to
+ * every running task when task is NULL or empty, each with a "Signaling" event
+ * (Details["signal"]). Returns 0, or with errmsg: -CV_EINVAL for an unknown signal,
+ * -CV_ENOTFOUND "Task not found", -CV_ECONFLICT "Task not running". */
+int alloc_runner_signal(struct alloc_runner *ar, const char *task, const char *signal,
+                        char *errmsg);
+/* alloc restart: restarts the task in place (or every running task when task is NULL or
+ * empty): a "Restart Signaled" event, kill_signal then SIGKILL after kill_timeout, and
+ * once it exited a "Restarting" event ("Task restarting in 0s") and a new start at once.
+ * The restart policy does not count it. Returns 0, or -CV_ENOTFOUND / -CV_ECONFLICT
+ * ("Task not running") with errmsg. */
+int alloc_runner_restart(struct alloc_runner *ar, const char *task, char *errmsg);
+/* The signal number for a name as Nomad spells it ("SIGUSR1", or "USR1"); -1 if unknown. */
+int alloc_signal_parse(const char *name);
 /* All tasks dead and no shim left. */
 bool alloc_runner_done(const struct alloc_runner *ar);
 const struct alloc *alloc_runner_alloc(const struct alloc_runner *ar); /* the server's view */

@@ -855,3 +855,36 @@ int client_log_open(struct client *c, const char *alloc_id, const char *task, co
     free(base);
     return 0;
 }
+
+/* ---- alloc lifecycle requests (alloc signal / restart) ---- */
+
+bool client_has_alloc(const struct client *c, const char *alloc_id)
+{
+    const struct client_alloc *ca = alloc_id ? find_alloc(c, alloc_id) : NULL;
+    return ca && !ca->removed;
+}
+
+static struct client_alloc *lifecycle_alloc(struct client *c, const char *alloc_id,
+                                            char *errmsg)
+{
+    struct client_alloc *ca = alloc_id ? find_alloc(c, alloc_id) : NULL;
+    if (!ca || ca->removed) {
+        cv_err(errmsg, CV_ENOTFOUND, "Unknown allocation \"%s\"", cv_str(alloc_id));
+        return NULL;
+    }
+    return ca;
+}
+
+int client_alloc_signal(struct client *c, const char *alloc_id, const char *task,
+                        const char *signal, char *errmsg)
+{
+    struct client_alloc *ca = lifecycle_alloc(c, alloc_id, errmsg);
+    return ca ? alloc_runner_signal(ca->ar, task, signal, errmsg) : -CV_ENOTFOUND;
+}
+
+int client_alloc_restart(struct client *c, const char *alloc_id, const char *task,
+                         char *errmsg)
+{
+    struct client_alloc *ca = lifecycle_alloc(c, alloc_id, errmsg);
+    return ca ? alloc_runner_restart(ca->ar, task, errmsg) : -CV_ENOTFOUND;
+}

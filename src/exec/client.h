@@ -79,6 +79,16 @@ ssize_t log_stream_read(struct log_stream *ls, char *buf, size_t n);
 bool log_stream_task_dead(struct log_stream *ls);
 void log_stream_close(struct log_stream *ls);
 
+/* Whether this client runs the allocation (the HTTP API answers /v1/client/ requests
+ * for it here, and forwards the others to the node that runs them). */
+bool client_has_alloc(const struct client *c, const char *alloc_id);
+/* PUT /v1/client/allocation/:id/signal and /restart (alloc_runner_signal/_restart). An
+ * allocation this client does not run: -CV_ENOTFOUND, "Unknown allocation \"<id>\"". */
+int client_alloc_signal(struct client *c, const char *alloc_id, const char *task,
+                        const char *signal, char *errmsg);
+int client_alloc_restart(struct client *c, const char *alloc_id, const char *task,
+                         char *errmsg);
+
 /* For /v1/agent/self stats and metrics. */
 size_t client_num_allocs(const struct client *c);
 

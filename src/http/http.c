@@ -1036,6 +1036,257 @@ static void handle_logs(struct http_api *h, struct evhttp_request *req, const st
     log_pump(-1, 0, l);
 }
 
+/* ------------------------------------------------- alloc lifecycle, client forwarding
+ *
+ * /v1/client/... requests about an allocation (logs, signal, restart) are answered by
+ * the client that runs it, whichever agent the request reaches:
+ *   - this agent's client runs it: answered here;
+ *   - a server: looks the allocation's node up in its state and relays the request to
+ *     that node's HTTP address (Node.HTTPAddr), streaming the answer back (log follows
+ *     stay open);
+ *   - a client-only agent: relays it to its server, which relays it on.
+ * A relayed request carries X-Caravan-Forwarded and is never relayed again, so a stale
+ * view cannot make two agents bounce a request between them; an agent that gets one
+ * for an allocation it does not run answers 404 `Unknown allocation "<id>"`. */
+
+#define FWD_HEADER "X-Caravan-Forwarded"
+
+struct relay {
+    struct evhttp_request *req; /* the incoming request; NULL once its client went away */
+    struct evhttp_connection *conn;
+    bool started; /* the reply to req has started (chunks follow) */
+};
+
+static void relay_copy_headers(struct evhttp_request *from, struct evhttp_request *to)
+{
+    static const char *const keep[] = {"Content-Type", "X-Nomad-Index", "X-Nomad-KnownLeader",
+                                       "X-Nomad-LastContact"};
+    struct evkeyvalq *in = evhttp_request_get_input_headers(from);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(to);
+    for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
+        const char *v = evhttp_find_header(in, keep[i]);
+        if (v)
+            evhttp_add_header(out, keep[i], v);
+    }
+}
+
+/* The incoming connection closed (a log follower hung up): drop the relayed request. */
+static void relay_client_gone(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    struct relay *r = arg;
+    evhttp_connection_free(r->conn); /* frees the pending request without its callback */
+    free(r);
+}
+
+static void relay_chunk(struct evhttp_request *resp, void *arg)
+{
+    struct relay *r = arg;
+    if (!r->started) {
+        relay_copy_headers(resp, r->req);
+        evhttp_send_reply_start(r->req, evhttp_request_get_response_code(resp),
+                                evhttp_request_get_response_code_line(resp));
+        r->started = true;
+    }
+    evhttp_send_reply_chunk(r->req, evhttp_request_get_input_buffer(resp));
+}
+
+static void relay_done(struct evhttp_request *resp, void *arg)
+{
+    struct relay *r = arg;
+    struct evhttp_connection *in = evhttp_request_get_connection(r->req);
+    if (in)
+        evhttp_connection_set_closecb(in, NULL, NULL);
+    if (!resp || evhttp_request_get_response_code(resp) == 0) {
+        if (r->started)
+            evhttp_send_reply_end(r->req);
+        else
+            reply_text(r->req, 500, "No path to node: the node's agent did not answer");
+    } else if (!r->started) {
+        relay_copy_headers(resp, r->req);
+        evhttp_send_reply(r->req, evhttp_request_get_response_code(resp),
+                          evhttp_request_get_response_code_line(resp),
+                          evhttp_request_get_input_buffer(resp));
+    } else {
+        struct evbuffer *rest = evhttp_request_get_input_buffer(resp);
+        if (evbuffer_get_length(rest))
+            evhttp_send_reply_chunk(r->req, rest);
+        evhttp_send_reply_end(r->req);
+    }
+    evhttp_connection_free_on_completion(r->conn);
+    free(r);
+}
+
+/* Relays req to target ("ip:port"), marked as forwarded when mark is set. */
+static void relay_request(struct http_api *h, struct evhttp_request *req, const char *target,
+                          bool mark)
+{
+    char host[128];
+    snprintf(host, sizeof host, "%s", cv_str(target));
+    char *colon = strrchr(host, ':');
+    if (!colon) {
+        reply_text(req, 500, "No path to node: bad address \"%s\"", host);
+        return;
+    }
+    *colon = '\0';
+    struct relay *r = xcalloc(1, sizeof *r);
+    r->req = req;
+    r->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
+    evhttp_connection_set_timeout(r->conn, 24 * 3600); /* a log follow may idle for long */
+    struct evhttp_request *out = evhttp_request_new(relay_done, r);
+    evhttp_request_set_chunked_cb(out, relay_chunk);
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
+    evhttp_add_header(oh, "Host", target);
+    static const char *const pass[] = {"Content-Type", "X-Nomad-Token"};
+    for (size_t i = 0; i < CV_ARRAY_LEN(pass); i++) {
+        const char *v = evhttp_find_header(ih, pass[i]);
+        if (v)
+            evhttp_add_header(oh, pass[i], v);
+    }
+    if (mark)
+        evhttp_add_header(oh, FWD_HEADER, "1");
+    evbuffer_add_buffer(evhttp_request_get_output_buffer(out), evhttp_request_get_input_buffer(req));
+    if (evhttp_make_request(r->conn, out, evhttp_request_get_command(req),
+                            evhttp_request_get_uri(req)) != 0) {
+        evhttp_connection_free(r->conn);
+        free(r);
+        reply_text(req, 500, "No path to node: relay to %s failed", target);
+        return;
+    }
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), relay_client_gone, r);
+}
+
+/* Decides where a /v1/client/ request about alloc_id is answered. Returns true when it
+ * was relayed or answered; false when this agent answers it. */
+static bool client_forward(struct http_api *h, struct evhttp_request *req, const char *alloc_id)
+{
+    if (h->deps.client && client_has_alloc(h->deps.client, alloc_id))
+        return false;
+    if (evhttp_find_header(evhttp_request_get_input_headers(req), FWD_HEADER))
+        return false;
+    if (!h->deps.server) {
+        const char *srv = h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL;
+        if (!srv)
+            return false;
+        relay_request(h, req, srv, false);
+        return true;
+    }
+    struct state_snap *snap = state_snapshot(server_state(h->deps.server));
+    const struct alloc *a = snap_alloc(snap, alloc_id);
+    const struct node *n = a ? snap_node(snap, a->node_id) : NULL;
+    const char *local = h->deps.client ? client_node_id(h->deps.client) : NULL;
+    bool done = true;
+    if (!a)
+        reply_text(req, 404, "Unknown allocation \"%s\"", alloc_id);
+    else if (local && cv_streq(a->node_id, local))
+        done = false; /* ours, though no longer running here: answered here */
+    else if (!n || !n->http_addr || !*n->http_addr)
+        reply_text(req, 404, "No path to node");
+    else
+        relay_request(h, req, n->http_addr, true);
+    snap_unref(snap);
+    return done;
+}
+
+static void reply_index0(struct evhttp_request *req)
+{
+    json_t *o = json_pack("{s:i}", "Index", 0);
+    reply_json(req, o, 0, false);
+    json_decref(o);
+}
+
+/* PUT /v1/client/allocation/:id/signal {"Signal","Task"} and /restart {"TaskName"}. */
+static void handle_client_alloc(struct http_api *h, struct evhttp_request *req,
+                                enum evhttp_cmd_type m, const char *alloc_id, const char *sfx)
+{
+    bool sig = !strcmp(sfx, "/signal"), restart = !strcmp(sfx, "/restart");
+    if (!sig && !restart) {
+        reply_text(req, 404, "Invalid path");
+        return;
+    }
+    if (m != EVHTTP_REQ_PUT && m != EVHTTP_REQ_POST) {
+        reply_text(req, 405, "Invalid method");
+        return;
+    }
+    if (client_forward(h, req, alloc_id))
+        return;
+    if (!h->deps.client) {
+        reply_text(req, 404, "Unknown allocation \"%s\"", alloc_id);
+        return;
+    }
+    char err[CV_ERRMSG_SIZE] = "";
+    json_t *body = NULL;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
+        body = read_body(req, err, sizeof err);
+        if (!body || !json_is_object(body)) {
+            reply_text(req, 400, "Failed to decode body: %s", body ? "not an object" : err);
+            json_decref(body);
+            return;
+        }
+    }
+    int rc;
+    if (sig) {
+        const char *s = json_string_value(json_object_get(body, "Signal"));
+        const char *t = json_string_value(json_object_get(body, "Task"));
+        rc = client_alloc_signal(h->deps.client, alloc_id, t, s, err);
+    } else {
+        const char *t = json_string_value(json_object_get(body, "TaskName"));
+        rc = client_alloc_restart(h->deps.client, alloc_id, t, err);
+    }
+    json_decref(body);
+    if (rc)
+        reply_text(req, http_code_for(rc), "%s", err);
+    else
+        reply_index0(req);
+}
+
+struct stop_req {
+    struct evhttp_request *req;
+};
+
+static void alloc_stop_done(int status, const char *resp, size_t len, const char *errmsg,
+                            void *arg)
+{
+    struct stop_req *w = arg;
+    struct job_write_resp r;
+    memset(&r, 0, sizeof r);
+    char err[CV_ERRMSG_SIZE];
+    if (!status)
+        status = st_decode(&ST_JOB_WRITE_RESP, resp, len, &r, err);
+    if (status) {
+        reply_text(w->req, http_code_for(status), "%s", errmsg ? errmsg : cv_strerror(status));
+    } else {
+        json_t *o = json_object();
+        json_object_set_new(o, "EvalID", json_string(cv_str(r.eval_id)));
+        json_object_set_new(o, "Index", json_integer((json_int_t)r.index));
+        reply_json(w->req, o, r.index, false);
+        json_decref(o);
+    }
+    st_clear(&ST_JOB_WRITE_RESP, &r);
+    free(w);
+}
+
+/* PUT /v1/allocation/:id/stop -> {"EvalID","Index"} (server; Alloc.Stop). */
+static void handle_alloc_stop(struct http_api *h, struct evhttp_request *req,
+                              enum evhttp_cmd_type m, const char *alloc_id)
+{
+    if (m != EVHTTP_REQ_PUT && m != EVHTTP_REQ_POST) {
+        reply_text(req, 405, "Invalid method");
+        return;
+    }
+    struct alloc_get_req r = {{NULL, 0}};
+    strlist_add(&r.alloc_ids, alloc_id);
+    char *buf;
+    size_t len;
+    st_encode(&ST_ALLOC_GET_REQ, &r, &buf, &len);
+    strlist_clear(&r.alloc_ids);
+    struct stop_req *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    rpc_dispatch(server_endpoints(h->deps.server), "Alloc.Stop", buf, len, alloc_stop_done, w);
+    free(buf);
+}
+
 /* ---------------------------------------------------------------- misc */
 
 static void handle_metrics(struct http_api *h, struct evhttp_request *req)
@@ -1326,10 +1577,15 @@ static void route(struct evhttp_request *req, void *arg)
             reply_text(req, 404, "Invalid path");
     } else if (cv_has_prefix(path, "/v1/client/fs/logs/") && split_id(path + 19, &id, &sfx) &&
                !*sfx) {
-        if (is_get(m))
-            handle_logs(h, req, &q, id);
-        else
+        if (!is_get(m))
             reply_text(req, 405, "Invalid method");
+        else if (!client_forward(h, req, id))
+            handle_logs(h, req, &q, id);
+    } else if (cv_has_prefix(path, "/v1/client/allocation/") && split_id(path + 22, &id, &sfx)) {
+        handle_client_alloc(h, req, m, id, sfx);
+    } else if (cv_has_prefix(path, "/v1/allocation/") && split_id(path + 15, &id, &sfx) &&
+               !strcmp(sfx, "/stop") && srv) {
+        handle_alloc_stop(h, req, m, id);
     } else if (!strcmp(path, "/v1/status/leader") && is_get(m)) {
         const char *l = srv ? server_leader_addr(srv) : NULL;
         if (!l && !query_flag(&q, "stale")) {
