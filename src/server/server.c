@@ -702,6 +702,55 @@ static void ep_job_deregister(struct rpc_req *req, void *ctx)
     st_clear(&ST_JOB_DEREGISTER_REQ, &r);
 }
 
+/* ---------------------------------------------------------------- alloc stop */
+
+/* Alloc.Stop (leader; request alloc_get_req with one ID, answer job_write_resp with the
+ * evaluation): `alloc stop`. Nomad marks the allocation DesiredTransition.Migrate and the
+ * scheduler stops and replaces it; our data model has no DesiredTransition yet, so the
+ * stop is written directly (DesiredStatus stop, "alloc is being migrated", as the
+ * scheduler's migration writes it) together with an "alloc-stop" evaluation, whose
+ * scheduling then places the replacement. */
+static void ep_alloc_stop(struct rpc_req *req, void *ctx)
+{
+    struct server *s = ctx;
+    struct alloc_get_req r;
+    memset(&r, 0, sizeof r);
+    if (rpc_req_decode(req, &ST_ALLOC_GET_REQ, &r))
+        return;
+    const char *id = r.alloc_ids.n ? r.alloc_ids.v[0] : NULL;
+    struct state_snap *snap = state_snapshot(s->state);
+    const struct alloc *a = id ? snap_alloc(snap, id) : NULL;
+    if (!a) {
+        rpc_req_error(req, CV_ENOTFOUND, "Unknown allocation \"%s\"", cv_str(id));
+    } else if (!not_leader(s, req)) {
+        const struct job *j = snap_job(snap, a->namespace, a->job_id);
+        if (!j)
+            j = a->job;
+        struct eval *e = j ? new_eval(j, EVAL_TRIGGER_ALLOC_STOP, NULL)
+                           : server_eval_new(a->namespace, a->job_id, NULL, 0,
+                                             EVAL_TRIGGER_ALLOC_STOP);
+        struct fsm_cmd cmd;
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = FSM_PLAN_APPLY;
+        cmd.stopped = xcalloc(1, sizeof *cmd.stopped);
+        cmd.n_stopped = 1;
+        cmd.stopped[0].id = xstrdup(a->id);
+        cmd.stopped[0].desired_status = xstrdup(ALLOC_DESIRED_STOP);
+        cmd.stopped[0].desired_description = xstrdup("alloc is being migrated");
+        cmd.evals = e;
+        cmd.n_evals = 1;
+        struct job_write *w = xcalloc(1, sizeof *w);
+        w->req = req;
+        w->s = s;
+        w->ns = xstrdup(a->namespace);
+        w->id = xstrdup(a->job_id);
+        server_apply(s, &cmd, e->id, job_write_done, w);
+        st_clear(&ST_FSM_CMD, &cmd);
+    }
+    snap_unref(snap);
+    st_clear(&ST_ALLOC_GET_REQ, &r);
+}
+
 /* ---------------------------------------------------------------- operator endpoints */
 
 /* Finds a raft server by raft ID (hex), node UUID or RPC address. Returns its raft id
@@ -897,6 +946,7 @@ struct server *server_new(struct event_base *base, const struct server_config *c
     rpc_endpoints_add_leader(s->eps, "Status.ReadIndex", ep_read_index, s);
     rpc_endpoints_add_leader(s->eps, "Job.Register", ep_job_register, s);
     rpc_endpoints_add_leader(s->eps, "Job.Deregister", ep_job_deregister, s);
+    rpc_endpoints_add_leader(s->eps, "Alloc.Stop", ep_alloc_stop, s);
     rpc_endpoints_add_leader(s->eps, "Operator.RaftRemovePeer", ep_op_remove_peer, s);
     rpc_endpoints_add_leader(s->eps, "Operator.TransferLeadership", ep_op_transfer, s);
     rpc_endpoints_add_leader(s->eps, "Operator.SnapshotRestore", ep_op_snapshot_restore, s);
