@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "exec/docker_task.h"
 #include "exec/shim.h"
 #include "cli/cli_int.h"
 #include "config.h"
@@ -166,6 +167,8 @@ int cli_main(int argc, char **argv)
     /* Internal verb: the per-task shim the client re-executes (src/exec/shim.h). */
     if (strcmp(first, "task-shim") == 0)
         return shim_main(argc - 1, argv + 1);
+    if (strcmp(first, "docker-task") == 0) /* the docker driver's task (docker_task.h) */
+        return docker_task_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "-version") || !strcmp(argv[i], "--version"))
             return run_entry(&cli_cmd_version_entry, 0, argv + argc);

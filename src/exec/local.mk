@@ -6,6 +6,7 @@ libcvexec_a_SOURCES = \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
 	%reldir%/driver.c %reldir%/driver.h %reldir%/driver_exec.c %reldir%/driver_raw_exec.c \
 	%reldir%/driver_docker.c %reldir%/driver_java.c %reldir%/driver_qemu.c \
+	%reldir%/docker_api.c %reldir%/docker_api.h %reldir%/docker_task.c %reldir%/docker_task.h \
 	%reldir%/fingerprint.c %reldir%/fingerprint.h \
 	%reldir%/isolate.c %reldir%/isolate.h \
 	%reldir%/logs.c %reldir%/logs.h \
@@ -34,3 +35,10 @@ endif
 
 # java and qemu drivers: what they share (config lists, argv, version probes)
 libcvexec_a_SOURCES += %reldir%/driver_shared.c
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/t_exec_vm_drivers
+TESTS += tests/unit/t_exec_vm_drivers
+tests_unit_t_exec_vm_drivers_SOURCES = tests/unit/t_exec_vm_drivers.c tests/unit/t_exec_helper.c tests/unit/t_exec_helper.h
+tests_unit_t_exec_vm_drivers_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_vm_drivers_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+endif

@@ -30,6 +30,8 @@
 
 #define SHIM_REPORT_FD 3
 #define SHIM_DRAIN_MS 2000
+#define SHIM_ON_EXIT_MS 30000
+#define SHIM_ON_EXIT_ARGS 16
 
 /* ---- small files: "key=value" lines, written by rename (no fsync: after a machine
  * crash the tasks are gone anyway; what matters is surviving the agent's death) ---- */
@@ -155,10 +157,12 @@ int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char 
     snprintf(lim[1], sizeof lim[1], "%lld", (long long)s->limits.memory_max_bytes);
     snprintf(lim[2], sizeof lim[2], "%lld", (long long)s->limits.cpu_shares);
     snprintf(lim[3], sizeof lim[3], "%lld", (long long)s->limits.pids_max);
-    size_t nargs = 0;
+    size_t nargs = 0, nexit = 0;
     while (s->argv[nargs])
         nargs++;
-    const char **argv = xcalloc(nargs + 36, sizeof *argv);
+    while (s->on_exit && s->on_exit[nexit])
+        nexit++;
+    const char **argv = xcalloc(nargs + 2 * nexit + 40, sizeof *argv);
     size_t a = 0;
     argv[a++] = s->shim_path;
     argv[a++] = "task-shim";
@@ -191,6 +195,14 @@ int shim_spawn(const struct shim_spec *s, pid_t *shim_pid, int *report_fd, char 
         argv[a++] = lim[2];
         argv[a++] = "--pids-max";
         argv[a++] = lim[3];
+    }
+    if (s->await_ready) {
+        argv[a++] = "--await-ready";
+        argv[a++] = "1";
+    }
+    for (size_t i = 0; i < nexit; i++) {
+        argv[a++] = "--on-exit";
+        argv[a++] = s->on_exit[i];
     }
     argv[a++] = "--";
     for (size_t i = 0; i < nargs; i++)
@@ -239,6 +251,9 @@ struct shim_opts {
     int64_t max_files, max_bytes;
     const char *isolate_root, *alloc_dir, *cgroup;
     struct cgroup_limits limits;
+    bool await_ready;
+    char *on_exit[SHIM_ON_EXIT_ARGS + 1]; /* NULL-terminated */
+    size_t n_on_exit;
     char **cmd;
 };
 
@@ -298,7 +313,13 @@ static int parse_opts(int argc, char **argv, struct shim_opts *o)
             o->limits.cpu_shares = strtoll(v, NULL, 10);
         else if (!strcmp(k, "--pids-max"))
             o->limits.pids_max = strtoll(v, NULL, 10);
-        else
+        else if (!strcmp(k, "--await-ready"))
+            o->await_ready = strcmp(v, "0") != 0;
+        else if (!strcmp(k, "--on-exit")) {
+            if (o->n_on_exit >= SHIM_ON_EXIT_ARGS)
+                return -1;
+            o->on_exit[o->n_on_exit++] = (char *)v;
+        } else
             return -1;
     }
     if (!o->cmd || !o->cmd[0] || !o->handle || !o->exit || !o->log_dir || !o->log_name)
@@ -338,6 +359,99 @@ static void child_fail(int fd, int err, const char *what)
     _exit(127);
 }
 
+/* Reads the task's first status line (--await-ready) into line: blocks until a newline
+ * or EOF. Returns true when a line ending in newline arrived. */
+static bool read_ready_line(int fd, char *line, size_t n)
+{
+    size_t len = 0;
+    while (len < n - 1) {
+        ssize_t k = read(fd, line + len, 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        if (line[len] == '\n') {
+            line[len] = '\0';
+            return true;
+        }
+        len++;
+    }
+    line[len] = '\0';
+    return false;
+}
+
+/* Later status lines: "oom" marks the exit as an OOM kill. Closes *fd at EOF. Returns
+ * true when it read something (more may follow). */
+static bool read_status_lines(int *fd, bool *oom)
+{
+    char b[256];
+    ssize_t k = read(*fd, b, sizeof b - 1);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        return false;
+    if (k <= 0) {
+        close(*fd);
+        *fd = -1;
+        return false;
+    }
+    b[k] = '\0';
+    if (strstr(b, "oom\n"))
+        *oom = true;
+    return true;
+}
+
+/* Runs the --on-exit command with its output appended to the task's stderr log (le), for
+ * at most SHIM_ON_EXIT_MS; then kills it. */
+static void run_on_exit(char **cmd, struct logrot *le, sigset_t *old)
+{
+    int p[2];
+    if (!cmd || !cmd[0] || pipe2(p, O_CLOEXEC) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0 && devnull != 0) {
+            dup2(devnull, 0);
+            close(devnull);
+        }
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, old, NULL);
+        execv(cmd[0], cmd);
+        _exit(127);
+    }
+    close(p[1]);
+    char b[4096];
+    uint64_t deadline = cv_mono_ms() + SHIM_ON_EXIT_MS;
+    for (;;) {
+        uint64_t now = cv_mono_ms();
+        if (now >= deadline) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        struct pollfd pf = {p[0], POLLIN, 0};
+        int n = poll(&pf, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        ssize_t k = read(p[0], b, sizeof b);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        if (le)
+            logrot_write(le, b, (size_t)k);
+    }
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+}
+
 int shim_main(int argc, char **argv)
 {
     static char buf[32768];
@@ -361,8 +475,9 @@ int shim_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, &old);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    int out[2], err[2], ex[2];
-    if (sfd < 0 || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(ex, O_CLOEXEC)) {
+    int out[2], err[2], ex[2], rdy[2] = {-1, -1};
+    if (sfd < 0 || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(ex, O_CLOEXEC) ||
+        (o.await_ready && pipe2(rdy, O_CLOEXEC))) {
         report("err task-shim: %s\n", strerror(errno));
         return 1;
     }
@@ -403,6 +518,8 @@ int shim_main(int argc, char **argv)
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(SHIM_REPORT_FD);
+        if (o.await_ready)
+            dup2(rdy[1], SHIM_REPORT_FD); /* the task's status pipe, as its fd 3 */
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         execvp(o.cmd[0], o.cmd);
@@ -412,6 +529,8 @@ int shim_main(int argc, char **argv)
     close(out[1]);
     close(err[1]);
     close(ex[1]);
+    if (rdy[1] >= 0)
+        close(rdy[1]);
     struct start_failure sf;
     ssize_t k;
     do
@@ -436,6 +555,29 @@ int shim_main(int argc, char **argv)
     /* A failed handle write only costs re-attach after an agent restart; the task runs. */
     write_kv_atomic(o.handle, h);
     free(h);
+    bool oom_note = false;
+    if (o.await_ready) {
+        /* The task starts its workload first; the runner hears "ok" only once it runs. */
+        char line[400];
+        bool got = read_ready_line(rdy[0], line, sizeof line);
+        if (!got || strcmp(line, "ok") != 0) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            if (o.cgroup)
+                cgroup_kill_all(&cg, 2000);
+            if (o.n_on_exit)
+                run_on_exit(o.on_exit, NULL, &old);
+            cgroup_destroy(&cg);
+            unlink(o.handle); /* nothing runs: a restarted client must not re-attach */
+            if (got && cv_has_prefix(line, "err "))
+                report("err %s\n", line + 4);
+            else
+                report("err %s exited before it started its workload\n", o.cmd[0]);
+            close(rdy[0]);
+                return 1;
+        }
+        fcntl(rdy[0], F_SETFL, fcntl(rdy[0], F_GETFL) | O_NONBLOCK);
+    }
     report("ok %d %lld\n", (int)pid, (long long)started);
 
     struct logrot lo, le;
@@ -458,8 +600,9 @@ int shim_main(int argc, char **argv)
                 break;
             timeout = (int)(drain_deadline - now);
         }
-        struct pollfd pf[3] = {{ofd, POLLIN, 0}, {efd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        int n = poll(pf, 3, timeout);
+        struct pollfd pf[4] = {
+            {ofd, POLLIN, 0}, {efd, POLLIN, 0}, {sfd, POLLIN, 0}, {rdy[0], POLLIN, 0}};
+        int n = poll(pf, 4, timeout);
         if (n < 0 && errno != EINTR)
             break;
         if (n <= 0)
@@ -468,6 +611,8 @@ int shim_main(int argc, char **argv)
             pump(&ofd, &lo, buf, sizeof buf);
         if (efd >= 0 && pf[1].revents)
             pump(&efd, &le, buf, sizeof buf);
+        if (rdy[0] >= 0 && pf[3].revents)
+            read_status_lines(&rdy[0], &oom_note);
         if (!pf[2].revents)
             continue;
         struct signalfd_siginfo si;
@@ -492,6 +637,15 @@ int shim_main(int argc, char **argv)
         close(ofd);
     if (efd >= 0)
         close(efd);
+    if (rdy[0] >= 0) {
+        /* A last "oom" line written just before the task exited. */
+        while (read_status_lines(&rdy[0], &oom_note))
+            ;
+        if (rdy[0] >= 0)
+            close(rdy[0]);
+    }
+    if (o.n_on_exit)
+        run_on_exit(o.on_exit, &le, &old);
     logrot_close(&lo);
     logrot_close(&le);
 
@@ -502,7 +656,7 @@ int shim_main(int argc, char **argv)
         sig = WTERMSIG(status);
         code = 128 + sig;
     }
-    bool oom = o.cgroup && cgroup_oom_killed(&cg);
+    bool oom = oom_note || (o.cgroup && cgroup_oom_killed(&cg));
     cgroup_destroy(&cg);
     char *x = xasprintf("exit_code=%lld\nsignal=%lld\nfinished_at=%lld\noom_killed=%d\n",
                         (long long)code, (long long)sig, (long long)cv_wall_ns(), oom ? 1 : 0);

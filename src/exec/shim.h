@@ -25,12 +25,25 @@
  *          --max-files N --max-file-size BYTES
  *          [--isolate-root TASK_DIR --alloc-dir ALLOC_SHARED_DIR]   (isolate.h)
  *          [--cgroup NAME --memory B --memory-max B --cpu-shares N --pids-max N]
+ *          [--await-ready 1] [--on-exit ARG]...
  *
  * With --cgroup the shim creates the task's cgroups before the fork (cgroup.h), the
  * task joins them before it execs, and when the task ends every process left in them
  * is killed, the cgroups are removed and the exit file says whether the memory
  * controller OOM-killed it (oom_killed=1). With --isolate-root the task starts in new
  * namespaces with the task dir as its root (isolate.h).
+ *
+ * With --await-ready the task is a driver's own helper that starts the real workload
+ * (the docker driver's `docker-task`): the task gets the write end of a status pipe as
+ * its fd 3 and writes "ok\n" once the workload runs, or "err <message>\n" when it could
+ * not start it. The shim reports only then ("err" becomes the shim's own "err", so the
+ * runner records a driver failure with the message, and the handle file is removed).
+ * Later lines: "oom\n" marks the exit as an OOM kill (oom_killed=1 in the exit file).
+ *
+ * --on-exit ARG (repeated: program, then its arguments) is run once the task has ended
+ * and its process group was swept, before the exit file is written, with its output
+ * going to the task's stderr log and a 30 s limit: a driver's cleanup that must run even
+ * when the task was SIGKILLed (the docker driver removes the container there).
  */
 #ifndef CARAVAN_EXEC_SHIM_H
 #define CARAVAN_EXEC_SHIM_H
@@ -59,6 +72,8 @@ struct shim_spec {
     const char *alloc_dir;    /* shared alloc/ dir, bound at /alloc when isolated */
     const char *cgroup_name;  /* NULL: no cgroups; else "<alloc id>.<task>" */
     struct cgroup_limits limits;
+    bool await_ready;         /* --await-ready: the task reports on its fd 3 */
+    char *const *on_exit;     /* NULL, or a NULL-terminated --on-exit command */
 };
 
 /* Starts a shim. On success returns 0 with the shim's pid and the read end of its
