@@ -360,7 +360,7 @@ static void tr_ended(struct task_runner *tr, bool start_error, bool recoverable,
         break;
     }
     case RESTART_RESTART: {
-        int64_t delay = d.delay_ns / 1000000 * 1000000; /* whole ms reads better */
+        int64_t delay = d.delay_ns; /* shown at full precision, as Nomad does */
         char dur[32], msg[96];
         cv_format_duration(delay, dur, sizeof dur);
         snprintf(msg, sizeof msg, "Task restarting in %s", dur);

@@ -761,6 +761,197 @@ START_TEST(test_restart_reports_exit_while_away)
 }
 END_TEST
 
+/* ---- restart tracker across a client restart; alloc signal and restart ---- */
+
+/* restart_job() with its own policy: attempts in 1h, delay_ms, mode fail. */
+static char *policy_job(const char *cmd, int attempts, int delay_ms)
+{
+    return xasprintf(
+        "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"service\",\"TaskGroups\":[{\"Name\":\"g\","
+        "\"RestartPolicy\":{\"Attempts\":%d,\"Interval\":3600000000000,\"Delay\":%lld,"
+        "\"Mode\":\"fail\"},\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"raw_exec\","
+        "\"KillTimeout\":2000000000,\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\","
+        "\"%s\"]}}]}]}",
+        attempts, (long long)delay_ms * MS, cmd);
+}
+
+static const struct task_event *last_event(const struct task_state *ts, const char *type)
+{
+    const struct task_event *e = NULL;
+    for (size_t i = 0; i < ts->n_events; i++)
+        if (cv_streq(ts->events[i].type, type))
+            e = &ts->events[i];
+    return e;
+}
+
+struct want_event {
+    const char *id, *type;
+    int n;
+};
+static bool has_events(struct h *h, const void *arg)
+{
+    const struct want_event *w = arg;
+    const struct alloc *u = last_update(&h->srv, w->id);
+    return u && u->n_task_states == 1 && count_events(&u->task_states[0], w->type) >= w->n;
+}
+
+static void write_go(struct h *h, const char *alloc_id, const char *name)
+{
+    char *go = xasprintf("%s/alloc/%s/alloc/data/%s", h->dir, alloc_id, name);
+    ck_assert_int_eq(cv_write_file_atomic(go, "", 0), 0);
+    free(go);
+}
+
+START_TEST(test_restart_attempts_survive_client_restart)
+{
+    /* Failures counted by the restart policy before a client restart still count after
+     * it: with attempts = 1, a failure before and one after the restart exceed the
+     * policy, and the task is not restarted a third time. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    char *job = policy_job("P=../alloc/data/pids; echo $$ >> $P; "
+                           "if [ $(wc -l < $P) -eq 1 ]; then exit 1; fi; "
+                           "while [ ! -f ../alloc/data/go ]; do sleep 0.02; done; exit 1",
+                           1, 50);
+    srv_add_alloc(&h.srv, A1, job);
+    free(job);
+    struct want_restarted wr = {A1, 1};
+    ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
+    struct want_pids wp = {A1, 2};
+    ck_assert(run_until(&h, pids_written, &wp, 5000));
+
+    h_restart(&h);
+    h_client_again(&h);
+    struct want w = {A1, "running"};
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    write_go(&h, A1, "go");
+    struct want failed = {A1, "failed"};
+    ck_assert(run_until(&h, update_is, &failed, 10000));
+    const struct alloc *u = last_update(&h.srv, A1);
+    const struct task_state *ts = &u->task_states[0];
+    ck_assert_str_eq(ts->state, "dead");
+    ck_assert(ts->failed);
+    const struct task_event *nr = last_event(ts, "Not Restarting");
+    ck_assert_ptr_nonnull(nr);
+    ck_assert_str_eq(nr->display_message,
+                     "Exceeded allowed attempts 1 in interval 1h0m0s and mode is \"fail\"");
+    pid_t pids[4];
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 2);
+    h_stop(&h);
+}
+END_TEST
+
+START_TEST(test_restart_delay_survives_client_restart)
+{
+    /* A client that dies while a task waits out its restart delay leaves the wait to the
+     * next client, which starts the task when the delay is over, not at once. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    char *job = policy_job("P=../alloc/data/pids; echo $$ >> $P; "
+                           "if [ $(wc -l < $P) -eq 1 ]; then exit 1; fi; exec sleep 1000",
+                           2, 1500);
+    srv_add_alloc(&h.srv, A1, job);
+    free(job);
+    struct want_event we = {A1, "Restarting", 1};
+    ck_assert(run_until(&h, has_events, &we, 10000));
+    const struct task_event *re = last_event(&last_update(&h.srv, A1)->task_states[0],
+                                             "Restarting");
+    ck_assert_int_ge(re->start_delay, 1500 * MS);
+    int64_t due = re->time + re->start_delay;
+
+    h_restart(&h);
+    h_client_again(&h);
+    /* Well before the delay is over the task has not started again. */
+    uint64_t until = cv_mono_ms() + 700;
+    while (cv_mono_ms() < until)
+        event_base_loop(h.base, EVLOOP_ONCE);
+    pid_t pids[4];
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
+    struct want_pids wp = {A1, 2};
+    ck_assert(run_until(&h, pids_written, &wp, 10000));
+    ck_assert_int_ge(cv_wall_ns(), due - 50 * MS);
+    struct want_restarted wr = {A1, 1};
+    ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
+    const struct task_state *ts = &last_update(&h.srv, A1)->task_states[0];
+    ck_assert_int_eq(count_events(ts, "Restarting"), 1);
+    h_stop(&h);
+}
+END_TEST
+
+START_TEST(test_signal_and_user_restart)
+{
+    /* alloc signal delivers the signal to the task with a Signaling event; alloc restart
+     * starts a new process with Restart Signaled / Terminated / Restarting ("Task
+     * restarting in 0s") / Started events, and does not use up restart attempts; bad
+     * input (signal, task, allocation) is refused with Nomad's words. */
+    struct h h;
+    h_start(&h, false);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    char *job = policy_job("D=../alloc/data; echo $$ >> $D/pids; "
+                           "trap 'echo usr1 >> $D/got' USR1; "
+                           "while [ ! -f $D/fail ]; do sleep 0.02; done; rm -f $D/fail; exit 1",
+                           1, 50);
+    srv_add_alloc(&h.srv, A1, job);
+    free(job);
+    struct want w = {A1, "running"};
+    ck_assert(run_until(&h, update_is, &w, 10000));
+    struct want_pids wp1 = {A1, 1};
+    ck_assert(run_until(&h, pids_written, &wp1, 5000));
+
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(client_alloc_signal(h.c, A1, "t", "SIGFOO", err), -CV_EINVAL);
+    ck_assert_str_eq(err, "invalid signal \"SIGFOO\"");
+    ck_assert_int_eq(client_alloc_signal(h.c, A1, "nope", "SIGUSR1", err), -CV_ENOTFOUND);
+    ck_assert_str_eq(err, "Task not found");
+    ck_assert_int_eq(client_alloc_signal(h.c, A2, "", "SIGUSR1", err), -CV_ENOTFOUND);
+    ck_assert_str_eq(err, "Unknown allocation \"" A2 "\"");
+    ck_assert_int_eq(client_alloc_restart(h.c, A1, "nope", err), -CV_ENOTFOUND);
+    ck_assert_int_eq(client_alloc_signal(h.c, A1, "t", "SIGUSR1", err), 0);
+    char *got = xasprintf("%s/alloc/%s/alloc/data/got", h.dir, A1);
+    uint64_t until = cv_mono_ms() + 5000;
+    while (access(got, F_OK) != 0 && cv_mono_ms() < until)
+        event_base_loop(h.base, EVLOOP_ONCE);
+    ck_assert_int_eq(access(got, F_OK), 0);
+    free(got);
+    struct want_event ws = {A1, "Signaling", 1};
+    ck_assert(run_until(&h, has_events, &ws, 5000));
+    const struct task_event *se =
+        last_event(&last_update(&h.srv, A1)->task_states[0], "Signaling");
+    ck_assert_str_eq(se->display_message, "Task being sent a signal");
+    ck_assert_str_eq(strmap_get(&se->details, "signal"), "SIGUSR1");
+
+    /* Two user restarts with attempts = 1: neither counts. */
+    for (int i = 2; i <= 3; i++) {
+        ck_assert_int_eq(client_alloc_restart(h.c, A1, i == 2 ? "t" : NULL, err), 0);
+        struct want_pids wp = {A1, (size_t)i};
+        ck_assert(run_until(&h, pids_written, &wp, 10000));
+        struct want_restarted wr = {A1, (uint64_t)i - 1};
+        ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
+    }
+    const struct task_state *ts = &last_update(&h.srv, A1)->task_states[0];
+    ck_assert_str_eq(last_event(ts, "Restart Signaled")->display_message,
+                     "User requested running tasks to restart");
+    ck_assert_str_eq(last_event(ts, "Restarting")->display_message, "Task restarting in 0s");
+    ck_assert_int_eq(count_events(ts, "Not Restarting"), 0);
+    /* A real failure now is the first the policy counts: it restarts. */
+    write_go(&h, A1, "fail");
+    struct want_pids wp4 = {A1, 4};
+    ck_assert(run_until(&h, pids_written, &wp4, 10000));
+    struct want_restarted wr3 = {A1, 3};
+    ck_assert(run_until(&h, running_after_restarts, &wr3, 10000));
+    ts = &last_update(&h.srv, A1)->task_states[0];
+    ck_assert_str_eq(last_event(ts, "Restarting")->restart_reason, "Restart within policy");
+    pid_t pids[8];
+    ck_assert_uint_eq(read_pids(&h, A1, pids, 8), 4);
+    for (int i = 0; i < 3; i++)
+        ck_assert(kill(pids[i], 0) != 0);
+    ck_assert_int_eq(kill(pids[3], 0), 0);
+    h_stop(&h);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_client");
@@ -774,6 +965,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_dev_shutdown_stops_tasks);
     tcase_add_test(tc, test_restart_reattaches_running_task);
     tcase_add_test(tc, test_restart_reports_exit_while_away);
+    tcase_add_test(tc, test_restart_attempts_survive_client_restart);
+    tcase_add_test(tc, test_restart_delay_survives_client_restart);
+    tcase_add_test(tc, test_signal_and_user_restart);
     suite_add_tcase(s, tc);
     return s;
 }
