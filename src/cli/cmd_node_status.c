@@ -215,6 +215,37 @@ void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs,
     }
 }
 
+/* -short prints the KV block with "Drivers = a,b" (every detected driver, healthy or
+ * not) where the full form has "Driver Status = a,b (unhealthy)"; prints txt with that
+ * line swapped, keeping the key column's width. */
+static void short_drivers_line(const char *txt, json_t *drivers)
+{
+    const char *line = strstr(txt, "Driver Status ");
+    while (line && line != txt && line[-1] != '\n')
+        line = strstr(line + 1, "Driver Status ");
+    if (!line) {
+        fputs(txt, stdout);
+        return;
+    }
+    const char *eq = strstr(line, "= ");
+    const char *end = strchr(line, '\n');
+    if (!eq || (end && eq > end)) {
+        fputs(txt, stdout);
+        return;
+    }
+    size_t n;
+    char **names = cli_sorted_keys(drivers, &n);
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        if (cli_jbool(json_object_get(drivers, names[i]), "Detected"))
+            buf_printf(&b, "%s%s", b.len ? "," : "", names[i]);
+    cli_strv_free(names, n);
+    fwrite(txt, 1, (size_t)(line - txt), stdout);
+    printf("%-*s= %s", (int)(eq - line), "Drivers", buf_str(&b));
+    fputs(end ? end : "\n", stdout);
+    buf_free(&b);
+}
+
 static int cmd_node_status_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
     bool verbose = false, json = false, self = false, shortform = false;
@@ -321,7 +352,7 @@ static int cmd_node_status_exec(struct cli_ctx *ctx, int argc, char **argv)
         char *cut = strstr(txt, "\n\nNode Events\n");
         if (cut)
             cut[1] = '\0';
-        fputs(txt, stdout);
+        short_drivers_line(txt, cli_jobj(node, "Drivers"));
         free(txt);
         printf("\nAllocations\n");
         cli_render_alloc_list(stdout, allocs, false, cv_wall_ns());
