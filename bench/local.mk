@@ -2,6 +2,7 @@
 EXTRA_DIST += bench/bench_agent.py
 bench: all bench/bench_sched bench/cv_load bench/bench_raft_bare
 	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_agent.py
+	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_tasks.py
 	./bench/bench_sched
 	CARAVAN_BIN=$(abs_builddir)/caravan CV_LOAD=$(abs_builddir)/bench/cv_load \
 	  BENCH_RAFT_BARE=$(abs_builddir)/bench/bench_raft_bare $(top_srcdir)/bench/bench_cluster.py
