@@ -153,11 +153,6 @@ static int on_line(struct dk_http_resp *r)
         return parse_header(r, r->line);
     case DK_HTTP_CHUNK_SIZE:
         return parse_chunk_size(r, r->line);
-    case DK_HTTP_CHUNK_CRLF:
-        if (r->line[0])
-            return http_fail(r, "missing CRLF after chunk data");
-        r->state = DK_HTTP_CHUNK_SIZE;
-        return 0;
     case DK_HTTP_TRAILERS:
         if (!r->line[0])
             r->state = DK_HTTP_DONE;
@@ -189,6 +184,20 @@ int dk_http_feed(struct dk_http_resp *r, const char *p, size_t n, struct buf *bo
             r->remaining -= (int64_t)k;
             if (!r->remaining)
                 r->state = r->state == DK_HTTP_BODY_LEN ? DK_HTTP_DONE : DK_HTTP_CHUNK_CRLF;
+            break;
+        }
+        case DK_HTTP_CHUNK_CRLF: {
+            /* Exactly CRLF (or a bare LF) after chunk data; anything else is framing gone
+             * wrong, refused at once rather than read as a line. */
+            char c = p[i++];
+            if (c == '\r' && !r->line_len) {
+                r->line_len = 1;
+            } else if (c == '\n') {
+                r->line_len = 0;
+                r->state = DK_HTTP_CHUNK_SIZE;
+            } else {
+                return http_fail(r, "missing CRLF after chunk data");
+            }
             break;
         }
         default: {

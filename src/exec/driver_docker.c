@@ -213,10 +213,10 @@ static int build_ports(const struct driver_launch *l, const struct strmap *env,
         env_name_of("NOMAD_IP_", label, k, sizeof k);
         const char *ip = strmap_get(l->env, k);
         if (!host || !to) {
+            cv_err(errmsg, CV_EINVAL,
+                   "config \"ports\": no port labelled \"%s\" in the group's network", label);
             json_decref(ports);
-            return cv_err(errmsg, CV_EINVAL,
-                          "config \"ports\": no port labelled \"%s\" in the group's network",
-                          label);
+            return -CV_EINVAL;
         }
         static const char *const protos[] = {"tcp", "udp"};
         for (size_t p = 0; p < 2; p++) {

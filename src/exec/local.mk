@@ -19,6 +19,11 @@ check_PROGRAMS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec
 	tests/unit/t_exec_isolation
 TESTS += tests/unit/t_exec_pure tests/unit/t_exec_run tests/unit/t_exec_client \
 	tests/unit/t_exec_isolation
+check_PROGRAMS += tests/unit/t_exec_docker
+TESTS += tests/unit/t_exec_docker
+tests_unit_t_exec_docker_SOURCES = tests/unit/t_exec_docker.c tests/unit/t_exec_helper.c tests/unit/t_exec_helper.h
+tests_unit_t_exec_docker_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+tests_unit_t_exec_docker_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_exec_pure_SOURCES = tests/unit/t_exec_pure.c
 tests_unit_t_exec_pure_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_pure_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
