@@ -17,7 +17,9 @@
  *   RESULT bare n=N secs=S rate=R p50=MS p99=MS
  *
  * then stops the servers (SIGTERM, SIGKILL after 5 s) and removes nothing (DIR is the
- * caller's). This is the one file outside src/raft that includes <raft.h>: it measures
+ * caller's). With BARE_NODELAY=1 every raft connection gets TCP_NODELAY (raft_uv_tcp 0.15
+ * leaves Nagle on; Caravan's own raft transport turns it off), so the library is also
+ * measured at its best. This is the one file outside src/raft that includes <raft.h>: it measures
  * the library itself, so it must not go through Caravan's seam.
  */
 #include <errno.h>
@@ -53,6 +55,59 @@ struct node {
     uint64_t t0;
     int report_fd;
 };
+
+/* ---- optional TCP_NODELAY on raft_uv_tcp's streams (BARE_NODELAY=1) ---- */
+
+static int (*tcp_connect)(struct raft_uv_transport *, struct raft_uv_connect *, raft_id,
+                          const char *, raft_uv_connect_cb);
+static int (*tcp_listen)(struct raft_uv_transport *, raft_uv_accept_cb);
+static raft_uv_accept_cb accept_user;
+static struct {
+    struct raft_uv_connect *req;
+    raft_uv_connect_cb cb;
+} pending_connects[64];
+
+static void nodelay_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+    for (size_t i = 0; i < sizeof pending_connects / sizeof pending_connects[0]; i++)
+        if (pending_connects[i].req == req) {
+            raft_uv_connect_cb cb = pending_connects[i].cb;
+            pending_connects[i].req = NULL;
+            if (status == 0 && stream)
+                uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+            cb(req, stream, status);
+            return;
+        }
+    abort();
+}
+
+static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                           const char *address, raft_uv_connect_cb cb)
+{
+    for (size_t i = 0; i < sizeof pending_connects / sizeof pending_connects[0]; i++)
+        if (!pending_connects[i].req) {
+            pending_connects[i].req = req;
+            pending_connects[i].cb = cb;
+            int rc = tcp_connect(t, req, id, address, nodelay_connected);
+            if (rc != 0)
+                pending_connects[i].req = NULL;
+            return rc;
+        }
+    return tcp_connect(t, req, id, address, cb);
+}
+
+static void nodelay_accepted(struct raft_uv_transport *t, raft_id id, const char *address,
+                             struct uv_stream_s *stream)
+{
+    uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    accept_user(t, id, address, stream);
+}
+
+static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    accept_user = cb;
+    return tcp_listen(t, nodelay_accepted);
+}
 
 struct req {
     struct raft_apply apply;
@@ -217,6 +272,13 @@ static int node_run(int id, const char *prefix, int port, const char *dir, size_
     nd->lat_ns = calloc(n ? n : 1, sizeof *nd->lat_ns);
     uv_loop_init(&nd->loop);
     int rc = raft_uv_tcp_init(&nd->transport, &nd->loop);
+    const char *nodelay = getenv("BARE_NODELAY");
+    if (rc == 0 && nodelay && !strcmp(nodelay, "1")) {
+        tcp_connect = nd->transport.connect;
+        tcp_listen = nd->transport.listen;
+        nd->transport.connect = nodelay_connect;
+        nd->transport.listen = nodelay_listen;
+    }
     if (rc == 0)
         rc = raft_uv_init(&nd->io, &nd->loop, ndir, &nd->transport);
     if (rc != 0) {

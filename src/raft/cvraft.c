@@ -216,6 +216,10 @@ static void mc_written(uv_write_t *w, int status)
         mc_fail(mc, RAFT_NOCONNECTION);
         return;
     }
+    /* Raft messages are latency-bound: without this, Nagle holds an AppendEntries behind
+     * the delayed ACK of the previous one (40 ms stalls at low load). The accepting side
+     * gets it from the RPC listener. */
+    uv_tcp_nodelay(tcp, 1);
     struct raft_uv_connect *req = mc->req;
     raft_uv_connect_cb cb = mc->cb;
     mc->cb = NULL;
