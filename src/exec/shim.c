@@ -561,20 +561,27 @@ int shim_main(int argc, char **argv)
         char line[400];
         bool got = read_ready_line(rdy[0], line, sizeof line);
         if (!got || strcmp(line, "ok") != 0) {
+            int st = 0;
             kill(-pid, SIGKILL);
-            waitpid(pid, NULL, 0);
+            waitpid(pid, &st, 0);
             if (o.cgroup)
                 cgroup_kill_all(&cg, 2000);
             if (o.n_on_exit)
                 run_on_exit(o.on_exit, NULL, &old);
             cgroup_destroy(&cg);
             unlink(o.handle); /* nothing runs: a restarted client must not re-attach */
+            /* A client that re-attached while the task was starting (it restarted in
+             * between) learns the end from the exit file, as for any exit. */
+            char *x = xasprintf("exit_code=%d\nsignal=0\nfinished_at=%lld\noom_killed=0\n",
+                                WIFEXITED(st) ? WEXITSTATUS(st) : 1, (long long)cv_wall_ns());
+            write_kv_atomic(o.exit, x);
+            free(x);
             if (got && cv_has_prefix(line, "err "))
                 report("err %s\n", line + 4);
             else
                 report("err %s exited before it started its workload\n", o.cmd[0]);
             close(rdy[0]);
-                return 1;
+            return 1;
         }
         fcntl(rdy[0], F_SETFL, fcntl(rdy[0], F_GETFL) | O_NONBLOCK);
     }
