@@ -1,9 +1,11 @@
 # Benchmarks: `make bench` builds and runs them, printing each figure with its target.
-EXTRA_DIST += bench/bench_agent.py
+EXTRA_DIST += bench/bench_agent.py bench/bench_serf.py bench/bench_tasks.py
 bench: all bench/bench_sched bench/cv_load bench/bench_raft_bare
 	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_agent.py
 	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_tasks.py
 	./bench/bench_sched
+	./bench/bench_gossip
+	CARAVAN_BIN=$(abs_builddir)/caravan $(top_srcdir)/bench/bench_serf.py
 	CARAVAN_BIN=$(abs_builddir)/caravan CV_LOAD=$(abs_builddir)/bench/cv_load \
 	  BENCH_RAFT_BARE=$(abs_builddir)/bench/bench_raft_bare $(top_srcdir)/bench/bench_cluster.py
 .PHONY: bench
