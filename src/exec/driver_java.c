@@ -34,8 +34,8 @@
 
 #define JAVA_PROBE_MS 3000
 
-int driver_java_argv(const struct driver_launch *l, const struct strmap *env,
-                     const char *java, char ***argv, char *errmsg)
+int driver_java_argv(const struct driver_launch *l, const struct strmap *env, const char *java,
+                     char ***argv, char *errmsg)
 {
     char *cls = NULL, *cp = NULL, *jar = NULL;
     struct driver_argv a = {0};
@@ -85,8 +85,8 @@ static int java_start(const struct driver_launch *l, pid_t *shim_pid, int *repor
     char **argv;
     int rc = driver_java_argv(l, &env, java, &argv, errmsg);
     if (rc == 0) {
-        rc = driver_spawn(l, argv, &env, DRIVER_SPAWN_ISOLATED, shim_pid, report_fd,
-                          recoverable, errmsg);
+        rc = driver_spawn(l, argv, &env, DRIVER_SPAWN_ISOLATED, shim_pid, report_fd, recoverable,
+                          errmsg);
         driver_argv_free(argv);
     }
     strmap_clear(&env);
@@ -134,8 +134,7 @@ static void java_parse_version(const char *out, char **version, char **runtime, 
     *vm = line_dup(lines[2]);
 }
 
-static void java_fingerprint(const struct client_config *cfg, struct driver_info *d,
-                             struct node *n)
+static void java_fingerprint(const struct client_config *cfg, struct driver_info *d, struct node *n)
 {
     (void)cfg;
     char why[128];

@@ -54,7 +54,7 @@
 #define QEMU_MONITOR_SOCK "qm.sock"
 #define QEMU_AGENT_SOCK "qa.sock"
 
-static const char *const drive_interfaces[] = {"ide",   "scsi",   "sd",     "mtd",
+static const char *const drive_interfaces[] = {"ide",    "scsi",   "sd",     "mtd",
                                                "floppy", "pflash", "virtio", "none"};
 
 static bool config_bool(const struct driver_launch *l, const char *key)
@@ -164,8 +164,7 @@ static bool image_allowed(const struct driver_launch *l, const char *image)
 }
 
 /* Nomad's args_allowlist: when set, every argument that starts with "-" is in it. */
-static int check_args(const struct driver_launch *l, char *const *args, size_t n,
-                      char *errmsg)
+static int check_args(const struct driver_launch *l, char *const *args, size_t n, char *errmsg)
 {
     json_t *allow = plugin_list(l, "args_allowlist");
     int rc = 0;
@@ -202,8 +201,9 @@ static int port_map_each(const struct driver_launch *l,
         if (json_is_array(pm))
             one = json_array_get(pm, m);
         if (!json_is_object(one))
-            return cv_err(errmsg, CV_EINVAL, "config \"port_map\" must be a map of port "
-                                             "labels to numbers");
+            return cv_err(errmsg, CV_EINVAL,
+                          "config \"port_map\" must be a map of port "
+                          "labels to numbers");
         const char *label;
         json_t *v;
         json_object_foreach((json_t *)one, label, v)
@@ -212,8 +212,7 @@ static int port_map_each(const struct driver_launch *l,
                             : json_is_string(v) ? strtoll(json_string_value(v), NULL, 10)
                                                 : 0;
             if (guest <= 0 || guest > 65535)
-                return cv_err(errmsg, CV_EINVAL, "port_map: \"%s\" must be a port number",
-                              label);
+                return cv_err(errmsg, CV_EINVAL, "port_map: \"%s\" must be a port number", label);
             int rc = fn(label, guest, arg);
             if (rc)
                 return rc;
@@ -277,8 +276,7 @@ static bool task_has_networks(const struct driver_launch *l)
     return false;
 }
 
-static int socket_path(const struct driver_launch *l, const char *name, char **out,
-                       char *errmsg)
+static int socket_path(const struct driver_launch *l, const char *name, char **out, char *errmsg)
 {
     struct sockaddr_un sa;
     *out = xasprintf("%s/%s", l->task_dir, name);
@@ -294,8 +292,8 @@ static int socket_path(const struct driver_launch *l, const char *name, char **o
     return 0;
 }
 
-int driver_qemu_argv(const struct driver_launch *l, const struct strmap *env,
-                     const char *qemu, char ***argv, char *errmsg)
+int driver_qemu_argv(const struct driver_launch *l, const struct strmap *env, const char *qemu,
+                     char ***argv, char *errmsg)
 {
     char *image = NULL, *accel = NULL, *iface = NULL, *sock = NULL;
     struct driver_argv a = {0}, extra = {0};
@@ -415,16 +413,15 @@ static int qemu_start(const struct driver_launch *l, pid_t *shim_pid, int *repor
             close(fd);
     }
     if (rc == 0)
-        rc = driver_spawn(l, argv, &env, DRIVER_SPAWN_PLAIN, shim_pid, report_fd,
-                          recoverable, errmsg);
+        rc = driver_spawn(l, argv, &env, DRIVER_SPAWN_PLAIN, shim_pid, report_fd, recoverable,
+                          errmsg);
     driver_argv_free(argv);
     strmap_clear(&env);
     free(qemu);
     return rc;
 }
 
-static void qemu_fingerprint(const struct client_config *cfg, struct driver_info *d,
-                             struct node *n)
+static void qemu_fingerprint(const struct client_config *cfg, struct driver_info *d, struct node *n)
 {
     (void)cfg;
     char *argv[] = {QEMU_BIN, "--version", NULL}, *out;

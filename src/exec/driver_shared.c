@@ -52,8 +52,8 @@ void driver_argv_clear(struct driver_argv *a)
     driver_argv_free(driver_argv_steal(a));
 }
 
-int driver_config_str(const struct driver_launch *l, const struct strmap *env,
-                      const char *key, char **out, char *errmsg)
+int driver_config_str(const struct driver_launch *l, const struct strmap *env, const char *key,
+                      char **out, char *errmsg)
 {
     const json_t *v = l->task->config ? json_object_get(l->task->config, key) : NULL;
     *out = NULL;
@@ -65,8 +65,8 @@ int driver_config_str(const struct driver_launch *l, const struct strmap *env,
     return 0;
 }
 
-int driver_config_list(const struct driver_launch *l, const struct strmap *env,
-                       const char *key, struct driver_argv *out, char *errmsg)
+int driver_config_list(const struct driver_launch *l, const struct strmap *env, const char *key,
+                       struct driver_argv *out, char *errmsg)
 {
     const json_t *v = l->task->config ? json_object_get(l->task->config, key) : NULL;
     if (!v || json_is_null(v))
@@ -78,8 +78,8 @@ int driver_config_list(const struct driver_launch *l, const struct strmap *env,
     json_array_foreach(v, i, a)
     {
         if (json_is_string(a)) {
-            driver_argv_push(out, taskenv_interpolate(json_string_value(a), env, l->node,
-                                                      l->region));
+            driver_argv_push(out,
+                             taskenv_interpolate(json_string_value(a), env, l->node, l->region));
         } else if (json_is_number(a) || json_is_boolean(a)) {
             /* As HCL users write them: numbers and bools as their text. */
             char *s = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -99,8 +99,7 @@ char *driver_find_exe(const char *name)
     if (!path || !*path)
         path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     char *copy = xstrdup(path), *save = NULL, *found = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir && !found;
-         dir = strtok_r(NULL, ":", &save)) {
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
         char *p = xasprintf("%s/%s", *dir ? dir : ".", name);
         struct stat st;
         if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0)

@@ -161,8 +161,9 @@ START_TEST(test_qemu_argv)
     free(line);
     case_free(&c);
 
-    case_init(&c, "{\"image_path\":\"local/vm.qcow2\",\"accelerator\":\"kvm\","
-                  "\"drive_interface\":\"virtio\",\"graceful_shutdown\":true}",
+    case_init(&c,
+              "{\"image_path\":\"local/vm.qcow2\",\"accelerator\":\"kvm\","
+              "\"drive_interface\":\"virtio\",\"graceful_shutdown\":true}",
               1024);
     line = qemu_line(&c, err);
     ck_assert_msg(line != NULL, "%s", err);
@@ -225,8 +226,7 @@ START_TEST(test_qemu_refusals)
         {"{\"image_path\":\"a.img\",\"drive_interface\":\"usb\"}", 256,
          "Unsupported drive_interface"},
         {"{\"image_path\":\"/var/lib/vm.img\"}", 256, "image_path is not in the allowed paths"},
-        {"{\"image_path\":\"../../../etc/passwd\"}", 256,
-         "image_path is not in the allowed paths"},
+        {"{\"image_path\":\"../../../etc/passwd\"}", 256, "image_path is not in the allowed paths"},
     };
     for (size_t i = 0; i < CV_ARRAY_LEN(bad); i++) {
         case_init(&c, bad[i].cfg, bad[i].mem);
@@ -317,8 +317,7 @@ START_TEST(test_fingerprint_qemu)
     ck_assert_str_eq(cv_str(strmap_get(&n.attributes, "driver.qemu")), "1");
     const char *v = strmap_get(&d.attributes, "driver.qemu.version");
     ck_assert_ptr_nonnull(v);
-    char *first = first_line_of("qemu-system-x86_64 --version"),
-         *want = xasprintf("version %s", v);
+    char *first = first_line_of("qemu-system-x86_64 --version"), *want = xasprintf("version %s", v);
     ck_assert_msg(strstr(first, want) != NULL, "version %s, qemu says %s", v, first);
     free(first);
     free(want);
@@ -463,8 +462,8 @@ static char *task_log(struct harness *h, const char *type)
     return buf_steal(&b);
 }
 
-#define JOB(type, task)                                                                        \
-    "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"" type "\",\"TaskGroups\":[{\"Name\":\"g\","        \
+#define JOB(type, task)                                                                            \
+    "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"" type "\",\"TaskGroups\":[{\"Name\":\"g\","          \
     "\"Tasks\":[" task "]}]}"
 #define NORESTART "\"RestartPolicy\":{\"Attempts\":0,\"Mode\":\"fail\"}"
 
@@ -510,18 +509,18 @@ START_TEST(test_java_jar_runs)
     struct harness h;
     uint64_t t0 = cv_mono_ms();
     harness_start(&h,
-                  JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
-                               "\"Resources\":{\"CPU\":500,\"MemoryMB\":256},"
-                               "\"Config\":{\"jar_path\":\"local/hello.jar\","
-                               "\"jvm_options\":[\"-Xss1m\"],\"args\":[\"a\",\"${NOMAD_TASK_DIR}\"]}}"),
+                  JOB("batch",
+                      "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
+                      "\"Resources\":{\"CPU\":500,\"MemoryMB\":256},"
+                      "\"Config\":{\"jar_path\":\"local/hello.jar\","
+                      "\"jvm_options\":[\"-Xss1m\"],\"args\":[\"a\",\"${NOMAD_TASK_DIR}\"]}}"),
                   write_java);
     ck_assert(run_until(&h, ar_done, 60000));
-    printf("java jar task: %llu ms from start to exit\n",
-           (unsigned long long)(cv_mono_ms() - t0));
+    printf("java jar task: %llu ms from start to exit\n", (unsigned long long)(cv_mono_ms() - t0));
     char *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
     char *out = task_log(&h, "stdout"), *errs = task_log(&h, "stderr");
-    ck_assert_msg(strstr(trace, "Terminated: Exit Code: 0") != NULL, "trace: %s\nstderr: %s",
-                  trace, errs);
+    ck_assert_msg(strstr(trace, "Terminated: Exit Code: 0") != NULL, "trace: %s\nstderr: %s", trace,
+                  errs);
     ck_assert_msg(strstr(out, "hello from java args=a,/local tmp=/tmp pid=1\n") != NULL,
                   "stdout: %s\nstderr: %s", out, errs);
     free(trace);
