@@ -166,9 +166,10 @@ static int build_volumes(const struct driver_launch *l, const struct strmap *env
         const char *v = json_string_value(e);
         const char *colon = strchr(v, ':');
         if (!colon || colon == v || colon[1] != '/') {
-            json_decref(vols);
-            return cv_err(errmsg, CV_EINVAL,
-                          "config \"volumes\": \"%s\" is not host_path:/container_path", v);
+            cv_err(errmsg, CV_EINVAL,
+                   "config \"volumes\": \"%s\" is not host_path:/container_path", v);
+            json_decref(vols); /* v points into it */
+            return -CV_EINVAL;
         }
         char *host = xstrndup(v, (size_t)(colon - v));
         char *b;
