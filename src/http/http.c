@@ -164,9 +164,7 @@ static void proxy_done(struct evhttp_request *resp, void *arg)
                           evhttp_request_get_response_code_line(resp),
                           evhttp_request_get_input_buffer(resp));
     }
-    /* The connection is freed on a later turn: we are inside its callback. */
-    evhttp_connection_free_on_completion(p->conn);
-    free(p);
+    free(p); /* the connection frees itself after this callback (see proxy_request) */
 }
 
 static void proxy_request(struct http_api *h, struct evhttp_request *req)
@@ -195,7 +193,11 @@ static void proxy_request(struct http_api *h, struct evhttp_request *req)
         evhttp_connection_free(p->conn);
         free(p);
         reply_text(req, 500, "No path to region: proxy request failed");
+        return;
     }
+    /* libevent decides whether to free the connection before it calls proxy_done, so
+     * this must be set now: set inside the callback it left the connection open. */
+    evhttp_connection_free_on_completion(p->conn);
 }
 
 /* ---------------------------------------------------------------- JSON views */
@@ -934,10 +936,19 @@ static void log_req_free(struct log_req *l)
     free(l);
 }
 
+/* The client of a streamed (chunked) reply hung up: libevent detaches the unfinished
+ * request from its connection and leaves it to us; ending the reply frees it. */
+static void stream_abandoned(struct evhttp_request *req)
+{
+    if (!evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req);
+}
+
 static void log_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct log_req *l = arg;
+    stream_abandoned(l->req);
     log_req_free(l);
 }
 
@@ -1076,6 +1087,8 @@ static void relay_client_gone(struct evhttp_connection *c, void *arg)
     (void)c;
     struct relay *r = arg;
     evhttp_connection_free(r->conn); /* frees the pending request without its callback */
+    if (r->started)
+        stream_abandoned(r->req);
     free(r);
 }
 
@@ -1113,8 +1126,7 @@ static void relay_done(struct evhttp_request *resp, void *arg)
             evhttp_send_reply_chunk(r->req, rest);
         evhttp_send_reply_end(r->req);
     }
-    evhttp_connection_free_on_completion(r->conn);
-    free(r);
+    free(r); /* the connection frees itself after this callback (free_on_completion) */
 }
 
 /* Relays req to target ("ip:port"), marked as forwarded when mark is set. */
@@ -1154,6 +1166,9 @@ static void relay_request(struct http_api *h, struct evhttp_request *req, const 
         reply_text(req, 500, "No path to node: relay to %s failed", target);
         return;
     }
+    /* Set before the request completes: libevent decides whether to free a connection
+     * before it calls the request's callback, so setting it there would leave it open. */
+    evhttp_connection_free_on_completion(r->conn);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), relay_client_gone, r);
 }
 
@@ -1553,6 +1568,9 @@ static void route(struct evhttp_request *req, void *arg)
         }
     } else if (!strcmp(path, "/v1/allocations") && is_get(m)) {
         start_read(h, req, &q, render_allocs, STATE_MASK(STATE_ALLOCS), prefix, NULL);
+    } else if (srv && cv_has_prefix(path, "/v1/allocation/") && strchr(path + 15, '/') &&
+               !strcmp(strchr(path + 15, '/'), "/stop") && split_id(path + 15, &id, &sfx)) {
+        handle_alloc_stop(h, req, m, id);
     } else if (cv_has_prefix(path, "/v1/allocation/") && split_id(path + 15, &id, &sfx) && !*sfx &&
                is_get(m)) {
         start_read(h, req, &q, render_alloc, STATE_MASK(STATE_ALLOCS), id, NULL);
@@ -1583,9 +1601,6 @@ static void route(struct evhttp_request *req, void *arg)
             handle_logs(h, req, &q, id);
     } else if (cv_has_prefix(path, "/v1/client/allocation/") && split_id(path + 22, &id, &sfx)) {
         handle_client_alloc(h, req, m, id, sfx);
-    } else if (cv_has_prefix(path, "/v1/allocation/") && split_id(path + 15, &id, &sfx) &&
-               !strcmp(sfx, "/stop") && srv) {
-        handle_alloc_stop(h, req, m, id);
     } else if (!strcmp(path, "/v1/status/leader") && is_get(m)) {
         const char *l = srv ? server_leader_addr(srv) : NULL;
         if (!l && !query_flag(&q, "stale")) {
