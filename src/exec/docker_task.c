@@ -30,8 +30,14 @@
  * Invariants:
  *   1. A container we created is removed by us on every path we control; on the others
  *      (SIGKILL from the runner, a crash) the shim's --on-exit runs `docker-task
- *      --cleanup`, which force-removes it by name. If the shim itself dies, the parent-
- *      death signal makes us remove it.
+ *      --cleanup`, which force-removes it by name. Once the container exists, a
+ *      guardian child in its own session (out of reach of the runner's SIGKILL to our
+ *      process group) holds a pipe to us and force-removes the container by its id
+ *      when the pipe closes, that is when we are gone, however we ended: this also
+ *      covers a dead shim (whose --on-exit never runs; the runner SIGKILLs our group
+ *      when it finds the shim gone). By id, never by name, so a later attempt's
+ *      container of the same name is never touched. When the shim dies, the parent-
+ *      death signal also makes us SIGKILL the container at once.
  *   2. fd 3 carries exactly one first line, "ok" or "err ...", and "oom" only after "ok".
  */
 #include "exec/docker_task.h"
@@ -366,6 +372,44 @@ static int stream_read(struct stream *s, bool *failed)
     return dk_http_done(&s->r) ? 1 : 0;
 }
 
+/* Starts the guardian (invariant 1): returns the write end of its pipe (keep it open
+ * until exit; never written), or -1. */
+static int spawn_guardian(struct dtask *t, int sfd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    pid_t c = fork();
+    if (c < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (c > 0) {
+        close(p[0]);
+        return p[1];
+    }
+    setsid();
+    close(p[1]);
+    close(sfd);
+    /* Hold nothing of the shim's: its log pipes would not reach EOF while we live. */
+    int devnull = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd <= 2; fd++)
+        dup2(devnull, fd);
+    if (devnull > 2)
+        close(devnull);
+    close(DK_STATUS_FD);
+    prctl(PR_SET_PDEATHSIG, 0);
+    char b[64];
+    ssize_t k;
+    while ((k = read(p[0], b, sizeof b)) != 0)
+        if (k < 0 && errno != EINTR)
+            break;
+    char e[CV_ERRMSG_SIZE];
+    remove_container(t, t->id, e); /* 404 when docker-task removed it already */
+    _exit(0);
+}
+
 static int64_t run_container(struct dtask *t, int sfd)
 {
     char *logs_path = xasprintf(DOCKER_API_PREFIX "/containers/%s/logs?follow=1&stdout=1&stderr=1",
@@ -458,7 +502,8 @@ static int64_t run_container(struct dtask *t, int sfd)
             while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 int s = (int)si.ssi_signo;
                 if (s == DK_PARENT_DEATH_SIG) {
-                    /* The shim died: nobody will record the exit; do not leave it running. */
+                    /* The shim died: nobody records the exit; end the container now
+                     * (the runner will SIGKILL our group soon: the guardian removes it). */
                     signal_container(t, "SIGKILL");
                     continue;
                 }
@@ -578,6 +623,7 @@ int docker_task_main(int argc, char **argv)
     int rc = ensure_image(&t, errmsg);
     if (!rc)
         rc = create_container(&t, errmsg);
+    int guard = rc ? -1 : spawn_guardian(&t, sfd);
     if (!rc) {
         rc = start_container(&t, errmsg);
         if (rc) {
@@ -589,6 +635,8 @@ int docker_task_main(int argc, char **argv)
         status_line(&t, "err %s\n", errmsg);
         fprintf(stderr, "docker-task: %s\n", errmsg);
         close(sfd);
+        if (guard >= 0)
+            close(guard);
         dtask_free(&t);
         return 1;
     }
@@ -616,6 +664,8 @@ int docker_task_main(int argc, char **argv)
     st = remove_container(&t, t.id, errmsg);
     if (st < 0 || (st >= 300 && st != 404))
         fprintf(stderr, "docker-task: %s\n", errmsg);
+    if (guard >= 0)
+        close(guard);
     dtask_free(&t);
     if (code < 0)
         return 1;
