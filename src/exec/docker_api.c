@@ -228,8 +228,9 @@ int dk_http_eof(struct dk_http_resp *r)
     if (r->state == DK_HTTP_DONE)
         return 0;
     if (r->state != DK_HTTP_ERROR)
-        http_fail(r, r->state == DK_HTTP_STATUS && !r->line_len ? "connection closed without a response"
-                                                                : "response cut short");
+        http_fail(r, r->state == DK_HTTP_STATUS && !r->line_len
+                         ? "connection closed without a response"
+                         : "response cut short");
     return -CV_EMALFORMED;
 }
 
@@ -405,8 +406,8 @@ int docker_send(int fd, const char *method, const char *path, const char *body)
     return rc;
 }
 
-int docker_request(const char *sock_path, const char *method, const char *path,
-                   const char *body, int timeout_ms, struct docker_resp *out, char *errmsg)
+int docker_request(const char *sock_path, const char *method, const char *path, const char *body,
+                   int timeout_ms, struct docker_resp *out, char *errmsg)
 {
     memset(out, 0, sizeof *out);
     int fd = docker_connect(sock_path, timeout_ms);

@@ -43,29 +43,29 @@
 /* ---- response parser (pure) ---- */
 
 enum dk_http_state {
-    DK_HTTP_STATUS,      /* reading the status line */
-    DK_HTTP_HEADERS,     /* reading header lines */
-    DK_HTTP_BODY_LEN,    /* Content-Length body: `remaining` bytes left */
-    DK_HTTP_BODY_EOF,    /* body runs until the connection closes */
-    DK_HTTP_CHUNK_SIZE,  /* reading a chunk-size line */
-    DK_HTTP_CHUNK_DATA,  /* `remaining` bytes of chunk data left */
-    DK_HTTP_CHUNK_CRLF,  /* the CRLF after chunk data */
-    DK_HTTP_TRAILERS,    /* trailer lines after the last chunk */
+    DK_HTTP_STATUS,     /* reading the status line */
+    DK_HTTP_HEADERS,    /* reading header lines */
+    DK_HTTP_BODY_LEN,   /* Content-Length body: `remaining` bytes left */
+    DK_HTTP_BODY_EOF,   /* body runs until the connection closes */
+    DK_HTTP_CHUNK_SIZE, /* reading a chunk-size line */
+    DK_HTTP_CHUNK_DATA, /* `remaining` bytes of chunk data left */
+    DK_HTTP_CHUNK_CRLF, /* the CRLF after chunk data */
+    DK_HTTP_TRAILERS,   /* trailer lines after the last chunk */
     DK_HTTP_DONE,
     DK_HTTP_ERROR,
 };
 
 struct dk_http_resp {
     enum dk_http_state state;
-    int status;              /* 200, 404, ...; 0 before the status line */
-    int64_t content_length;  /* -1 when the response has none */
+    int status;             /* 200, 404, ...; 0 before the status line */
+    int64_t content_length; /* -1 when the response has none */
     bool chunked;
-    bool head_only;          /* 1xx/204/304: no body */
+    bool head_only; /* 1xx/204/304: no body */
     int64_t remaining;
     char line[DK_HTTP_LINE_MAX];
     size_t line_len;
     char content_type[128];
-    char error[128];         /* why DK_HTTP_ERROR */
+    char error[128]; /* why DK_HTTP_ERROR */
 };
 
 void dk_http_init(struct dk_http_resp *r);
@@ -117,7 +117,7 @@ char *docker_urlenc(const char *s);
 /* ---- blocking client ---- */
 
 struct docker_resp {
-    int status;  /* HTTP status; 0 when no response arrived */
+    int status; /* HTTP status; 0 when no response arrived */
     struct buf body;
 };
 void docker_resp_free(struct docker_resp *r);
@@ -133,8 +133,8 @@ int docker_send(int fd, const char *method, const char *path, const char *body);
 /* One request: connect, send, read the whole response within timeout_ms (0 = no
  * limit). Returns 0 with *out filled (any status), or a negative CV_E* with errmsg when
  * there was no complete answer. */
-int docker_request(const char *sock_path, const char *method, const char *path,
-                   const char *body, int timeout_ms, struct docker_resp *out, char *errmsg);
+int docker_request(const char *sock_path, const char *method, const char *path, const char *body,
+                   int timeout_ms, struct docker_resp *out, char *errmsg);
 /* docker_request for a JSON answer: returns 0 with *json (new reference, or NULL when
  * the body is empty) and *status. */
 int docker_request_json(const char *sock_path, const char *method, const char *path,

@@ -60,9 +60,9 @@
 #include "util/util.h"
 
 #define DK_STATUS_FD 3
-#define DK_CALL_MS 30000    /* create, start, inspect, remove */
-#define DK_DRAIN_MS 2000    /* output still in flight after the exit */
-#define DK_WAIT_RETRIES 60  /* seconds without the daemon before we give up */
+#define DK_CALL_MS 30000   /* create, start, inspect, remove */
+#define DK_DRAIN_MS 2000   /* output still in flight after the exit */
+#define DK_WAIT_RETRIES 60 /* seconds without the daemon before we give up */
 #define DK_PARENT_DEATH_SIG (SIGRTMIN + 2)
 
 struct dtask {
@@ -70,7 +70,7 @@ struct dtask {
     char *sock;
     const char *image, *name;
     int64_t kill_timeout_ms, pull_timeout_ms;
-    int kill_signal;     /* 0: SIGINT means "stop" */
+    int kill_signal;      /* 0: SIGINT means "stop" */
     char stop_signal[32]; /* the image's StopSignal, else SIGTERM */
     char id[80];
     int status_fd;
@@ -78,7 +78,8 @@ struct dtask {
 
 /* ---- small helpers ---- */
 
-static void status_line(struct dtask *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status_line(struct dtask *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void status_line(struct dtask *t, const char *fmt, ...)
 {
     if (t->status_fd < 0)
@@ -201,8 +202,8 @@ static int ensure_image(struct dtask *t, char *errmsg)
     char *repo, *tag;
     docker_image_split(t->image, &repo, &tag);
     char *er = docker_urlenc(repo), *et = docker_urlenc(tag);
-    path = xasprintf(DOCKER_API_PREFIX "/images/create?fromImage=%s%s%s", er,
-                     *tag ? "&tag=" : "", et);
+    path =
+        xasprintf(DOCKER_API_PREFIX "/images/create?fromImage=%s%s%s", er, *tag ? "&tag=" : "", et);
     free(er);
     free(et);
     free(repo);
@@ -271,9 +272,9 @@ static int start_container(struct dtask *t, char *errmsg)
     json_t *j = NULL;
     int st = call(t, "GET", path, NULL, DK_CALL_MS, &j, err);
     free(path);
-    const char *ss = st == 200
-                         ? json_string_value(json_object_get(json_object_get(j, "Config"), "StopSignal"))
-                         : NULL;
+    const char *ss =
+        st == 200 ? json_string_value(json_object_get(json_object_get(j, "Config"), "StopSignal"))
+                  : NULL;
     snprintf(t->stop_signal, sizeof t->stop_signal, "%s", ss && *ss ? ss : "SIGTERM");
     json_decref(j);
     j = NULL;
@@ -412,8 +413,8 @@ static int spawn_guardian(struct dtask *t, int sfd)
 
 static int64_t run_container(struct dtask *t, int sfd)
 {
-    char *logs_path = xasprintf(DOCKER_API_PREFIX "/containers/%s/logs?follow=1&stdout=1&stderr=1",
-                                t->id);
+    char *logs_path =
+        xasprintf(DOCKER_API_PREFIX "/containers/%s/logs?follow=1&stdout=1&stderr=1", t->id);
     char *wait_path = xasprintf(DOCKER_API_PREFIX "/containers/%s/wait", t->id);
     struct stream logs = {.fd = -1}, wait = {.fd = -1};
     struct dk_mux mux;
@@ -451,8 +452,7 @@ static int64_t run_container(struct dtask *t, int sfd)
             if (wait.fd < 0 && ++wait_failures < DK_WAIT_RETRIES)
                 wait_retry = now + 1000;
             else if (wait.fd < 0) {
-                fprintf(stderr, "docker-task: lost the docker daemon; giving up on %s\n",
-                        t->name);
+                fprintf(stderr, "docker-task: lost the docker daemon; giving up on %s\n", t->name);
                 break;
             }
         }
@@ -463,8 +463,8 @@ static int64_t run_container(struct dtask *t, int sfd)
             stream_read(&logs, &failed);
             if (dk_http_have_headers(&logs.r) && logs.r.status != 200 && !logs_bad) {
                 logs_bad = true;
-                fprintf(stderr, "docker-task: container logs: HTTP %d: %.200s\n",
-                        logs.r.status, buf_str(&logs.body));
+                fprintf(stderr, "docker-task: container logs: HTTP %d: %.200s\n", logs.r.status,
+                        buf_str(&logs.body));
                 stream_close(&logs);
             } else if (logs.body.len) {
                 if (dk_mux_feed(&mux, logs.body.data, logs.body.len, on_frame, NULL) != 0) {
@@ -553,8 +553,8 @@ static int load_spec(const char *file, struct dtask *t, char *errmsg)
         t->kill_timeout_ms = 5000;
     if (t->pull_timeout_ms <= 0)
         t->pull_timeout_ms = 300000;
-    return docker_endpoint_path(json_string_value(json_object_get(t->spec, "endpoint")),
-                                &t->sock, errmsg);
+    return docker_endpoint_path(json_string_value(json_object_get(t->spec, "endpoint")), &t->sock,
+                                errmsg);
 }
 
 static void dtask_free(struct dtask *t)

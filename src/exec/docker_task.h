@@ -33,7 +33,6 @@ int docker_build_spec(const struct driver_launch *l, json_t **spec, char *errmsg
 
 /* Asks the daemon at sock_path (GET /_ping, GET /version) within timeout_ms. Returns 0
  * with its version ("20.10.24") in version, or a negative CV_E* code with errmsg. */
-int docker_probe(const char *sock_path, int timeout_ms, char *version, size_t n,
-                 char *errmsg);
+int docker_probe(const char *sock_path, int timeout_ms, char *version, size_t n, char *errmsg);
 
 #endif

@@ -63,8 +63,7 @@ static char *interp(const struct driver_launch *l, const struct strmap *env, con
 }
 
 /* A config value as text: strings interpolated, numbers and bools as written. */
-static char *value_text(const struct driver_launch *l, const struct strmap *env,
-                        const json_t *v)
+static char *value_text(const struct driver_launch *l, const struct strmap *env, const json_t *v)
 {
     if (json_is_string(v))
         return interp(l, env, json_string_value(v));
@@ -73,8 +72,8 @@ static char *value_text(const struct driver_launch *l, const struct strmap *env,
 }
 
 /* A list of strings (interpolated) as a JSON array; NULL when absent. */
-static int string_list(const struct driver_launch *l, const struct strmap *env,
-                       const char *key, json_t **out, char *errmsg)
+static int string_list(const struct driver_launch *l, const struct strmap *env, const char *key,
+                       json_t **out, char *errmsg)
 {
     const json_t *v = json_object_get(l->task->config, key);
     *out = NULL;
@@ -92,7 +91,8 @@ static int string_list(const struct driver_launch *l, const struct strmap *env,
     *out = json_array();
     size_t i;
     const json_t *e;
-    json_array_foreach(v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         if (json_is_object(e) || json_is_array(e)) {
             json_decref(*out);
             *out = NULL;
@@ -129,7 +129,8 @@ static bool plugin_volumes_enabled(const struct driver_launch *l)
     json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
     const json_t *m = map_of(j);
     const json_t *e = m ? json_object_get(m, "enabled") : NULL;
-    bool on = e && (json_is_true(e) || (json_is_string(e) && !strcmp(json_string_value(e), "true")));
+    bool on =
+        e && (json_is_true(e) || (json_is_string(e) && !strcmp(json_string_value(e), "true")));
     json_decref(j);
     return on;
 }
@@ -152,8 +153,8 @@ static int signal_number(const char *s)
     return SIGINT; /* what the runner sends for a name it does not know */
 }
 
-static int build_volumes(const struct driver_launch *l, const struct strmap *env,
-                         json_t *binds, char *errmsg)
+static int build_volumes(const struct driver_launch *l, const struct strmap *env, json_t *binds,
+                         char *errmsg)
 {
     json_t *vols;
     int rc = string_list(l, env, "volumes", &vols, errmsg);
@@ -162,12 +163,13 @@ static int build_volumes(const struct driver_launch *l, const struct strmap *env
     bool abs_ok = plugin_volumes_enabled(l);
     size_t i;
     json_t *e;
-    json_array_foreach(vols, i, e) {
+    json_array_foreach(vols, i, e)
+    {
         const char *v = json_string_value(e);
         const char *colon = strchr(v, ':');
         if (!colon || colon == v || colon[1] != '/') {
-            cv_err(errmsg, CV_EINVAL,
-                   "config \"volumes\": \"%s\" is not host_path:/container_path", v);
+            cv_err(errmsg, CV_EINVAL, "config \"volumes\": \"%s\" is not host_path:/container_path",
+                   v);
             json_decref(vols); /* v points into it */
             return -CV_EINVAL;
         }
@@ -195,8 +197,8 @@ static int build_volumes(const struct driver_launch *l, const struct strmap *env
     return 0;
 }
 
-static int build_ports(const struct driver_launch *l, const struct strmap *env,
-                       json_t *exposed, json_t *bindings, char *errmsg)
+static int build_ports(const struct driver_launch *l, const struct strmap *env, json_t *exposed,
+                       json_t *bindings, char *errmsg)
 {
     json_t *ports;
     int rc = string_list(l, env, "ports", &ports, errmsg);
@@ -204,7 +206,8 @@ static int build_ports(const struct driver_launch *l, const struct strmap *env,
         return rc;
     size_t i;
     json_t *e;
-    json_array_foreach(ports, i, e) {
+    json_array_foreach(ports, i, e)
+    {
         const char *label = json_string_value(e);
         char k[160];
         env_name_of("NOMAD_HOST_PORT_", label, k, sizeof k);
@@ -229,8 +232,8 @@ static int build_ports(const struct driver_launch *l, const struct strmap *env,
                 list = json_array();
                 json_object_set_new(bindings, cport, list);
             }
-            json_array_append_new(list, json_pack("{s:s, s:s}", "HostIp", ip ? ip : "",
-                                                  "HostPort", host));
+            json_array_append_new(
+                list, json_pack("{s:s, s:s}", "HostIp", ip ? ip : "", "HostPort", host));
         }
     }
     json_decref(ports);
@@ -299,7 +302,8 @@ int docker_build_spec(const struct driver_launch *l, json_t **spec_out, char *er
         }
         const char *k;
         const json_t *v;
-        json_object_foreach((json_t *)m, k, v) {
+        json_object_foreach((json_t *)m, k, v)
+        {
             char *s = value_text(l, &env, v);
             json_object_set_new(labels, k, json_string(s));
             free(s);
@@ -360,8 +364,8 @@ int docker_build_spec(const struct driver_launch *l, json_t **spec_out, char *er
     char size[32];
     snprintf(size, sizeof size, "%lldm", (long long)(max_mb > 0 ? max_mb : 10));
     json_object_set_new(host, "LogConfig",
-                        json_pack("{s:s, s:{s:s, s:s}}", "Type", "json-file", "Config",
-                                  "max-size", size, "max-file", "2"));
+                        json_pack("{s:s, s:{s:s, s:s}}", "Type", "json-file", "Config", "max-size",
+                                  size, "max-file", "2"));
 
     json_object_set_new(create, "Image", json_string(image));
     if (cmd)
@@ -395,12 +399,11 @@ int docker_build_spec(const struct driver_launch *l, json_t **spec_out, char *er
     }
     const char *endpoint = driver_plugin_opt(l->plugin_config, "docker", "endpoint");
     char *name = xasprintf("%s-%s", l->task->name, l->alloc->id);
-    *spec_out = json_pack("{s:s, s:s, s:s, s:O, s:I, s:i, s:I}", "endpoint",
-                          endpoint && *endpoint ? endpoint : DOCKER_DEFAULT_ENDPOINT, "image",
-                          image, "name", name, "create", create, "kill_timeout_ms",
-                          (json_int_t)(kt / 1000000), "kill_signal",
-                          signal_number(l->task->kill_signal), "pull_timeout_ms",
-                          (json_int_t)(pt / 1000000));
+    *spec_out = json_pack(
+        "{s:s, s:s, s:s, s:O, s:I, s:i, s:I}", "endpoint",
+        endpoint && *endpoint ? endpoint : DOCKER_DEFAULT_ENDPOINT, "image", image, "name", name,
+        "create", create, "kill_timeout_ms", (json_int_t)(kt / 1000000), "kill_signal",
+        signal_number(l->task->kill_signal), "pull_timeout_ms", (json_int_t)(pt / 1000000));
     free(name);
     rc = 0;
 out:
@@ -429,8 +432,7 @@ static int docker_start(const struct driver_launch *l, pid_t *shim_pid, int *rep
     if (rc)
         return rc;
     char check[CV_ERRMSG_SIZE], *sock = NULL;
-    rc = docker_endpoint_path(json_string_value(json_object_get(spec, "endpoint")), &sock,
-                              check);
+    rc = docker_endpoint_path(json_string_value(json_object_get(spec, "endpoint")), &sock, check);
     free(sock);
     if (rc) {
         json_decref(spec);
@@ -449,8 +451,7 @@ static int docker_start(const struct driver_launch *l, pid_t *shim_pid, int *rep
         return -CV_EIO;
     }
     char *argv[] = {(char *)l->shim_path, "docker-task", "--spec", spec_file, NULL};
-    char *on_exit[] = {(char *)l->shim_path, "docker-task", "--cleanup", "--spec", spec_file,
-                       NULL};
+    char *on_exit[] = {(char *)l->shim_path, "docker-task", "--cleanup", "--spec", spec_file, NULL};
     /* docker-task's own environment is the agent's (it needs nothing of the task's:
      * the container's env travels in the spec). */
     extern char **environ;

@@ -205,8 +205,14 @@ START_TEST(test_mux_large_and_bad)
      * refused. */
     size_t big = 100000;
     struct buf in = BUF_INIT;
-    unsigned char h[8] = {1, 0, 0, 0, (unsigned char)(big >> 24), (unsigned char)(big >> 16),
-                          (unsigned char)(big >> 8), (unsigned char)big};
+    unsigned char h[8] = {1,
+                          0,
+                          0,
+                          0,
+                          (unsigned char)(big >> 24),
+                          (unsigned char)(big >> 16),
+                          (unsigned char)(big >> 8),
+                          (unsigned char)big};
     buf_append(&in, h, 8);
     for (size_t i = 0; i < big; i++)
         buf_putc(&in, (char)('a' + i % 26));
@@ -417,8 +423,7 @@ START_TEST(test_spec_defaults_and_limits)
     json_t *spec;
     char err[CV_ERRMSG_SIZE];
     ck_assert_int_eq(docker_build_spec(&f.l, &spec, err), 0);
-    ck_assert_str_eq(json_string_value(json_object_get(spec, "endpoint")),
-                     DOCKER_DEFAULT_ENDPOINT);
+    ck_assert_str_eq(json_string_value(json_object_get(spec, "endpoint")), DOCKER_DEFAULT_ENDPOINT);
     ck_assert_int_eq(json_integer_value(json_object_get(spec, "kill_signal")), SIGTERM);
     const json_t *c = json_object_get(spec, "create");
     ck_assert_ptr_null(json_object_get(c, "Cmd"));
@@ -462,10 +467,9 @@ START_TEST(test_spec_errors)
     json_t *spec;
     char err[CV_ERRMSG_SIZE];
     ck_assert_int_eq(docker_build_spec(&f.l, &spec, err), 0);
-    ck_assert(list_has(json_object_get(json_object_get(json_object_get(spec, "create"),
-                                                       "HostConfig"),
-                                       "Binds"),
-                       "/etc:/host-etc"));
+    ck_assert(list_has(
+        json_object_get(json_object_get(json_object_get(spec, "create"), "HostConfig"), "Binds"),
+        "/etc:/host-etc"));
     json_decref(spec);
     strmap_set(&f.plugin, "docker.pull_timeout", "soon");
     ck_assert_int_eq(docker_build_spec(&f.l, &spec, err), -CV_EINVAL);
@@ -482,8 +486,8 @@ struct shim_run {
     bool have_exit;
 };
 
-static void run_shim(const char *script, bool await_ready, char *const *on_exit,
-                     const char *dir, struct shim_run *out)
+static void run_shim(const char *script, bool await_ready, char *const *on_exit, const char *dir,
+                     struct shim_run *out)
 {
     char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
     char *const argv[] = {"/bin/sh", "-c", (char *)script, NULL};
@@ -528,8 +532,8 @@ START_TEST(test_shim_await_ready)
     ck_assert(access(hf, F_OK) != 0);
 
     run_shim("exit 0", true, NULL, dir, &r);
-    ck_assert_msg(cv_has_prefix(r.report, "err ") && strstr(r.report, "before it started"),
-                  "%s", r.report);
+    ck_assert_msg(cv_has_prefix(r.report, "err ") && strstr(r.report, "before it started"), "%s",
+                  r.report);
 
     run_shim("echo ok >&3; sleep 0.1; echo oom >&3; exit 137", true, NULL, dir, &r);
     ck_assert(cv_has_prefix(r.report, "ok "));
