@@ -51,6 +51,7 @@ struct cvraft {
     bool transport_closed;
     int last_role;
     bool started, closing, raft_closed;
+    struct apply_req *pending; /* our proposals whose decoded command we hold (apply) */
 };
 
 /* ---------------------------------------------------------------- uv inside libevent */
@@ -93,12 +94,25 @@ static void on_uv_event(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- FSM adapter */
 
+static struct fsm_cmd *pending_take(struct cvraft *r, const struct raft_buffer *buf);
+
 static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cvraft *r = fsm->data;
     uint64_t index = raft_last_applied(&r->raft) + 1;
     char errmsg[CV_ERRMSG_SIZE] = "";
-    int rc = fsm_apply(r->state, index, buf->base, buf->len, &r->fsm_hooks, errmsg);
+    /* An entry this leader proposed in this term with its command already decoded is
+     * applied from that command; every other entry (all entries on followers) is
+     * decoded from the log's bytes. */
+    struct fsm_cmd *cmd = pending_take(r, buf);
+    int rc;
+    if (cmd) {
+        rc = fsm_apply_cmd(r->state, index, cmd, &r->fsm_hooks, errmsg);
+        st_clear(&ST_FSM_CMD, cmd);
+        free(cmd);
+    } else {
+        rc = fsm_apply(r->state, index, buf->base, buf->len, &r->fsm_hooks, errmsg);
+    }
     if (rc) {
         /* Deterministic on every server: a malformed entry changes nothing anywhere. */
         const unsigned char *b = buf->base;
@@ -457,18 +471,70 @@ int cvraft_start(struct cvraft *r, char *errmsg)
 
 /* ---------------------------------------------------------------- apply */
 
+/* A proposal in flight. With `cmd`, it sits in r->pending until its entry is applied
+ * here (the FSM takes cmd) or the proposal completes otherwise (cmd freed):
+ *   1. cmd is matched only by the entry buffer's address and length, which libraft hands
+ *      the leader's FSM unchanged (the log entry keeps the buffer raft_apply got), and
+ *      only in the term it was proposed in while we still lead: a buffer received from
+ *      another leader can never match.
+ *   2. The request stays pending at most until its callback, and libraft calls it for
+ *      every proposal (applied, failed, leadership lost, shutdown), so no entry outlives
+ *      its buffer in the list. */
 struct apply_req {
     struct raft_apply req;
     struct cvraft *r;
     cvraft_apply_cb cb;
     void *arg;
     int status;
+    struct fsm_cmd *cmd; /* owned; NULL once the FSM took it */
+    const void *base;    /* the entry's buffer */
+    size_t len;
+    raft_term term;
+    struct apply_req *pnext;
     char errmsg[CV_ERRMSG_SIZE];
 };
+
+static void pending_unlink(struct cvraft *r, struct apply_req *ar)
+{
+    for (struct apply_req **pp = &r->pending; *pp; pp = &(*pp)->pnext)
+        if (*pp == ar) {
+            *pp = ar->pnext;
+            ar->pnext = NULL;
+            return;
+        }
+}
+
+static void pending_drop(struct cvraft *r, struct apply_req *ar)
+{
+    if (!ar->cmd)
+        return;
+    pending_unlink(r, ar);
+    st_clear(&ST_FSM_CMD, ar->cmd);
+    free(ar->cmd);
+    ar->cmd = NULL;
+}
+
+static struct fsm_cmd *pending_take(struct cvraft *r, const struct raft_buffer *buf)
+{
+    if (!r->pending || raft_state(&r->raft) != RAFT_LEADER)
+        return NULL;
+    for (struct apply_req *ar = r->pending; ar; ar = ar->pnext) {
+        if (ar->base != buf->base)
+            continue;
+        if (ar->len != buf->len || ar->term != r->raft.current_term)
+            return NULL;
+        struct fsm_cmd *cmd = ar->cmd;
+        ar->cmd = NULL;
+        pending_unlink(r, ar);
+        return cmd;
+    }
+    return NULL;
+}
 
 static void apply_done(struct raft_apply *req, int status, void *result)
 {
     struct apply_req *ar = req->data;
+    pending_drop(ar->r, ar);
     if (status != 0) {
         int code = (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) ? -CV_ENOTLEADER
                                                                                : -CV_EIO;
@@ -493,6 +559,12 @@ static void apply_fail_later(evutil_socket_t fd, short what, void *arg)
 
 void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg)
 {
+    cvraft_apply_cmd(r, buf, len, NULL, cb, arg);
+}
+
+void cvraft_apply_cmd(struct cvraft *r, const char *buf, size_t len, struct fsm_cmd *cmd,
+                      cvraft_apply_cb cb, void *arg)
+{
     struct apply_req *ar = xcalloc(1, sizeof *ar);
     ar->r = r;
     ar->cb = cb;
@@ -508,8 +580,17 @@ void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb
     rb.len = padded ? padded : 8;
     memset(rb.base, 0, rb.len);
     memcpy(rb.base, buf, len);
+    if (cmd) {
+        ar->cmd = cmd;
+        ar->base = rb.base;
+        ar->len = rb.len;
+        ar->term = r->raft.current_term;
+        ar->pnext = r->pending;
+        r->pending = ar;
+    }
     int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &ar->req, &rb, 1, apply_done);
     if (rc != 0) {
+        pending_drop(r, ar);
         raft_free(rb.base);
         ar->status = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
         snprintf(ar->errmsg, sizeof ar->errmsg, "%s",
@@ -717,6 +798,8 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
      * callback, outside uv_run) until raft has released everything. */
     while (!r->raft_closed)
         uv_run(&r->loop, UV_RUN_ONCE);
+    while (r->pending) /* proposals libraft never answered */
+        pending_drop(r, r->pending);
     raft_uv_close(&r->io);
     io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);

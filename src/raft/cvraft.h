@@ -77,6 +77,14 @@ void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *a
 typedef void (*cvraft_apply_cb)(int status, uint64_t index, const char *errmsg, void *arg);
 /* Proposes one entry (copied). The callback always runs on a later loop turn. */
 void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg);
+/* The same, with the entry's command already decoded: when this server applies the entry
+ * while it still leads in the term it proposed it in, the FSM applies `cmd` instead of
+ * decoding buf again (followers always decode). cmd must be exactly what decoding buf
+ * gives (build it from decoded data: the encoder writes a NULL string as "", for
+ * instance). Takes ownership of cmd (a heap fsm_cmd, freed with st_clear + free once
+ * applied or failed); NULL = cvraft_apply. */
+void cvraft_apply_cmd(struct cvraft *r, const char *buf, size_t len, struct fsm_cmd *cmd,
+                      cvraft_apply_cb cb, void *arg);
 
 /* Appends a barrier entry in the current term: once it is applied, every entry before
  * it is committed and applied here. A new leader must do this before trusting its state

@@ -90,12 +90,14 @@ struct gctx {
     int64_t now;
     struct sched_result *out;
     bool batch;
+    uint32_t slice, slices; /* this computation plans slice `slice` of `slices` */
 
     struct snode *nodes;
     size_t n_nodes;
     struct smap node_by_id;
     uint32_t *cand;
     size_t n_cand, cand_off;
+    size_t n_cand_all; /* n_cand is first this slice's share of the candidates */
     struct intmap by_dc;
     size_t limit;
     bool nodes_ready; /* candidate set built */
@@ -388,6 +390,29 @@ static void setup_placement(struct gctx *g)
         uint32_t t = g->cand[i - 1];
         g->cand[i - 1] = g->cand[k];
         g->cand[k] = t;
+    }
+    g->n_cand_all = g->n_cand;
+    if (g->slices > 1) {
+        /* Slices planned at the same time on different servers would pick the same
+         * nodes (bin packing favours the fullest) and collide in the plan applier. Each
+         * slice takes its own share of the nodes first (a stable partition by node ID,
+         * the same on every server) and the others only when its share has no room. */
+        uint32_t *own = xmalloc(g->n_cand * sizeof *own + 1);
+        size_t n_own = 0, n_rest = 0;
+        uint32_t *rest = xmalloc(g->n_cand * sizeof *rest + 1);
+        for (size_t i = 0; i < g->n_cand; i++) {
+            uint32_t ni = g->cand[i];
+            if (sched_node_slice(g->nodes[ni].node->id, g->slices) == g->slice)
+                own[n_own++] = ni;
+            else
+                rest[n_rest++] = ni;
+        }
+        memcpy(g->cand, own, n_own * sizeof *own);
+        memcpy(g->cand + n_own, rest, n_rest * sizeof *rest);
+        free(own);
+        free(rest);
+        if (n_own)
+            g->n_cand = n_own;
     }
     if (g->batch) {
         g->limit = 2;
@@ -730,7 +755,7 @@ static struct allocated_resources *build_resources(struct gctx *g, struct snode 
 static void fill_metric_common(struct gctx *g, struct alloc_metric *m)
 {
     intmap_copy_into(&m->nodes_available, &g->by_dc);
-    m->nodes_in_pool = (int64_t)g->n_cand;
+    m->nodes_in_pool = (int64_t)g->n_cand_all;
 }
 
 static void record_failure(struct gctx *g, size_t tg, struct alloc_metric *m)
@@ -866,6 +891,14 @@ static void do_place(struct gctx *g, const struct place *pl)
     if (hold)
         prev_hold(g, pl->prev, true);
     ssize_t ni = g->n_cand ? select_node(g, pl->tg, pl, m) : -1;
+    if (ni < 0 && g->n_cand < g->n_cand_all) {
+        /* This slice's share of the nodes is full: from now on, every node. */
+        g->n_cand = g->n_cand_all;
+        g->cand_off = 0;
+        st_clear(&ST_ALLOC_METRIC, m);
+        memset(m, 0, sizeof *m);
+        ni = select_node(g, pl->tg, pl, m);
+    }
     fill_metric_common(g, m);
     if (ni < 0) {
         if (hold)
@@ -1049,6 +1082,12 @@ static void add_place(struct gctx *g, size_t tg, int64_t idx, const struct alloc
     g->places[g->n_places++] = (struct place){tg, idx, prev, stop_desc, stop_rec, penalty};
 }
 
+/* Whether name index idx of a group of `count` belongs to this slice (sched.h). */
+static bool mine(const struct gctx *g, int64_t idx, size_t count)
+{
+    return g->slices <= 1 || sched_slice_of(idx, count, g->slices) == g->slice;
+}
+
 static void inplace_update(struct gctx *g, const struct alloc *a)
 {
     struct alloc *u = plan_push_alloc(g);
@@ -1086,7 +1125,9 @@ static void reconcile_group(struct gctx *g, struct recon *rc, size_t tg)
                 k = K_RESCHED;
             } else {
                 k = K_KEEP;
-                if (r == 2 && !(a->followup_eval_id && *a->followup_eval_id)) {
+                if (r == 2 && !(a->followup_eval_id && *a->followup_eval_id) &&
+                    mine(g, alloc_name_index(a->name) >= 0 ? alloc_name_index(a->name) : 0,
+                         t->count > 0 ? (size_t)t->count : 0)) {
                     CV_GROW(rc->later, rc->later_cap, rc->n_later + 1);
                     rc->later[rc->n_later++] = (struct later){a, when};
                 }
@@ -1109,6 +1150,8 @@ static void reconcile_group(struct gctx *g, struct recon *rc, size_t tg)
         qsort(slots, n, sizeof *slots, slot_cmp_desc);
         for (size_t i = 0; i < n - count; i++) {
             const struct alloc *a = slots[i].a;
+            if (!mine(g, slots[i].idx, count))
+                continue;
             switch (slots[i].kind) {
             case K_LOST:
                 plan_stop(g, a, SCHED_DESC_LOST, ALLOC_CLIENT_LOST);
@@ -1137,6 +1180,8 @@ static void reconcile_group(struct gctx *g, struct recon *rc, size_t tg)
     for (size_t i = 0; i < n; i++) {
         const struct alloc *a = slots[i].a;
         int64_t idx = slots[i].idx >= 0 ? slots[i].idx : 0;
+        if (!mine(g, idx, count))
+            continue;
         switch (slots[i].kind) {
         case K_RUN:
             if (job_changed(a->job, g->job)) {
@@ -1168,7 +1213,8 @@ static void reconcile_group(struct gctx *g, struct recon *rc, size_t tg)
     for (size_t i = n; i < count; i++) {
         while (next < span && used[next])
             next++;
-        add_place(g, tg, (int64_t)next, NULL, NULL, -1, false);
+        if (mine(g, (int64_t)next, count))
+            add_place(g, tg, (int64_t)next, NULL, NULL, -1, false);
         next++;
     }
     free(used);
@@ -1358,13 +1404,67 @@ static void stop_all(struct gctx *g)
     }
 }
 
+uint32_t sched_slice_of(int64_t idx, size_t count, uint32_t slices)
+{
+    if (slices <= 1)
+        return 0;
+    if (idx < 0 || (size_t)idx >= count)
+        return slices - 1;
+    return (uint32_t)((uint64_t)idx * slices / count);
+}
+
+uint32_t sched_node_slice(const char *node_id, uint32_t slices)
+{
+    if (slices <= 1)
+        return 0;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = node_id ? node_id : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % slices;
+}
+
+uint32_t sched_eval_slices(const struct state_snap *snap, const struct eval *ev)
+{
+    const char *ns = ev->namespace && *ev->namespace ? ev->namespace : DEFAULT_NAMESPACE;
+    const struct job *j = snap_job(snap, ns, ev->job_id);
+    if (!j || j->stop || !(cv_streq(j->type, JOB_TYPE_SERVICE) || cv_streq(j->type, JOB_TYPE_BATCH)))
+        return 1;
+    /* distinct_hosts/distinct_property span the whole job: one planner sees it all. */
+    for (size_t i = 0; i < j->n_constraints; i++)
+        if (sched_op_parse(j->constraints[i].operand) >= OP_DISTINCT_HOSTS)
+            return 1;
+    int64_t total = 0;
+    for (size_t t = 0; t < j->n_task_groups; t++) {
+        const struct task_group *tg = &j->task_groups[t];
+        for (size_t i = 0; i < tg->n_constraints; i++)
+            if (sched_op_parse(tg->constraints[i].operand) >= OP_DISTINCT_HOSTS)
+                return 1;
+        total += tg->count > 0 ? tg->count : 0;
+    }
+    int64_t n = total / SCHED_SLICE_PLACEMENTS;
+    if (n > SCHED_MAX_SLICES)
+        n = SCHED_MAX_SLICES;
+    return n >= 2 ? (uint32_t)n : 1;
+}
+
 int sched_compute(const struct state_snap *snap, const struct eval *ev, uint64_t seed,
                   int64_t now_ns, struct sched_result *out, char *errmsg)
+{
+    return sched_compute_slice(snap, ev, 0, 1, seed, now_ns, out, errmsg);
+}
+
+int sched_compute_slice(const struct state_snap *snap, const struct eval *ev, uint32_t slice,
+                        uint32_t slices, uint64_t seed, int64_t now_ns, struct sched_result *out,
+                        char *errmsg)
 {
     memset(out, 0, sizeof *out);
     if (!ev || !ev->job_id || !*ev->job_id)
         return cv_err(errmsg, CV_EINVAL, "evaluation has no job ID");
+    if (slices < 1 || slice >= slices)
+        return cv_err(errmsg, CV_EINVAL, "slice %u of %u", slice, slices);
     struct gctx g = {0};
+    g.slice = slice;
+    g.slices = slices;
     g.snap = snap;
     g.ev = ev;
     g.now = now_ns;
@@ -1394,7 +1494,8 @@ int sched_compute(const struct state_snap *snap, const struct eval *ev, uint64_t
     load_nodes(&g);
 
     if (!g.job || g.job->stop) {
-        stop_all(&g);
+        if (g.slice == 0)
+            stop_all(&g);
         if (g.job)
             for (size_t t = 0; t < g.job->n_task_groups; t++)
                 intmap_set(&out->queued_allocations, g.job->task_groups[t].name, 0);
@@ -1407,7 +1508,7 @@ int sched_compute(const struct state_snap *snap, const struct eval *ev, uint64_t
     /* Allocs of groups the job no longer has. */
     for (size_t i = 0; i < g.n_allocs; i++) {
         const struct alloc *a = g.allocs[i];
-        if (!alloc_terminal(a) && !job_group(g.job, a->task_group))
+        if (!alloc_terminal(a) && !job_group(g.job, a->task_group) && g.slice == 0)
             plan_stop(&g, a, SCHED_DESC_NOT_NEEDED, NULL);
     }
 

@@ -155,6 +155,63 @@ static struct pnode *pnode_get(struct smap *by_node, struct pnode **v, size_t *n
     return pn;
 }
 
+/* ---- names: <job>.<group>[i] is held by at most one live allocation of the job ---- */
+
+struct names {
+    struct smap m;          /* name -> ID of the live alloc holding it (borrowed) */
+    const struct smap *ids; /* the plan's IDs (pcheck.ids) */
+};
+
+static bool name_cb(const void *obj, void *arg)
+{
+    struct names *nm = arg;
+    const struct alloc *a = obj;
+    if (alloc_terminal(a) || !a->name || !*a->name)
+        return true;
+    bool found;
+    void *v = smap_get(nm->ids, a->id, &found);
+    if (found && !v)
+        return true; /* the plan stops it: its name is free for the replacement */
+    smap_put(&nm->m, a->name, (void *)a->id);
+    return true;
+}
+
+/* Marks the nodes of new placements of a service or batch job whose name a live
+ * allocation of the job (one this plan does not stop) or an earlier placement of the
+ * plan already holds. Workers planning
+ * slices of one eval, or a worker re-planning on a stale snapshot, can then never place
+ * more allocations than the job has names (no over-placement beyond count). */
+static void check_names(const struct state_snap *latest, const struct plan *p,
+                        const struct smap *ids, const struct smap *by_node, struct pnode *nodes)
+{
+    if (!p->n_node_allocation)
+        return;
+    const struct alloc *first = &p->node_allocation[0];
+    const char *ns = first->namespace && *first->namespace ? first->namespace : DEFAULT_NAMESPACE;
+    /* System jobs name one alloc per node with the same index: no such rule there. */
+    const struct job *j = p->job ? p->job : snap_job(latest, ns, first->job_id);
+    if (!j || !(cv_streq(j->type, JOB_TYPE_SERVICE) || cv_streq(j->type, JOB_TYPE_BATCH)))
+        return;
+    struct names nm = {.ids = ids};
+    smap_init(&nm.m, p->n_node_allocation * 2);
+    snap_allocs_by_job(latest, ns, first->job_id, name_cb, &nm);
+    for (size_t i = 0; i < p->n_node_allocation; i++) {
+        const struct alloc *a = &p->node_allocation[i];
+        if (!a->name || !*a->name || alloc_terminal(a))
+            continue;
+        const char *holder = smap_get(&nm.m, a->name, NULL);
+        if (holder && !cv_streq(holder, a->id)) {
+            bool found;
+            void *k = smap_get(by_node, cv_str(a->node_id), &found);
+            if (found)
+                nodes[(uintptr_t)k].reject = true;
+            continue;
+        }
+        smap_put(&nm.m, a->name, (void *)a->id);
+    }
+    smap_close(&nm.m);
+}
+
 int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -181,9 +238,10 @@ int plan_check(const struct state_snap *latest, const struct plan *p, struct pla
         pn->allocs[pn->n_allocs++] = i;
     }
 
+    check_names(latest, p, &c.ids, &by_node, nodes);
     size_t rejected = 0, n_alloc_ok = 0, n_update_ok = 0;
     for (size_t i = 0; i < n_nodes; i++) {
-        if (!node_fits(&c, latest, &nodes[i])) {
+        if (nodes[i].reject || !node_fits(&c, latest, &nodes[i])) {
             nodes[i].reject = true;
             rejected++;
             strlist_add(&out->rejected_nodes, nodes[i].node_id);

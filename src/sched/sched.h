@@ -94,6 +94,35 @@ int sched_compute(const struct state_snap *snap, const struct eval *ev, uint64_t
                   int64_t now_ns, struct sched_result *out, char *errmsg);
 void sched_result_clear(struct sched_result *r);
 
+/* ---- slices: one big eval planned by several workers at once ----
+ *
+ * The leader may hand one eval to several workers as slices 0..n-1
+ * (sched_eval_slices decides n when it dequeues the eval). Slice k owns, in every task
+ * group of count C, the name indexes i with sched_slice_of(i, C, n) == k: it reconciles
+ * the whole job as usual but acts only on the slots it owns (placements with their
+ * linked stops, scale-down stops, in-place updates, delayed reschedules); slice 0 also
+ * stops the allocations of groups the job no longer has, or of a stopped job. The
+ * reconciler places the lowest free indexes, and a slice's own placements never change
+ * which indexes are free elsewhere, so slices planned on different snapshots still
+ * place disjoint names and together exactly what one planner would. Each slice prefers
+ * its own share of the nodes (sched_node_slice), so concurrent slices rarely collide in
+ * the plan applier; plan_check refuses a placement whose name is already held anyway. */
+#define SCHED_SLICE_PLACEMENTS 1000 /* an eval is sliced per this many allocations */
+#define SCHED_MAX_SLICES 8
+/* The slice that owns name index idx of a group of `count` (indexes outside [0, count)
+ * belong to the last slice). */
+uint32_t sched_slice_of(int64_t idx, size_t count, uint32_t slices);
+/* The slice whose share of the nodes holds node_id. */
+uint32_t sched_node_slice(const char *node_id, uint32_t slices);
+/* How many slices the eval is planned in: total count of a service/batch job's groups
+ * / SCHED_SLICE_PLACEMENTS, at most SCHED_MAX_SLICES; 1 (no slicing) below 2, for other
+ * job types, stopped or missing jobs and jobs with distinct_hosts/distinct_property. */
+uint32_t sched_eval_slices(const struct state_snap *snap, const struct eval *ev);
+/* sched_compute for slice `slice` of `slices` (sched_compute = slice 0 of 1). */
+int sched_compute_slice(const struct state_snap *snap, const struct eval *ev, uint32_t slice,
+                        uint32_t slices, uint64_t seed, int64_t now_ns, struct sched_result *out,
+                        char *errmsg);
+
 /* Returns a new copy of ev (free with st_unref(&ST_EVAL, ...)) updated as Nomad's worker
  * does once the plan is committed: Status complete, QueuedAllocations, FailedTGAllocs,
  * BlockedEval (the new blocked eval's ID), NextEval (first follow-up), ModifyTime = now.

@@ -13,6 +13,16 @@
  * latest state (plan_check: optimistic concurrency, per-node partial commit), commits
  * what fits in one raft entry, and answers the worker with what was committed and the
  * index to refresh to.
+ *
+ * Slices: an eval of a big job (sched_eval_slices > 1) is handed out as slices 0..n-1 of
+ * one broker delivery, to whichever workers dequeue next, on any server (sched.h says
+ * what a slice owns). The leader keeps a `split` per sliced delivery: each slice's
+ * worker plans and submits like any other (the applier commits slice plans as they
+ * arrive, while other slices are still planning), then sends its outcome with
+ * Eval.Update; the leader merges the outcomes and, with the last one, writes the eval's
+ * final status (one eval, one status, one blocked eval at most) and acks the broker
+ * itself. A slice that fails nacks the whole delivery: the broker delivers the eval
+ * again, and its re-planning sees what the other slices committed.
  */
 #include "server/server_int.h"
 
@@ -45,8 +55,18 @@ struct dequeue_wait {
     struct event *timer;
 };
 
+/* One sliced delivery of an eval. */
+struct split {
+    struct split *next;
+    struct eval *ev;                 /* reference */
+    char token[37];                  /* the broker's token for the delivery */
+    int64_t n, handed, done;         /* slices in all, handed out, reported */
+    struct eval_update_req merged;   /* the outcomes so far; evals[0] is the eval */
+};
+
 struct leader {
     struct server *s;
+    struct split *splits;
     bool enabled;
     struct broker *broker;
     struct blocked *blocked;
@@ -68,6 +88,7 @@ struct worker {
     enum worker_state st;
     struct eval *ev;
     char token[37];
+    int64_t slice, slices; /* the part of ev this worker plans (slices 1: all of it) */
     struct sched_result res;
     bool have_res;
     int attempts;
@@ -233,11 +254,13 @@ void leader_establish(struct leader *ld)
 }
 
 static void drop_waits(struct leader *ld);
+static void drop_splits(struct leader *ld);
 
 void leader_revoke(struct leader *ld)
 {
     ld->enabled = false;
     drop_waits(ld);
+    drop_splits(ld);
     broker_set_enabled(ld->broker, false);
     blocked_set_enabled(ld->blocked, false);
     evtimer_del(ld->tick_ev);
@@ -247,8 +270,64 @@ void leader_revoke(struct leader *ld)
 
 #define DEQUEUE_TIMEOUT_NS (1000ll * 1000000ll)
 
-static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, char token[37])
+static bool type_wanted(const struct strlist *types, const char *type)
 {
+    if (!types->n)
+        return true;
+    for (size_t i = 0; i < types->n; i++)
+        if (cv_streq(types->v[i], type))
+            return true;
+    return false;
+}
+
+static void split_free(struct split *sp)
+{
+    st_unref(&ST_EVAL, sp->ev);
+    st_clear(&ST_EVAL_UPDATE_REQ, &sp->merged);
+    free(sp);
+}
+
+static struct split *split_find(struct leader *ld, const char *eval_id, const char *token)
+{
+    for (struct split *sp = ld->splits; sp; sp = sp->next)
+        if (cv_streq(sp->ev->id, eval_id) && cv_streq(sp->token, token))
+            return sp;
+    return NULL;
+}
+
+static void split_remove(struct leader *ld, struct split *sp)
+{
+    for (struct split **pp = &ld->splits; *pp; pp = &(*pp)->next)
+        if (*pp == sp) {
+            *pp = sp->next;
+            break;
+        }
+    split_free(sp);
+}
+
+static void drop_splits(struct leader *ld)
+{
+    while (ld->splits) {
+        struct split *sp = ld->splits;
+        ld->splits = sp->next;
+        split_free(sp);
+    }
+}
+
+/* Hands out the next slice of a sliced delivery, else the broker's best eval (slicing it
+ * when it is big). slice and slices say which part the caller plans. */
+static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, char token[37],
+                                int64_t *slice, int64_t *slices)
+{
+    *slice = 0;
+    *slices = 1;
+    for (struct split *sp = ld->splits; sp; sp = sp->next)
+        if (sp->handed < sp->n && type_wanted(types, sp->ev->type)) {
+            *slice = sp->handed++;
+            *slices = sp->n;
+            memcpy(token, sp->token, 37);
+            return st_ref(&ST_EVAL, sp->ev);
+        }
     const char *t[BROKER_MAX_TYPES];
     size_t n = 0;
     for (size_t i = 0; i < types->n && n < BROKER_MAX_TYPES; i++)
@@ -258,18 +337,36 @@ static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, 
             t[n++] = sched_types[i];
     }
     struct eval *e = broker_dequeue(ld->broker, t, n, cv_wall_ns(), token);
-    if (e)
-        leader_arm_tick(ld); /* the delivery's nack timeout */
+    if (!e)
+        return NULL;
+    leader_arm_tick(ld); /* the delivery's nack timeout */
+    struct state_snap *snap = state_snapshot(ld->s->state);
+    uint32_t k = sched_eval_slices(snap, e);
+    snap_unref(snap);
+    if (k > 1) {
+        struct split *sp = xcalloc(1, sizeof *sp);
+        sp->ev = st_ref(&ST_EVAL, e);
+        memcpy(sp->token, token, 37);
+        sp->n = k;
+        sp->handed = 1;
+        sp->next = ld->splits;
+        ld->splits = sp;
+        *slices = k;
+        server_count(ld->s, "caravan.broker.evals_sliced", 1);
+    }
     return e;
 }
 
-static void reply_dequeue(struct rpc_req *req, struct eval *e, const char *token)
+static void reply_dequeue(struct rpc_req *req, struct eval *e, const char *token, int64_t slice,
+                          int64_t slices)
 {
     struct eval_dequeue_resp resp;
     memset(&resp, 0, sizeof resp);
     resp.eval = e;
     resp.token = (char *)token;
     resp.wait_index = e ? e->modify_index : 0;
+    resp.slice = slice;
+    resp.slices = slices;
     rpc_req_reply(req, &ST_EVAL_DEQUEUE_RESP, &resp);
 }
 
@@ -295,7 +392,7 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct dequeue_wait *w = arg;
     wait_unlink(w->ld, w);
-    reply_dequeue(w->req, NULL, NULL);
+    reply_dequeue(w->req, NULL, NULL, 0, 1);
     wait_free(w);
 }
 
@@ -306,13 +403,14 @@ static void serve_waits(struct leader *ld)
     while (*pp && ld->enabled) {
         struct dequeue_wait *w = *pp;
         char token[37];
-        struct eval *e = dequeue_for(ld, &w->types, token);
+        int64_t slice, slices;
+        struct eval *e = dequeue_for(ld, &w->types, token, &slice, &slices);
         if (!e) {
             pp = &w->next;
             continue;
         }
         *pp = w->next;
-        reply_dequeue(w->req, e, token);
+        reply_dequeue(w->req, e, token, slice, slices);
         st_unref(&ST_EVAL, e);
         wait_free(w);
     }
@@ -342,11 +440,14 @@ static void ep_eval_dequeue(struct rpc_req *req, void *ctx)
         return;
     }
     char token[37];
-    struct eval *e = dequeue_for(ld, &r.types, token);
+    int64_t slice, slices;
+    struct eval *e = dequeue_for(ld, &r.types, token, &slice, &slices);
     if (e) {
-        reply_dequeue(req, e, token);
+        reply_dequeue(req, e, token, slice, slices);
         st_unref(&ST_EVAL, e);
         st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
+        if (slices > 1)
+            serve_waits(ld); /* idle workers take the other slices */
         return;
     }
     struct dequeue_wait *w = xcalloc(1, sizeof *w);
@@ -371,6 +472,21 @@ static void ep_eval_ack(struct rpc_req *req, void *ctx)
     memset(&r, 0, sizeof r);
     if (rpc_req_decode(req, &ST_EVAL_ACK_REQ, &r))
         return;
+    if (r.slices > 1) {
+        /* A slice's ack: the leader acks the delivery itself once every slice reported
+         * (split_finish). A slice's nack gives the whole delivery back to the broker. */
+        struct split *sp = split_find(ld, cv_str(r.eval_id), cv_str(r.token));
+        if (r.nack && sp) {
+            split_remove(ld, sp);
+            broker_nack(ld->broker, cv_str(r.eval_id), cv_str(r.token), cv_wall_ns());
+            workers_kick(ld);
+            leader_arm_tick(ld);
+        }
+        struct generic_resp g = {0};
+        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+        st_clear(&ST_EVAL_ACK_REQ, &r);
+        return;
+    }
     int rc = r.nack ? broker_nack(ld->broker, cv_str(r.eval_id), cv_str(r.token), cv_wall_ns())
                     : broker_ack(ld->broker, cv_str(r.eval_id), cv_str(r.token), cv_wall_ns());
     if (rc) {
@@ -406,6 +522,128 @@ static void update_done(int status, uint64_t index, const char *eval_id, const c
     free(c);
 }
 
+/* Writes a worker's (or merged slices') eval update through raft; takes r's evals. */
+static void eval_update_commit(struct leader *ld, struct eval_update_req *r, server_write_cb cb,
+                               void *arg);
+
+/* Adds one slice's outcome to the split's (takes r's evals): the eval's status is the
+ * worst of them (blocked, then failed, then complete), queued allocations add up,
+ * failed task-group metrics coalesce, and one blocked eval is kept for the job. */
+static void split_merge(struct split *sp, struct eval_update_req *r)
+{
+    struct eval_update_req *m = &sp->merged;
+    m->placement_failed = m->placement_failed || r->placement_failed;
+    if (!m->n_evals) {
+        m->evals = r->evals;
+        m->n_evals = r->n_evals;
+        r->evals = NULL;
+        r->n_evals = 0;
+        return;
+    }
+    const struct eval *in = &r->evals[0];
+    struct eval *base = &m->evals[0];
+    bool worse = cv_streq(in->status, EVAL_STATUS_BLOCKED) ||
+                 (cv_streq(in->status, EVAL_STATUS_FAILED) &&
+                  !cv_streq(base->status, EVAL_STATUS_BLOCKED));
+    if (worse) {
+        cv_strset(&base->status, in->status);
+        cv_strset(&base->status_description, in->status_description);
+    }
+    for (size_t i = 0; i < in->queued_allocations.n; i++)
+        intmap_add(&base->queued_allocations, in->queued_allocations.k[i],
+                   in->queued_allocations.v[i]);
+    for (size_t i = 0; i < in->n_failed_tg_allocs; i++) {
+        const struct alloc_metric *f = &in->failed_tg_allocs[i];
+        size_t k = 0;
+        while (k < base->n_failed_tg_allocs && !cv_streq(base->failed_tg_allocs[k].tg_name, f->tg_name))
+            k++;
+        if (k < base->n_failed_tg_allocs) {
+            base->failed_tg_allocs[k].coalesced_failures += f->coalesced_failures + 1;
+        } else {
+            base->failed_tg_allocs = xrealloc(base->failed_tg_allocs,
+                                              (k + 1) * sizeof *base->failed_tg_allocs);
+            st_copy(&ST_ALLOC_METRIC, &base->failed_tg_allocs[k], f);
+            base->n_failed_tg_allocs = k + 1;
+        }
+    }
+    if (!base->next_eval || !*base->next_eval)
+        cv_strset(&base->next_eval, in->next_eval);
+    bool have_blocked = base->blocked_eval && *base->blocked_eval;
+    for (size_t i = 1; i < r->n_evals; i++) {
+        struct eval *e = &r->evals[i];
+        bool blocked = cv_streq(e->status, EVAL_STATUS_BLOCKED);
+        if (blocked && have_blocked)
+            continue; /* one blocked eval per job */
+        m->evals = xrealloc(m->evals, (m->n_evals + 1) * sizeof *m->evals);
+        m->evals[m->n_evals] = *e;
+        memset(e, 0, sizeof *e);
+        if (blocked) {
+            cv_strset(&m->evals[0].blocked_eval, m->evals[m->n_evals].id);
+            have_blocked = true;
+        }
+        m->n_evals++;
+    }
+}
+
+struct split_ctx {
+    struct leader *ld;
+    struct rpc_req *req;
+    char *eval_id;
+    char token[37];
+};
+
+static void split_committed(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                            void *arg)
+{
+    (void)eval_id;
+    struct split_ctx *c = arg;
+    struct leader *ld = c->ld;
+    if (status) {
+        rpc_req_error(c->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+        broker_nack(ld->broker, c->eval_id, c->token, cv_wall_ns());
+    } else {
+        struct generic_resp g = {index};
+        rpc_req_reply(c->req, &ST_GENERIC_RESP, &g);
+        int rc = broker_ack(ld->broker, c->eval_id, c->token, cv_wall_ns());
+        if (rc)
+            log_warn("worker", "ack of sliced eval %s failed: %s", c->eval_id, cv_strerror(rc));
+    }
+    if (ld->enabled) {
+        broker_housekeeping(ld);
+        workers_kick(ld);
+        leader_arm_tick(ld);
+    }
+    free(c->eval_id);
+    free(c);
+}
+
+/* Eval.Update of one slice: merged; the last one writes the eval and acks the broker. */
+static void slice_update(struct leader *ld, struct rpc_req *req, struct eval_update_req *r)
+{
+    struct split *sp = split_find(ld, r->evals[0].id, cv_str(r->eval_token));
+    if (!sp) {
+        rpc_req_error(req, CV_ENOTFOUND, "slice %lld of eval %s: delivery no longer outstanding",
+                      (long long)r->slice, r->evals[0].id);
+        return;
+    }
+    split_merge(sp, r);
+    if (++sp->done < sp->n) {
+        struct generic_resp g = {0};
+        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+        return;
+    }
+    struct split_ctx *c = xcalloc(1, sizeof *c);
+    c->ld = ld;
+    c->req = req;
+    c->eval_id = xstrdup(sp->ev->id);
+    memcpy(c->token, sp->token, sizeof c->token);
+    struct eval_update_req merged = sp->merged;
+    memset(&sp->merged, 0, sizeof sp->merged);
+    split_remove(ld, sp);
+    eval_update_commit(ld, &merged, split_committed, c);
+    st_clear(&ST_EVAL_UPDATE_REQ, &merged);
+}
+
 static void ep_eval_update(struct rpc_req *req, void *ctx)
 {
     struct leader *ld = ctx;
@@ -418,6 +656,21 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
         st_clear(&ST_EVAL_UPDATE_REQ, &r);
         return;
     }
+    if (r.slices > 1) {
+        slice_update(ld, req, &r);
+        st_clear(&ST_EVAL_UPDATE_REQ, &r);
+        return;
+    }
+    struct update_ctx *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    eval_update_commit(ld, &r, update_done, c);
+    st_clear(&ST_EVAL_UPDATE_REQ, &r);
+}
+
+static void eval_update_commit(struct leader *ld, struct eval_update_req *rq, server_write_cb cb,
+                               void *arg)
+{
+    struct eval_update_req r = *rq;
     struct fsm_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.type = FSM_EVAL_UPDATE;
@@ -439,11 +692,10 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
         }
         st_unref(&ST_EVAL, old);
     }
-    struct update_ctx *c = xcalloc(1, sizeof *c);
-    c->req = req;
-    server_apply(ld->s, &cmd, NULL, update_done, c);
+    rq->evals = NULL;
+    rq->n_evals = 0;
+    server_apply(ld->s, &cmd, NULL, cb, arg);
     st_clear(&ST_FSM_CMD, &cmd);
-    st_clear(&ST_EVAL_UPDATE_REQ, &r);
 }
 
 /* ---------------------------------------------------------------- plan applier */
@@ -512,6 +764,9 @@ static void applier_next(struct leader *ld)
         plan_committed(0, 0, NULL, NULL, c);
         return;
     }
+    /* The committed entries move into the command, which raft keeps for this server's
+     * own FSM apply: the leader neither decodes the entry nor copies the allocations
+     * again (they were decoded from the Plan.Submit call, as the FSM needs them). */
     struct fsm_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.type = FSM_PLAN_APPLY;
@@ -519,8 +774,11 @@ static void applier_next(struct leader *ld)
     cmd.n_allocs = c->result.n_node_allocation;
     cmd.stopped = c->result.node_update;
     cmd.n_stopped = c->result.n_node_update;
-    cmd.job = pr->plan.job; /* once, for allocations that carry no job of their own */
-    server_apply(ld->s, &cmd, NULL, plan_committed, c);
+    c->result.node_allocation = c->result.node_update = NULL;
+    c->result.n_node_allocation = c->result.n_node_update = 0;
+    /* once, for allocations that carry no job of their own */
+    cmd.job = pr->plan.job ? st_ref(&ST_JOB, pr->plan.job) : NULL;
+    server_apply_decoded(ld->s, &cmd, NULL, plan_committed, c);
 }
 
 static void ep_plan_submit(struct rpc_req *req, void *ctx)
@@ -614,7 +872,7 @@ static void ack_done(struct worker *w, int status, const char *resp, size_t len,
 static void worker_ack(struct worker *w, bool nack)
 {
     w->st = W_ACK;
-    struct eval_ack_req a = {w->ev->id, w->token, nack};
+    struct eval_ack_req a = {w->ev->id, w->token, nack, w->slices};
     wcall(w, "Eval.Ack", &ST_EVAL_ACK_REQ, &a, ack_done);
 }
 
@@ -645,7 +903,8 @@ static void worker_run(struct worker *w)
     char errmsg[CV_ERRMSG_SIZE] = "";
     int64_t now = cv_wall_ns();
     ld->seed = ld->seed * 6364136223846793005ull + 1442695040888963407ull;
-    int rc = sched_compute(snap, w->ev, ld->seed ^ (uint64_t)now, now, &w->res, errmsg);
+    int rc = sched_compute_slice(snap, w->ev, (uint32_t)w->slice, (uint32_t)w->slices,
+                                 ld->seed ^ (uint64_t)now, now, &w->res, errmsg);
     w->have_res = true;
     w->snap_index = snap_index(snap);
     snap_unref(snap);
@@ -743,6 +1002,8 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     up.evals = xcalloc(cap, sizeof *up.evals);
     up.eval_token = w->token;
     up.placement_failed = r && r->placement_failed;
+    up.slice = w->slice;
+    up.slices = w->slices;
     struct eval *upd;
     if (r && r->reblock) {
         /* A blocked eval that still cannot place goes back to waiting. */
@@ -790,6 +1051,8 @@ static void dequeue_done(struct worker *w, int status, const char *resp, size_t 
     snprintf(w->token, sizeof w->token, "%s", cv_str(d.token));
     w->attempts = 0;
     w->wait_index = d.wait_index;
+    w->slices = d.slices > 1 && d.slice >= 0 && d.slice < d.slices ? d.slices : 1;
+    w->slice = w->slices > 1 ? d.slice : 0;
     st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
     worker_run(w);
 }
@@ -890,6 +1153,7 @@ void leader_free(struct leader *ld)
         ld->waits = w->next;
         wait_free(w);
     }
+    drop_splits(ld);
     while (ld->plans) {
         struct plan_req *pr = ld->plans;
         ld->plans = pr->next;

@@ -49,6 +49,25 @@ void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, se
     free(buf);
 }
 
+void server_apply_decoded(struct server *s, struct fsm_cmd *cmd, const char *eval_id,
+                          server_write_cb cb, void *arg)
+{
+    cmd->now = cv_wall_ns();
+    char *buf;
+    size_t len;
+    st_encode(&ST_FSM_CMD, cmd, &buf, &len);
+    struct apply_ctx *c = xcalloc(1, sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    c->eval_id = xstrdup(eval_id);
+    /* Raft keeps the command for our own FSM apply of this entry (no second decode). */
+    struct fsm_cmd *own = xmalloc(sizeof *own);
+    *own = *cmd;
+    memset(cmd, 0, sizeof *cmd);
+    cvraft_apply_cmd(s->raft, buf, len, own, apply_done, c);
+    free(buf);
+}
+
 void server_count(struct server *s, const char *name, int64_t delta)
 {
     intmap_add(&s->counters, name, delta);

@@ -32,6 +32,12 @@ struct server {
 /* Proposes cmd (stamping Now); cb gets eval_id back (copied). */
 void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, server_write_cb cb,
                   void *arg);
+/* Like server_apply, but moves *cmd (zeroed on return) into raft, whose leader-side FSM
+ * apply uses it instead of decoding the entry it just encoded. Only for commands built
+ * from decoded data (strings "" rather than NULL, as a decoder gives them): the plan
+ * applier's. */
+void server_apply_decoded(struct server *s, struct fsm_cmd *cmd, const char *eval_id,
+                          server_write_cb cb, void *arg);
 void server_count(struct server *s, const char *name, int64_t delta);
 /* A new pending evaluation (fresh ID, times now); free with st_unref(&ST_EVAL, ...). */
 struct eval *server_eval_new(const char *ns, const char *job_id, const char *type,

@@ -76,6 +76,8 @@ struct fsm_hooks {
 #define FSM_MAX_NODE_EVENTS 10
 int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
               const struct fsm_hooks *hooks, char *errmsg);
+/* Applies an already decoded command, which it may consume (FSM_PLAN_APPLY moves its
+ * allocations into the store): the caller only clears it afterwards. */
 int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
                   const struct fsm_hooks *hooks, char *errmsg);
 

@@ -109,6 +109,8 @@ static const struct sfield eval_dequeue_resp_fields[] = {
     SFT(eval_dequeue_resp, eval, "Eval", SF_REF, &ST_EVAL),
     SF(eval_dequeue_resp, token, "Token", SF_STR),
     SF(eval_dequeue_resp, wait_index, "WaitIndex", SF_UINT),
+    SF(eval_dequeue_resp, slice, "Slice", SF_INT),
+    SF(eval_dequeue_resp, slices, "Slices", SF_INT),
 };
 TYPE(ST_EVAL_DEQUEUE_RESP, eval_dequeue_resp, eval_dequeue_resp_fields);
 
@@ -116,6 +118,7 @@ static const struct sfield eval_ack_req_fields[] = {
     SF(eval_ack_req, eval_id, "EvalID", SF_STR),
     SF(eval_ack_req, token, "Token", SF_STR),
     SF(eval_ack_req, nack, "Nack", SF_BOOL),
+    SF(eval_ack_req, slices, "Slices", SF_INT),
 };
 TYPE(ST_EVAL_ACK_REQ, eval_ack_req, eval_ack_req_fields);
 
@@ -128,6 +131,8 @@ static const struct sfield eval_update_req_fields[] = {
     SFA(eval_update_req, evals, n_evals, "Evals", SF_ARRAY, &ST_EVAL),
     SF(eval_update_req, eval_token, "EvalToken", SF_STR),
     SF(eval_update_req, placement_failed, "PlacementFailed", SF_BOOL),
+    SF(eval_update_req, slice, "Slice", SF_INT),
+    SF(eval_update_req, slices, "Slices", SF_INT),
 };
 TYPE(ST_EVAL_UPDATE_REQ, eval_update_req, eval_update_req_fields);
 

@@ -121,12 +121,16 @@ struct eval_dequeue_resp {
     struct eval *eval; /* NULL: nothing to do within the timeout */
     char *token;
     uint64_t wait_index;
+    /* The leader may hand one big eval out in slices (sched.h): plan slice Slice of
+     * Slices. Slices 0 or 1: the whole eval. */
+    int64_t slice, slices;
 };
 
 struct eval_ack_req {
     char *eval_id;
     char *token;
     bool nack;
+    int64_t slices; /* > 1: the ack of one slice of a sliced delivery */
 };
 
 struct plan_submit_req {
@@ -138,6 +142,7 @@ struct eval_update_req {
     size_t n_evals;
     char *eval_token;
     bool placement_failed; /* the worker's eval could not place everything */
+    int64_t slice, slices; /* slices > 1: one slice's outcome, merged by the leader */
 };
 
 /* Operator.RaftRemovePeer / Operator.TransferLeadership: a server by raft ID (16 hex

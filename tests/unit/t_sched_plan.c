@@ -267,6 +267,175 @@ START_TEST(test_plan_check_port_collision)
 }
 END_TEST
 
+struct name_count {
+    int64_t count;
+    unsigned char *seen; /* per name index */
+    size_t live, dup, out_of_range;
+};
+
+static bool count_names(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    struct name_count *c = arg;
+    if (alloc_terminal(a))
+        return true;
+    c->live++;
+    int64_t i = alloc_name_index(a->name);
+    if (i < 0 || i >= c->count) {
+        c->out_of_range++;
+        return true;
+    }
+    if (c->seen[i]++)
+        c->dup++;
+    return true;
+}
+
+/* Live allocations of the job: asserts names are unique and within [0, count). */
+static size_t check_names(struct th *h, const char *job, int64_t count)
+{
+    struct name_count c = {count, xcalloc((size_t)count, 1), 0, 0, 0};
+    struct state_snap *s = th_snap(h);
+    snap_allocs_by_job(s, "default", job, count_names, &c);
+    snap_unref(s);
+    ck_assert_uint_eq(c.dup, 0);
+    ck_assert_uint_eq(c.out_of_range, 0);
+    free(c.seen);
+    return c.live;
+}
+
+START_TEST(test_slices_place_disjoint_and_complete)
+{
+    /* Slices of one big eval planned at once on one snapshot (as workers on different
+     * servers do) and committed in any order place every name of the job exactly once,
+     * and never put a node over capacity; a slice re-planned after the others committed
+     * adds nothing twice. */
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        struct th h;
+        th_init(&h);
+        th_add_nodes(&h, 80, 4000, 8192); /* 40 allocs a node, 3,200 in all */
+        th_put_job(&h, th_job("big", JOB_TYPE_BATCH, 2400, 100, 100));
+        struct eval *ev = th_eval("big", JOB_TYPE_BATCH);
+        struct state_snap *s = th_snap(&h);
+        uint32_t n = sched_eval_slices(s, ev);
+        ck_assert_uint_eq(n, 2);
+        struct sched_result r[2];
+        char err[256];
+        size_t placed = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            ck_assert_int_eq(sched_compute_slice(s, ev, k, n, seed * 10 + k, TH_NOW, &r[k], err), 0);
+            placed += r[k].n_place;
+            for (size_t i = 0; i < r[k].plan.n_node_allocation; i++)
+                ck_assert_uint_eq(sched_slice_of(alloc_name_index(r[k].plan.node_allocation[i].name),
+                                                 2400, n), k);
+        }
+        snap_unref(s);
+        ck_assert_uint_eq(placed, 2400);
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t k = (uint32_t)((j + seed) % n); /* commit order varies with the seed */
+            struct plan_result pr;
+            s = th_snap(&h);
+            ck_assert_int_eq(plan_check(s, &r[k].plan, &pr), 0); /* own node shares: no clash */
+            snap_unref(s);
+            th_apply(&h, &pr);
+            st_clear(&ST_PLAN_RESULT, &pr);
+            sched_result_clear(&r[k]);
+        }
+        ck_assert_uint_eq(check_names(&h, "big", 2400), 2400);
+        /* A slice delivered again (a nacked delivery) finds nothing left to place. */
+        ck_assert_int_eq(th_schedule(&h, ev, seed + 50, &r[0]), 0);
+        ck_assert_uint_eq(r[0].n_place, 0);
+        sched_result_clear(&r[0]);
+        for (int i = 0; i < 80; i++) {
+            int64_t cpu, mem;
+            th_node_usage(&h, th_node_id(i), &cpu, &mem);
+            ck_assert_int_le(cpu, 4000);
+            ck_assert_int_le(mem, 8192);
+        }
+        st_unref(&ST_EVAL, ev);
+        th_close(&h);
+    }
+}
+END_TEST
+
+START_TEST(test_plan_check_refuses_held_names)
+{
+    /* Two workers that plan the same placements on one snapshot (a redelivered eval
+     * racing a stale worker): the plan applier commits the first and refuses every node
+     * of the second, whose names are held, so the job never exceeds its count. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 6, 4000, 8192);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 12, 100, 100));
+    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct state_snap *s = th_snap(&h);
+    struct sched_result a, b;
+    char err[256];
+    ck_assert_int_eq(sched_compute(s, ev, 1, TH_NOW, &a, err), 0);
+    ck_assert_int_eq(sched_compute(s, ev, 2, TH_NOW, &b, err), 0);
+    snap_unref(s);
+    ck_assert_uint_eq(a.n_place, 12);
+    ck_assert_uint_eq(b.n_place, 12);
+    struct plan_result pr;
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check(s, &a.plan, &pr), 0);
+    snap_unref(s);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    s = th_snap(&h);
+    ck_assert_int_ge(plan_check(s, &b.plan, &pr), 1);
+    snap_unref(s);
+    ck_assert_uint_eq(pr.n_node_allocation, 0);
+    ck_assert_uint_ne(pr.refresh_index, 0);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    ck_assert_uint_eq(check_names(&h, "web", 12), 12);
+    sched_result_clear(&a);
+    sched_result_clear(&b);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+}
+END_TEST
+
+START_TEST(test_slice_partition)
+{
+    /* Slice ownership covers every name index exactly once, contiguously, with indexes
+     * beyond the count owned by the last slice; small, stopped or distinct_hosts jobs
+     * are not sliced. */
+    for (uint32_t n = 1; n <= 8; n++) {
+        uint32_t prev = 0;
+        for (int64_t i = 0; i < 1000; i++) {
+            uint32_t k = sched_slice_of(i, 1000, n);
+            ck_assert_uint_lt(k, n);
+            ck_assert_uint_ge(k, prev);
+            prev = k;
+        }
+        ck_assert_uint_eq(prev, n - 1);
+        ck_assert_uint_eq(sched_slice_of(5000, 1000, n), n - 1);
+    }
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 2, 4000, 8192);
+    th_put_job(&h, th_job("small", JOB_TYPE_SERVICE, 1999, 1, 1));
+    struct job *dh = th_job("dh", JOB_TYPE_SERVICE, 5000, 1, 1);
+    dh->constraints = xcalloc(1, sizeof *dh->constraints);
+    dh->n_constraints = 1;
+    dh->constraints[0].operand = xstrdup("distinct_hosts");
+    th_put_job(&h, dh);
+    th_put_job(&h, th_job("huge", JOB_TYPE_SERVICE, 100000, 1, 1));
+    struct state_snap *s = th_snap(&h);
+    struct eval *e1 = th_eval("small", JOB_TYPE_SERVICE), *e2 = th_eval("dh", JOB_TYPE_SERVICE),
+                *e3 = th_eval("huge", JOB_TYPE_SERVICE);
+    ck_assert_uint_eq(sched_eval_slices(s, e1), 1);
+    ck_assert_uint_eq(sched_eval_slices(s, e2), 1);
+    ck_assert_uint_eq(sched_eval_slices(s, e3), SCHED_MAX_SLICES);
+    snap_unref(s);
+    st_unref(&ST_EVAL, e1);
+    st_unref(&ST_EVAL, e2);
+    st_unref(&ST_EVAL, e3);
+    th_close(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sched_plan");
@@ -276,6 +445,9 @@ int main(void)
     tcase_add_test(tc, test_stops_only_nodes_commit);
     tcase_add_test(tc, test_two_plans_one_snapshot_never_overcommit);
     tcase_add_test(tc, test_plan_check_port_collision);
+    tcase_add_test(tc, test_slices_place_disjoint_and_complete);
+    tcase_add_test(tc, test_plan_check_refuses_held_names);
+    tcase_add_test(tc, test_slice_partition);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
