@@ -18,6 +18,10 @@
 #include <uv.h>
 
 #include "raft/io_guard.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 #include "util/util.h"
 
 struct rig {
@@ -238,8 +242,16 @@ END_TEST
 
 START_TEST(test_truncate_during_snapshot_unguarded_report)
 {
-    /* Without the guard (libraft as shipped): reported, not asserted. */
+    /* Without the guard (libraft as shipped): reported, not asserted. The lost
+     * truncation also leaks its request inside libraft, which LeakSanitizer must not
+     * count against us. */
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_disable();
+#endif
     bool ok = scenario(false, false, false);
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_enable();
+#endif
     fprintf(stderr, "libraft without the guard: truncation during a snapshot write %s\n",
             ok ? "worked (this libraft is fixed)"
                : "was lost: the old entries come back on reload (canonical/raft#372)");
