@@ -448,12 +448,18 @@ static void tr_handle_report(struct task_runner *tr, bool eof)
         char *nl = strchr(tr->report, '\n');
         if (nl)
             *nl = '\0';
+        /* "err <msg>": the start failed for good (exec failed, bad config); "err-
+         * recoverable <msg>": a later attempt may work (a docker pull), so the restart
+         * policy decides; anything else (the shim died before it reported) is retried. */
+        bool hard = cv_has_prefix(tr->report, "err ");
+        bool soft = cv_has_prefix(tr->report, "err-recoverable ");
         tr->start_failed = true;
-        tr->start_recoverable = !cv_has_prefix(tr->report, "err ");
+        tr->start_recoverable = !hard;
         snprintf(tr->start_error, sizeof tr->start_error, "%s",
-                 cv_has_prefix(tr->report, "err ") ? tr->report + 4
-                 : eof ? "task shim exited before it reported"
-                       : tr->report);
+                 hard   ? tr->report + 4
+                 : soft ? tr->report + 16
+                 : eof  ? "task shim exited before it reported"
+                        : tr->report);
     }
     if (tr->ev_report) {
         event_free(tr->ev_report);

@@ -11,7 +11,10 @@
  *      time, so it cannot be live): it is force-removed and the create retried once;
  *   3. POST /containers/{id}/start;
  *   4. "ok\n" on fd 3 (the shim's --await-ready pipe). A failure in 1-3 instead writes
- *      "err <message>\n" there and exits 1: the runner records a Driver Failure.
+ *      "err <message>\n" there and exits 1: the runner records a Driver Failure. A
+ *      failure that may pass on a later attempt, as Nomad judges it (a failed pull other
+ *      than "image not found", a daemon that cannot be reached), is written
+ *      "err-recoverable <message>\n": the restart policy then restarts the task.
  * Then one poll loop over three descriptors:
  *   - GET /containers/{id}/logs?follow=1&stdout=1&stderr=1: a chunked body of
  *     multiplexed frames, copied to our stdout/stderr (the shim's log pipes);
@@ -38,7 +41,8 @@
  *      when it finds the shim gone). By id, never by name, so a later attempt's
  *      container of the same name is never touched. When the shim dies, the parent-
  *      death signal also makes us SIGKILL the container at once.
- *   2. fd 3 carries exactly one first line, "ok" or "err ...", and "oom" only after "ok".
+ *   2. fd 3 carries exactly one first line, "ok", "err ..." or "err-recoverable ...", and
+ *      "oom" only after "ok".
  */
 #include "exec/docker_task.h"
 
@@ -74,6 +78,7 @@ struct dtask {
     char stop_signal[32]; /* the image's StopSignal, else SIGTERM */
     char id[80];
     int status_fd;
+    bool recoverable; /* the start failure may pass (a pull, an unreachable daemon) */
 };
 
 /* ---- small helpers ---- */
@@ -166,6 +171,16 @@ static int remove_container(struct dtask *t, const char *ref, char *errmsg)
     return rc;
 }
 
+bool docker_pull_not_found(const char *msg)
+{
+    /* Nomad's imageNotFoundMatcher: "Error: image .+ not found". */
+    const char *p = strstr(msg, "Error: image ");
+    if (!p)
+        return false;
+    const char *nf = strstr(p + 13, " not found");
+    return nf && nf > p + 13;
+}
+
 /* Scans a pull's progress stream (one JSON object per line) for an error. */
 static char *pull_stream_error(const struct buf *b)
 {
@@ -194,8 +209,10 @@ static int ensure_image(struct dtask *t, char *errmsg)
     char *path = xasprintf(DOCKER_API_PREFIX "/images/%s/json", t->image);
     int st = call(t, "GET", path, NULL, DK_CALL_MS, NULL, err);
     free(path);
-    if (st < 0)
+    if (st < 0) {
+        t->recoverable = true; /* the daemon may come back */
         return cv_err(errmsg, CV_EIO, "Failed to inspect image %s: %s", t->image, err);
+    }
     if (st == 200)
         return 0;
 
@@ -212,11 +229,16 @@ static int ensure_image(struct dtask *t, char *errmsg)
     struct docker_resp r;
     int rc = docker_request(t->sock, "POST", path, NULL, (int)t->pull_timeout_ms, &r, err);
     free(path);
-    if (rc)
+    if (rc) {
+        t->recoverable = true;
         return cv_err(errmsg, CV_EIO, "Failed to pull `%s`: %s", t->image, err);
+    }
     char *msg = r.status >= 300 ? docker_resp_message(&r) : pull_stream_error(&r.body);
     docker_resp_free(&r);
     if (msg) {
+        /* Nomad retries a failed pull (a registry may be down, a tag not pushed yet)
+         * unless docker said the image does not exist ("Error: image ... not found"). */
+        t->recoverable = !docker_pull_not_found(msg);
         cv_err(errmsg, CV_EIO, "Failed to pull `%s`: %s", t->image, msg);
         free(msg);
         return -CV_EIO;
@@ -236,6 +258,7 @@ static int create_container(struct dtask *t, char *errmsg)
         json_t *j = NULL;
         int st = call(t, "POST", path, body, DK_CALL_MS, &j, err);
         if (st < 0) {
+            t->recoverable = true;
             rc = cv_err(errmsg, CV_EIO, "Failed to create container: %s", err);
             break;
         }
@@ -283,8 +306,10 @@ static int start_container(struct dtask *t, char *errmsg)
     st = call(t, "POST", path, NULL, DK_CALL_MS, &j, err);
     free(path);
     int rc = 0;
-    if (st < 0)
+    if (st < 0) {
+        t->recoverable = true;
         rc = cv_err(errmsg, CV_EIO, "Failed to start container %s: %s", t->name, err);
+    }
     else if (st != 204 && st != 304)
         rc = cv_err(errmsg, CV_EIO, "Failed to start container %s: %s", t->name, message_of(j));
     json_decref(j);
@@ -632,7 +657,7 @@ int docker_task_main(int argc, char **argv)
         }
     }
     if (rc) {
-        status_line(&t, "err %s\n", errmsg);
+        status_line(&t, "%s %s\n", t.recoverable ? "err-recoverable" : "err", errmsg);
         fprintf(stderr, "docker-task: %s\n", errmsg);
         close(sfd);
         if (guard >= 0)

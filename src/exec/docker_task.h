@@ -16,6 +16,7 @@
 #ifndef CARAVAN_EXEC_DOCKER_TASK_H
 #define CARAVAN_EXEC_DOCKER_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -25,6 +26,10 @@
 /* Entry point of the `docker-task` verb; argv[0] is "docker-task". Returns the exit code
  * (the container's, 0..255). */
 int docker_task_main(int argc, char **argv);
+
+/* Whether a pull error message says the image does not exist (Nomad's "Error: image .+
+ * not found"): such a pull failure is not retried. */
+bool docker_pull_not_found(const char *msg);
 
 /* Builds the spec for one task attempt from the task's config, resources, environment
  * and the alloc's ports (pure: no I/O). Returns 0 with *spec (new reference), or

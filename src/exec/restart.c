@@ -39,8 +39,13 @@ void restart_decide(const struct restart_policy *policy, struct restart_tracker 
         out->verdict = RESTART_NOT_RESTARTING;
         return;
     }
+    /* A restart block that set no interval has Nomad's default for the job type (Nomad
+     * merges a partial block with the defaults; an interval of 0 would open a new
+     * interval, with a fresh count, at every failure and restart forever). */
+    int64_t interval = p->interval > 0 ? p->interval
+                                       : (in->batch ? 24ll * 3600 : 30ll * 60) * NS_PER_SEC;
     /* A new interval begins once the previous one has passed. */
-    if (t->interval_start == 0 || in->now > t->interval_start + p->interval) {
+    if (t->interval_start == 0 || in->now > t->interval_start + interval) {
         t->interval_start = in->now;
         t->count = 0;
     }
@@ -52,7 +57,7 @@ void restart_decide(const struct restart_policy *policy, struct restart_tracker 
             snprintf(out->reason, sizeof out->reason,
                      "Exceeded allowed attempts, applying a delay");
             out->verdict = RESTART_RESTART;
-            int64_t until_end = t->interval_start + p->interval - in->now;
+            int64_t until_end = t->interval_start + interval - in->now;
             out->delay_ns = until_end > 0 ? until_end : 0;
             /* The restart after the wait opens a fresh interval. */
             t->interval_start = 0;
@@ -60,7 +65,7 @@ void restart_decide(const struct restart_policy *policy, struct restart_tracker 
             return;
         }
         char iv[32];
-        cv_format_duration(p->interval, iv, sizeof iv);
+        cv_format_duration(interval, iv, sizeof iv);
         snprintf(out->reason, sizeof out->reason,
                  "Exceeded allowed attempts %lld in interval %s and mode is \"%s\"",
                  (long long)p->attempts, iv, cv_str(p->mode));

@@ -576,7 +576,9 @@ int shim_main(int argc, char **argv)
                                 WIFEXITED(st) ? WEXITSTATUS(st) : 1, (long long)cv_wall_ns());
             write_kv_atomic(o.exit, x);
             free(x);
-            if (got && cv_has_prefix(line, "err "))
+            if (got && cv_has_prefix(line, "err-recoverable "))
+                report("err-recoverable %s\n", line + 16);
+            else if (got && cv_has_prefix(line, "err "))
                 report("err %s\n", line + 4);
             else
                 report("err %s exited before it started its workload\n", o.cmd[0]);

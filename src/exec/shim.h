@@ -9,7 +9,7 @@
  *   2. writes the task handle file (shim and task pids with their /proc start times;
  *      task pid = its process group; start time) atomically
  *      and reports "ok <pid> <start unix ns>\n" — or "err <message>\n" when exec failed — on fd 3,
- *      then closes fd 3;
+ *      then closes fd 3 (--await-ready adds "err-recoverable <message>\n", below);
  *   3. copies the pipes into rotating log files (logs.h) until the task exits;
  *   4. forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 it receives to the task's
  *      process group;
@@ -36,8 +36,11 @@
  * With --await-ready the task is a driver's own helper that starts the real workload
  * (the docker driver's `docker-task`): the task gets the write end of a status pipe as
  * its fd 3 and writes "ok\n" once the workload runs, or "err <message>\n" when it could
- * not start it. The shim reports only then ("err" becomes the shim's own "err", so the
- * runner records a driver failure with the message, and the handle file is removed).
+ * not start it, or "err-recoverable <message>\n" when a later attempt may succeed (an
+ * image pull that failed, a daemon that cannot be reached). The shim reports only then
+ * ("err" and "err-recoverable" become the shim's own report line, so the runner records
+ * a driver failure with the message, unrecoverable or retried under the restart policy,
+ * and the handle file is removed).
  * Later lines: "oom\n" marks the exit as an OOM kill (oom_killed=1 in the exit file).
  *
  * --on-exit ARG (repeated: program, then its arguments) is run once the task has ended

@@ -4,7 +4,8 @@
  * shim options it relies on (--await-ready, --on-exit) with real processes. The Engine
  * API itself is exercised against a real dockerd by tests/integration/test_docker.
  *
- * This binary is also its own task shim (`t_exec_docker task-shim ...`).
+ * This binary is also its own task shim (`t_exec_docker task-shim ...`) and docker-task
+ * (`t_exec_docker docker-task ...`), as the caravan binary is.
  */
 #include <check.h>
 #include <errno.h>
@@ -15,8 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
+#include "exec/alloc_runner.h"
 #include "exec/docker_api.h"
 #include "exec/docker_task.h"
 #include "exec/driver.h"
@@ -580,6 +583,119 @@ START_TEST(test_shim_on_exit)
 }
 END_TEST
 
+START_TEST(test_shim_err_recoverable)
+{
+    /* An --await-ready task's "err-recoverable" line reaches the runner as the shim's own
+     * "err-recoverable" report (a retryable start failure), not as a plain "err". */
+    char *dir = xasprintf("%s/recov", t_exec_base_dir);
+    ck_assert_int_eq(cv_mkdir_p(dir, 0755), 0);
+    struct shim_run r;
+    run_shim("echo 'err-recoverable Failed to pull `x`: registry down' >&3; exit 1", true, NULL,
+             dir, &r);
+    ck_assert_str_eq(r.report, "err-recoverable Failed to pull `x`: registry down\n");
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_pull_not_found)
+{
+    /* Only docker's "Error: image <ref> not found" makes a failed pull unrecoverable
+     * (Nomad's rule); a registry that cannot be reached or refuses access is retried. */
+    ck_assert(docker_pull_not_found("Error: image library/nope:1 not found"));
+    ck_assert(!docker_pull_not_found("Get \"https://registry-1.docker.io/v2/\": dial tcp: "
+                                     "lookup registry-1.docker.io: no such host"));
+    ck_assert(!docker_pull_not_found("pull access denied for nope, repository does not exist"));
+    ck_assert(!docker_pull_not_found("Error: image  not found"));
+}
+END_TEST
+
+/* ---- docker-task against a daemon that is not there, under the alloc runner ---- */
+
+static void dk_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+START_TEST(test_runner_daemon_unreachable)
+{
+    /* A docker task whose daemon cannot be reached fails to start with a Driver Failure
+     * naming the daemon's socket, and is restarted under its restart policy (1 attempt,
+     * 100 ms) instead of being "Error was unrecoverable": the same failure then ends it
+     * with "Exceeded allowed attempts". */
+    char *dir = xasprintf("%s/unreach", t_exec_base_dir);
+    ck_assert_int_eq(cv_mkdir_p(dir, 0755), 0);
+    struct event_base *base = event_base_new();
+    struct event *tick = event_new(base, -1, EV_PERSIST, dk_tick, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(tick, &tv);
+    const char *job_json =
+        "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"service\",\"TaskGroups\":[{\"Name\":\"g\","
+        "\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"docker\",\"Config\":{\"image\":"
+        "\"caravan-test/busybox:1\"},\"RestartPolicy\":{\"Attempts\":1,\"Interval\":"
+        "300000000000,\"Delay\":100000000,\"Mode\":\"fail\"}}]}]}";
+    json_error_t je;
+    json_t *j = json_loads(job_json, 0, &je);
+    ck_assert_msg(j != NULL, "%s", je.text);
+    struct job *job = st_new(&ST_JOB);
+    char err[256];
+    ck_assert_int_eq(st_from_json(&ST_JOB, j, job, err), 0);
+    json_decref(j);
+    job_canonicalize(job);
+    struct alloc a = {0};
+    a.id = xstrdup("7e1a5b2c-0000-4000-8000-0000000000d1");
+    a.name = xstrdup("j.g[0]");
+    a.job_id = xstrdup("j");
+    a.task_group = xstrdup("g");
+    a.desired_status = xstrdup("run");
+    a.job = job;
+    struct strmap plugin = {0};
+    char *ep = xasprintf("unix://%s/no-daemon.sock", dir);
+    strmap_set(&plugin, "docker.endpoint", ep);
+    struct alloc_runner_config cfg = {
+        .base = base,
+        .data_dir = dir,
+        .shim_path = "/proc/self/exe",
+        .region = "global",
+        .plugin_config = &plugin,
+    };
+    struct alloc_runner *ar = alloc_runner_new(&cfg, &a);
+    alloc_runner_run(ar);
+    uint64_t deadline = cv_mono_ms() + 15000;
+    while (!alloc_runner_done(ar) && cv_mono_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert(alloc_runner_done(ar));
+    const struct task_state *ts = alloc_runner_task_state(ar, "t");
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < ts->n_events; i++)
+        buf_printf(&b, "%s%s", i ? " | " : "", ts->events[i].type);
+    ck_assert_msg(!strcmp(buf_str(&b), "Received | Task Setup | Driver Failure | Restarting | "
+                                       "Driver Failure | Not Restarting"),
+                  "%s", buf_str(&b));
+    ck_assert_msg(strstr(ts->events[2].display_message,
+                         "Failed to inspect image caravan-test/busybox:1") &&
+                      strstr(ts->events[2].display_message, "no-daemon.sock"),
+                  "%s", ts->events[2].display_message);
+    ck_assert_str_eq(ts->events[2].driver_error, ts->events[2].display_message);
+    ck_assert_str_eq(ts->events[5].display_message,
+                     "Exceeded allowed attempts 1 in interval 5m0s and mode is \"fail\"");
+    ck_assert_uint_eq(ts->restarts, 1);
+    ck_assert(ts->failed);
+    buf_free(&b);
+    alloc_runner_destroy_dirs(ar);
+    alloc_runner_free(ar);
+    a.job = NULL;
+    st_clear(&ST_ALLOC, &a);
+    st_unref(&ST_JOB, job);
+    strmap_clear(&plugin);
+    free(ep);
+    event_free(tick);
+    event_base_free(base);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_docker");
@@ -599,6 +715,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_errors);
     tcase_add_test(tc, test_shim_await_ready);
     tcase_add_test(tc, test_shim_on_exit);
+    tcase_add_test(tc, test_shim_err_recoverable);
+    tcase_add_test(tc, test_pull_not_found);
+    tcase_add_test(tc, test_runner_daemon_unreachable);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -607,6 +726,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "task-shim"))
         return shim_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "docker-task"))
+        return docker_task_main(argc - 1, argv + 1);
     t_exec_prefix = "t_exec_docker";
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);

@@ -72,6 +72,12 @@ static const struct rcase rcases[] = {
      0, 100 * S, 0.0, RESTART_NOT_RESTARTING, 0, "Error was unrecoverable", 0},
     {"recoverable start error restarts", 2, 30 * MIN, 15 * S, "fail", 0, 0, false, false, true,
      true, 0, 100 * S, 0.0, RESTART_RESTART, 15 * S, "Restart within policy", 1},
+    {"no interval set: a batch job's 24h counts the attempts", 1, 0, 1 * S, "fail", 1, 90 * S,
+     true, false, true, true, 0, 100 * S, 0.0, RESTART_NOT_RESTARTING, 0,
+     "Exceeded allowed attempts 1 in interval 24h0m0s and mode is \"fail\"", 2},
+    {"no interval set: a service job's 30m counts the attempts", 1, 0, 1 * S, "fail", 1,
+     90 * S, false, false, false, false, 1, 100 * S, 0.0, RESTART_NOT_RESTARTING, 0,
+     "Exceeded allowed attempts 1 in interval 30m0s and mode is \"fail\"", 2},
 };
 
 START_TEST(test_restart_table)
