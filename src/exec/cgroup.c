@@ -518,3 +518,71 @@ void cgroup_destroy(struct cgroup *cg)
     free_paths(cg);
     cg->version = CGROUP_NONE;
 }
+
+/* ---- what an isolated task sees ---- */
+
+size_t cgroup_task_views(const struct cgroup *cg, struct cgroup_view **views)
+{
+    *views = NULL;
+    if (cg->version == CGROUP_V2) {
+        if (!cg->path[0])
+            return 0;
+        *views = xcalloc(1, sizeof **views);
+        (*views)[0].src = xstrdup(cg->path[0]);
+        (*views)[0].dst = xstrdup("sys/fs/cgroup");
+        return 1;
+    }
+    if (cg->version != CGROUP_V1)
+        return 0;
+    char *text;
+    if (cv_read_file("/proc/self/cgroup", &text, NULL) != 0)
+        return 0;
+    size_t n = 0, cap = 0;
+    struct cgroup_view *v = NULL;
+    for (char *l = text; l && *l;) {
+        char *nl = strchr(l, '\n');
+        if (nl)
+            *nl = '\0';
+        /* "<id>:<controllers>:<path>"; the unified line (empty controllers) is not v1. */
+        char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 && c2 > c1 + 1) {
+            const char *ctrls = c1 + 1;
+            size_t cl = (size_t)(c2 - ctrls);
+            size_t fl = strcspn(ctrls, ",:");
+            char *first = xstrndup(ctrls, fl);
+            char *mnt = NULL, *root = NULL;
+            if (find_mount(first, &mnt, &root) == 0) {
+                const char *src = NULL;
+                for (int i = 0; i < CG_NCTRL && !src; i++)
+                    if (cg->path[i] && has_token(ctrls, cl, ctrl_name[i]))
+                        src = cg->path[i];
+                char *self = src ? NULL : cgroup_self_dir(first);
+                const char *base = strrchr(mnt, '/');
+                if ((src || self) && base && base[1]) {
+                    CV_GROW(v, cap, n + 1);
+                    v[n].src = src ? xstrdup(src) : self;
+                    v[n].dst = xasprintf("sys/fs/cgroup/%s", base + 1);
+                    n++;
+                    self = NULL;
+                }
+                free(self);
+                free(mnt);
+                free(root);
+            }
+            free(first);
+        }
+        l = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    *views = v;
+    return n;
+}
+
+void cgroup_views_free(struct cgroup_view *views, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(views[i].src);
+        free(views[i].dst);
+    }
+    free(views);
+}

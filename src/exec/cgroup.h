@@ -68,6 +68,20 @@ int cgroup_nprocs(const struct cgroup *cg);
 /* True when the memory controller OOM-killed a process of the group since creation. */
 bool cgroup_oom_killed(const struct cgroup *cg);
 
+/* What a task in an isolated root is shown of its cgroups, read-only (so that a runtime
+ * such as the JVM finds its own limits): src is a host directory, dst the path below the
+ * task's root. v1: one entry per hierarchy of /proc/self/cgroup, dst
+ * "sys/fs/cgroup/<mount dir name>" (memory, cpu, ...), src the task's own cgroup there
+ * (cg's directory for the controllers cg has, else the caller's, which the task
+ * inherits); v2: one entry, cg's directory at "sys/fs/cgroup". */
+struct cgroup_view {
+    char *src, *dst;
+};
+/* Returns the number of views with a new *views (free with cgroup_views_free), 0 when
+ * cg has no cgroups. */
+size_t cgroup_task_views(const struct cgroup *cg, struct cgroup_view **views);
+void cgroup_views_free(struct cgroup_view *views, size_t n);
+
 /* Kills what is left, removes the directories (and the `caravan` parent when it is
  * empty) and frees cg's strings. */
 void cgroup_destroy(struct cgroup *cg);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,7 +93,55 @@ static int drop_caps(void)
     return 0;
 }
 
-int isolate_enter(const char *task_dir, const char *alloc_dir, char *what, size_t n)
+/* mkdir -p of path (below the task dir; it exists). */
+static int mkdirs(char *path)
+{
+    for (char *s = strchr(path + 1, '/');; s = strchr(s + 1, '/')) {
+        if (s)
+            *s = '\0';
+        int rc = mkdir(path, 0755);
+        int e = errno;
+        if (s)
+            *s = '/';
+        if (rc != 0 && e != EEXIST) {
+            errno = e;
+            return -1;
+        }
+        if (!s)
+            return 0;
+    }
+}
+
+/* Step 4a: the task's cgroups, read-only. v1: a small tmpfs at sys/fs/cgroup holding a
+ * bind per hierarchy, made read-only once filled; v2: the one directory there. */
+static int bind_cgroups(const char *task_dir, const struct isolate_bind *cg, size_t n_cg,
+                        char *what, size_t n)
+{
+    char p[4096];
+    if (!n_cg)
+        return 0;
+    snprintf(p, sizeof p, "%s/sys/fs/cgroup", task_dir);
+    if (mkdirs(p) != 0)
+        return fail(what, n, "create", p);
+    bool v1 = strcmp(cg[0].dst, "sys/fs/cgroup") != 0;
+    unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (v1 && mount("tmpfs", p, "tmpfs", fl, "mode=755,size=16k") != 0)
+        return fail(what, n, "mount tmpfs on", p);
+    for (size_t i = 0; i < n_cg; i++) {
+        snprintf(p, sizeof p, "%s/%s", task_dir, cg[i].dst);
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return fail(what, n, "create", p);
+        if (mount(cg[i].src, p, NULL, MS_BIND, NULL) != 0 || remount_ro(p) != 0)
+            return fail(what, n, "bind cgroup", cg[i].src);
+    }
+    snprintf(p, sizeof p, "%s/sys/fs/cgroup", task_dir);
+    if (v1 && mount(NULL, p, NULL, MS_REMOUNT | MS_RDONLY | fl, NULL) != 0)
+        return fail(what, n, "read-only", p);
+    return 0;
+}
+
+int isolate_enter(const char *task_dir, const char *alloc_dir, const struct isolate_bind *cg,
+                  size_t n_cg, char *what, size_t n)
 {
     char p[4096], link[4096];
     errno = 0;
@@ -153,6 +202,9 @@ int isolate_enter(const char *task_dir, const char *alloc_dir, char *what, size_
         if (symlink(dev_links[i][0], p) != 0)
             return fail(what, n, "create link", p);
     }
+    int e = bind_cgroups(task_dir, cg, n_cg, what, n);
+    if (e)
+        return e;
     snprintf(p, sizeof p, "%s/dev/shm", task_dir);
     mkdir(p, 01777);
     snprintf(p, sizeof p, "%s/proc", task_dir);

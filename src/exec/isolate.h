@@ -14,6 +14,10 @@
  *      symlink), the shared alloc dir at /alloc read-write; the task's local/,
  *      secrets/ and tmp/ are already in the task dir;
  *   4. a tmpfs /dev holding binds of null, zero, full, random, urandom and tty;
+ *   4a. the task's own cgroups, read-only, where a runtime looks for its limits
+ *      (cgroup_task_views): v1, a read-only tmpfs /sys/fs/cgroup holding one bind per
+ *      hierarchy (/sys/fs/cgroup/memory is the task's memory cgroup, so
+ *      memory.limit_in_bytes is its limit); v2, the task's cgroup at /sys/fs/cgroup;
  *   5. pivot_root into the task dir, detach the old root, mount a fresh /proc (this
  *      PID namespace only) with /proc/sys read-only and /proc/sysrq-trigger masked;
  *   6. drop every capability outside Docker's default set (without CAP_SYS_ADMIN the
@@ -31,9 +35,17 @@
 /* fork() into new PID/mount/IPC/UTS namespaces. Returns as fork() does. */
 pid_t isolate_fork(void);
 
+/* A host directory bound read-only at dst, a path below the task's root. */
+struct isolate_bind {
+    const char *src;
+    const char *dst;
+};
+
 /* In the isolated child: builds the root in task_dir (absolute), binds alloc_dir (may be
- * NULL or "") at /alloc and pivots. Returns 0, or an errno with the failed step in what. */
-int isolate_enter(const char *task_dir, const char *alloc_dir, char *what, size_t what_len);
+ * NULL or "") at /alloc, the n_cg cgroup views cg (step 4a; dst "sys/fs/cgroup/<x>" or
+ * "sys/fs/cgroup") and pivots. Returns 0, or an errno with the failed step in what. */
+int isolate_enter(const char *task_dir, const char *alloc_dir, const struct isolate_bind *cg,
+                  size_t n_cg, char *what, size_t what_len);
 
 /* The host directories an isolated task sees read-only, NULL-terminated. */
 extern const char *const isolate_chroot_env[];

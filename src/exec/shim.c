@@ -489,6 +489,13 @@ int shim_main(int argc, char **argv)
             return 1;
         }
     }
+    /* What the isolated task is shown of its cgroups (isolate.h, step 4a), found now:
+     * the child does not allocate. */
+    struct cgroup_view *views = NULL;
+    size_t n_views = o.isolate_root ? cgroup_task_views(&cg, &views) : 0;
+    struct isolate_bind *binds = xcalloc(n_views ? n_views : 1, sizeof *binds);
+    for (size_t i = 0; i < n_views; i++)
+        binds[i] = (struct isolate_bind){views[i].src, views[i].dst};
     int64_t started = cv_wall_ns();
     /* Isolated: the task is the first process (PID 1) of new PID, mount, IPC and UTS
      * namespaces, and still our direct child, so waitpid() and its exit status work as
@@ -496,6 +503,8 @@ int shim_main(int argc, char **argv)
     pid_t pid = o.isolate_root ? isolate_fork() : fork();
     if (pid < 0) {
         report("err %s: %s\n", o.isolate_root ? "create namespaces" : "fork", strerror(errno));
+        free(binds);
+        cgroup_views_free(views, n_views);
         cgroup_destroy(&cg);
         return 1;
     }
@@ -506,7 +515,8 @@ int shim_main(int argc, char **argv)
         if (o.cgroup && cgroup_enter(&cg, 0, what) != 0)
             child_fail(ex[1], EIO, what);
         if (o.isolate_root) {
-            int e = isolate_enter(o.isolate_root, o.alloc_dir, what, sizeof what);
+            int e = isolate_enter(o.isolate_root, o.alloc_dir, binds, n_views, what,
+                                  sizeof what);
             if (e)
                 child_fail(ex[1], e, what);
         }
@@ -526,6 +536,8 @@ int shim_main(int argc, char **argv)
         child_fail(ex[1], errno, NULL);
     }
     setpgid(pid, pid);
+    free(binds);
+    cgroup_views_free(views, n_views);
     close(out[1]);
     close(err[1]);
     close(ex[1]);

@@ -250,6 +250,30 @@ START_TEST(test_writes_confined)
 }
 END_TEST
 
+START_TEST(test_sees_own_cgroup)
+{
+    /* An exec task with memory = 96 finds its own memory limit where runtimes look for
+     * it: /sys/fs/cgroup/memory/memory.limit_in_bytes (v1) or /sys/fs/cgroup/memory.max
+     * (v2) holds 96 MiB; the view is read-only (a write fails and the limit stays). */
+    struct harness h;
+    harness_start(&h, JOB("batch", "{\"Name\":\"t\",\"Driver\":\"exec\"," NORESTART ","
+                                   "\"Resources\":{\"MemoryMB\":96},"
+                                   "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\","
+                                   "\"f=/sys/fs/cgroup/memory/memory.limit_in_bytes; "
+                                   "test -e $f || f=/sys/fs/cgroup/memory.max; cat $f; "
+                                   "(echo 1 > $f) 2>/dev/null && echo wrote; "
+                                   "mkdir /sys/fs/cgroup/x 2>/dev/null && echo mkdir; "
+                                   "echo done\"]}}"));
+    ck_assert(run_until(&h, ar_done, 15000));
+    char *out = task_log(&h, "t", "stdout"), *errs = task_log(&h, "t", "stderr");
+    ck_assert_msg(!strcmp(out, "100663296\ndone\n"), "stdout: %s stderr: %s", out, errs);
+    free(out);
+    free(errs);
+    harness_stop(&h);
+    assert_cgroups_gone("t");
+}
+END_TEST
+
 START_TEST(test_oom_killed)
 {
     /* A task that grows past its 32 MB memory limit (a shell accumulating 256 MB of
@@ -425,6 +449,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_pid1_no_host_procs);
     tcase_add_test(tc, test_writes_confined);
+    tcase_add_test(tc, test_sees_own_cgroup);
     tcase_add_test(tc, test_oom_killed);
     tcase_add_test(tc, test_tree_killed_whole);
     tcase_add_test(tc, test_missing_command);

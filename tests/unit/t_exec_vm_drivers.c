@@ -530,6 +530,66 @@ START_TEST(test_java_jar_runs)
 }
 END_TEST
 
+/* The JVM's MaxHeapSize from -XX:+PrintFlagsFinal output, or -1. */
+static long long max_heap(const char *out)
+{
+    const char *p = strstr(out, " MaxHeapSize ");
+    const char *eq = p ? strchr(p, '=') : NULL;
+    return eq ? strtoll(eq + 1, NULL, 10) : -1;
+}
+
+/* The MaxHeapSize the host's JVM chooses for a machine of max_ram MiB (-XX:MaxRAM), or
+ * of the host's own memory (max_ram 0): the JVM's ergonomics as the oracle. */
+static long long host_max_heap(int max_ram)
+{
+    char ram[48];
+    snprintf(ram, sizeof ram, "-XX:MaxRAM=%dm", max_ram);
+    char *with[] = {"java", ram, "-XX:+PrintFlagsFinal", "-version", NULL};
+    char *without[] = {"java", "-XX:+PrintFlagsFinal", "-version", NULL};
+    char **argv = max_ram ? with : without;
+    char *out = NULL;
+    ck_assert_int_eq(driver_probe(argv, 20000, &out), 0);
+    long long v = max_heap(out);
+    free(out);
+    return v;
+}
+
+START_TEST(test_java_sees_memory_limit)
+{
+    /* The JVM in a java task sizes its default heap from the task's memory limit, not
+     * the host's memory: its MaxHeapSize is what the JVM picks for a machine of exactly
+     * that memory (-XX:MaxRAM; JDK 17: half of a small memory, 126 MiB for 256 MB, a
+     * quarter from 512 MB up, so 256 MiB for 1024 MB), far below the host's default. */
+    static const int mem[] = {256, 1024};
+    long long host = host_max_heap(0);
+    for (size_t i = 0; i < CV_ARRAY_LEN(mem); i++) {
+        long long want = host_max_heap(mem[i]);
+        ck_assert_msg(want > 0 && want <= (long long)mem[i] << 19 && want < host,
+                      "oracle: %lld for %d MB, host %lld", want, mem[i], host);
+        struct harness h;
+        char *job = xasprintf(JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
+                                           "\"Resources\":{\"MemoryMB\":%d},"
+                                           "\"Config\":{\"class\":\"Hello\",\"class_path\":"
+                                           "\"local\",\"jvm_options\":[\"-XX:+PrintFlagsFinal\"]}}"),
+                              mem[i]);
+        harness_start(&h, job, write_java);
+        free(job);
+        ck_assert(run_until(&h, ar_done, 60000));
+        char *out = task_log(&h, "stdout"), *errs = task_log(&h, "stderr");
+        ck_assert_msg(max_heap(out) == want, "memory %d: MaxHeapSize %lld, want %lld\n%s",
+                      mem[i], max_heap(out), want, errs);
+        /* What the program sees: maxMemory() is the heap less one survivor space. */
+        const char *mm = strstr(errs, "maxheap=");
+        ck_assert_msg(mm && strtoll(mm + 8, NULL, 10) <= want &&
+                          strtoll(mm + 8, NULL, 10) > want / 2,
+                      "stderr: %s", errs);
+        free(out);
+        free(errs);
+        harness_stop(&h);
+    }
+}
+END_TEST
+
 START_TEST(test_java_class_path_runs)
 {
     /* A java task runs a class from class_path (relative to its root) and a bad class
@@ -712,6 +772,7 @@ static Suite *suite(void)
         tcase_add_test(run, test_fingerprint_java);
         tcase_add_test(run, test_java_jar_runs);
         tcase_add_test(run, test_java_class_path_runs);
+        tcase_add_test(run, test_java_sees_memory_limit);
     } else {
         printf("SKIP java runs: %s\n", !java ? "no JDK (java, javac, jar) on PATH" : why);
     }
