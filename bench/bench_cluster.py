@@ -284,6 +284,19 @@ def bench_placements(work):
                 took = time.monotonic() - t0
             if n < ALLOCS:
                 raise RuntimeError("only %d of %d allocations placed in 120 s" % (n, ALLOCS))
+            # Slices of the eval are planned by workers on every server: check that
+            # together they placed the job's count, no more, once every slice reported.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                evals = http(l, "/v1/job/c1m/evaluations", timeout=10) or []
+                if evals and all(e["Status"] != "pending" for e in evals):
+                    break
+                time.sleep(0.05)
+            final = int(gauge(c.metrics(l), "caravan.state.allocations"))
+            if final != ALLOCS:
+                raise RuntimeError("%d allocations in state for a count of %d" % (final, ALLOCS))
+            log("eval(s) of the job: %s; %d allocations in state"
+                % (", ".join("%s %s" % (e["TriggeredBy"], e["Status"]) for e in evals), final))
             ms = {ip: c.metrics(ip) for ip in c.ips}
             plans = {ip: counter(ms[ip], "caravan.worker.plans_submitted") - before[ip] for ip in c.ips}
             rejected = counter(ms[l], "caravan.plan.node_rejected")
