@@ -333,6 +333,11 @@ static void server_tags(struct agent *a, struct strmap *t)
     strmap_set(t, "id", a->node_id);
     strmap_set(t, "rpc_addr", a->adv);
     strmap_set(t, "port", port);
+    /* Not one of Nomad's tags: servers of other regions relay ?region= requests to our
+     * HTTP API with it (Nomad ignores tags it does not know). */
+    char http_port[16];
+    snprintf(http_port, sizeof http_port, "%d", a->cfg.http_port);
+    strmap_set(t, "http_port", http_port);
     snprintf(port, sizeof port, "%d", a->cfg.lan_port);
     strmap_set(t, "lan_port", port); /* ours: where our node gossip pool listens */
     if (a->cfg.bootstrap_expect == 1 || a->cfg.dev)
@@ -1097,7 +1102,7 @@ int agent_main(int argc, char **argv)
     }
     struct http_deps deps = {a.server,          NULL,       agent_self,        agent_members,
                              agent_server_http, agent_join, agent_force_leave, agent_keyring,
-                             &a};
+                             &a,                a.cfg.region, a.cfg.http_port};
     if (a.cfg.client_enabled) {
         char http_addr[128];
         snprintf(http_addr, sizeof http_addr, "%s:%d", a.adv, a.cfg.http_port);

@@ -167,9 +167,11 @@ static void proxy_done(struct evhttp_request *resp, void *arg)
     free(p); /* the connection frees itself after this callback (see proxy_request) */
 }
 
-static void proxy_request(struct http_api *h, struct evhttp_request *req)
+/* Relays req to the HTTP API at target ("ip:port"); forwarded marks the relayed request
+ * so that it is never relayed again. */
+static void proxy_to(struct http_api *h, struct evhttp_request *req, const char *target,
+                     bool forwarded)
 {
-    const char *target = h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL;
     char host[128];
     snprintf(host, sizeof host, "%s", cv_str(target));
     char *colon = strrchr(host, ':');
@@ -185,6 +187,8 @@ static void proxy_request(struct http_api *h, struct evhttp_request *req)
     struct evhttp_request *out = evhttp_request_new(proxy_done, p);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
     evhttp_add_header(oh, "Host", target);
+    if (forwarded)
+        evhttp_add_header(oh, "X-Caravan-Forwarded", "region");
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
     if (ct)
         evhttp_add_header(oh, "Content-Type", ct);
@@ -198,6 +202,101 @@ static void proxy_request(struct http_api *h, struct evhttp_request *req)
     /* libevent decides whether to free the connection before it calls proxy_done, so
      * this must be set now: set inside the callback it left the connection open. */
     evhttp_connection_free_on_completion(p->conn);
+}
+
+static void proxy_request(struct http_api *h, struct evhttp_request *req)
+{
+    proxy_to(h, req, h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL, false);
+}
+
+/* ---------------------------------------------------------------- regions */
+
+/* The servers the server pool knows (role "nomad"), with region and status. */
+static json_t *pool_servers(struct http_api *h)
+{
+    json_t *all = h->deps.agent_members ? h->deps.agent_members(h->deps.arg) : NULL;
+    json_t *members = all ? json_object_get(all, "Members") : NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
+        json_t *tags = json_object_get(m, "Tags");
+        if (cv_streq(json_string_value(json_object_get(tags, "role")), "nomad"))
+            json_array_append(out, m);
+    }
+    json_decref(all);
+    return out;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* GET /v1/regions: every region with a server in the pool, ours included, sorted. */
+static void reply_regions(struct http_api *h, struct evhttp_request *req, bool pretty)
+{
+    json_t *servers = pool_servers(h);
+    struct strlist names = {0};
+    strlist_add(&names, h->deps.region ? h->deps.region : DEFAULT_REGION);
+    size_t i;
+    json_t *m;
+    json_array_foreach(servers, i, m) {
+        const char *r = json_string_value(json_object_get(json_object_get(m, "Tags"), "region"));
+        bool seen = false;
+        for (size_t k = 0; r && k < names.n && !seen; k++)
+            seen = !strcmp(names.v[k], r);
+        if (r && !seen)
+            strlist_add(&names, r);
+    }
+    qsort(names.v, names.n, sizeof *names.v, cmp_str);
+    json_t *arr = json_array();
+    for (size_t k = 0; k < names.n; k++)
+        json_array_append_new(arr, json_string(names.v[k]));
+    reply_json(req, arr, 0, pretty);
+    json_decref(arr);
+    json_decref(servers);
+    strlist_clear(&names);
+}
+
+/* ?region=R on a server of another region: relays to an alive server of R (taking them
+ * in turn, so load spreads), or answers Nomad's "No path to region". Returns false when
+ * the request is ours to answer. */
+static bool relay_to_region(struct http_api *h, struct evhttp_request *req, const char *want)
+{
+    if (!want || !*want || !h->deps.region || !strcmp(want, h->deps.region))
+        return false;
+    if (evhttp_find_header(evhttp_request_get_input_headers(req), "X-Caravan-Forwarded")) {
+        reply_text(req, 500, "No path to region \"%s\"", want);
+        return true;
+    }
+    json_t *servers = pool_servers(h);
+    static unsigned rotor;
+    size_t n = json_array_size(servers), alive = 0;
+    size_t *idx = xcalloc(n ? n : 1, sizeof *idx);
+    for (size_t k = 0; k < n; k++) {
+        json_t *m = json_array_get(servers, k);
+        json_t *tags = json_object_get(m, "Tags");
+        if (cv_streq(json_string_value(json_object_get(tags, "region")), want) &&
+            cv_streq(json_string_value(json_object_get(m, "Status")), "alive"))
+            idx[alive++] = k;
+    }
+    size_t pick = alive ? idx[rotor++ % alive] : (size_t)-1;
+    free(idx);
+    if (pick == (size_t)-1) {
+        json_decref(servers);
+        reply_text(req, 500, "No path to region \"%s\"", want);
+        return true;
+    }
+    json_t *m = json_array_get(servers, pick);
+    json_t *tags = json_object_get(m, "Tags");
+    const char *hp = json_string_value(json_object_get(tags, "http_port"));
+    char target[128];
+    snprintf(target, sizeof target, "%s:%d", cv_str(json_string_value(json_object_get(m, "Addr"))),
+             hp && atoi(hp) > 0 ? atoi(hp) : h->deps.http_port);
+    json_decref(servers);
+    proxy_to(h, req, target, true);
+    return true;
 }
 
 /* ---------------------------------------------------------------- JSON views */
@@ -337,13 +436,21 @@ struct read_req {
     struct event *timer;
     bool timed_out;
     uint64_t barrier; /* a follower's consistent read waits until it applied this */
+    struct event *catchup; /* polls raft's applied index while waiting for barrier */
+    int catchup_polls;
     char *ns;         /* ?namespace= */
 };
+
+/* A follower waits at most this long (in 2 ms polls) to reach the leader's read index. */
+#define READ_CATCHUP_POLL_US 2000
+#define READ_CATCHUP_POLLS 2500
 
 static void read_free(struct read_req *r)
 {
     if (r->timer)
         event_free(r->timer);
+    if (r->catchup)
+        event_free(r->catchup);
     free(r->a1);
     free(r->a2);
     free(r->ns);
@@ -372,23 +479,34 @@ static void read_timeout(evutil_socket_t fd, short what, void *arg)
     read_run(r);
 }
 
-static void read_barrier_reached(void *arg)
+static void read_catchup(evutil_socket_t fd, short what, void *arg)
 {
-    struct read_req *r = arg;
-    r->watch = NULL;
-    read_run(r);
+    (void)fd;
+    (void)what;
+    read_run(arg);
 }
 
 static void read_run(struct read_req *r)
 {
     struct state *st = server_state(r->h->deps.server);
-    struct state_snap *snap = state_snapshot(st);
-    if (r->barrier && snap_index(snap) < r->barrier) {
-        r->watch = state_watch_add(st, STATE_MASK_ALL, snap_index(snap), read_barrier_reached, r);
-        snap_unref(snap);
+    /* The leader's read index is raft's applied index, which barriers and configuration
+     * changes advance without an FSM command: wait on raft's applied index, not on the
+     * state store's (which would wait for the next write, forever on an idle cluster). */
+    if (r->barrier && server_raft_applied(r->h->deps.server) < r->barrier) {
+        if (++r->catchup_polls > READ_CATCHUP_POLLS) {
+            reply_text(r->req, 500, "timed out waiting for this server to reach the leader's "
+                                    "index %llu", (unsigned long long)r->barrier);
+            read_free(r);
+            return;
+        }
+        if (!r->catchup)
+            r->catchup = evtimer_new(r->h->base, read_catchup, r);
+        struct timeval tv = {0, READ_CATCHUP_POLL_US};
+        evtimer_add(r->catchup, &tv);
         return;
     }
     r->barrier = 0;
+    struct state_snap *snap = state_snapshot(st);
     uint64_t idx = snap_tables_index(snap, r->mask);
     if (!idx)
         idx = 1;
@@ -1528,6 +1646,9 @@ static void route(struct evhttp_request *req, void *arg)
                       cv_has_prefix(path ? path : "", "/v1/agent/") || !strcmp(cv_str(path), "/v1/metrics");
     if (!srv && path && cv_has_prefix(path, "/v1/") && !local_path) {
         proxy_request(h, req);
+    } else if (srv && path && cv_has_prefix(path, "/v1/") && !local_path &&
+               relay_to_region(h, req, evhttp_find_header(&q, "region"))) {
+        /* relayed to a server of the region asked for */
     } else if (!path || !strcmp(path, "/")) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/ui/");
         evhttp_send_reply(req, 307, "Temporary Redirect", NULL);
@@ -1654,10 +1775,7 @@ static void route(struct evhttp_request *req, void *arg)
         reply_json(req, o, 0, pretty);
         json_decref(o);
     } else if (!strcmp(path, "/v1/regions") && is_get(m)) {
-        json_t *arr = json_array();
-        json_array_append_new(arr, json_string(DEFAULT_REGION));
-        reply_json(req, arr, 0, pretty);
-        json_decref(arr);
+        reply_regions(h, req, pretty);
     } else if (!strcmp(path, "/v1/agent/self") && is_get(m)) {
         json_t *o = h->deps.agent_self(h->deps.arg);
         reply_json(req, o, 0, pretty);

@@ -42,6 +42,12 @@ struct http_deps {
                          void (*reply)(void *cookie, json_t *body, const char *err), void *cookie,
                          char *errmsg);
     void *arg;
+    /* This agent's region and HTTP port. A server answers ?region=<another region> by
+     * relaying the request to an alive server of that region found in the server pool
+     * (agent_members: role "nomad", tags "region", "http_port"), as Nomad forwards to a
+     * remote region; GET /v1/regions lists every region the pool knows. */
+    const char *region;
+    int http_port;
 };
 
 struct http_api;
