@@ -985,7 +985,16 @@ static void tr_send_signal(struct task_runner *tr, const char *name, int sig)
     struct task_event *e = tr_event(tr, TASK_EV_SIGNALING, "Task being sent a signal");
     strmap_set(&e->details, "signal", name);
     log_info("client", "alloc %s task %s: sending %s", tr->ar->alloc->id, tr->task->name, name);
-    tr_signal(tr, sig);
+    const struct driver *drv = driver_find(tr->task->driver);
+    if (!drv || !drv->relay_signals) {
+        tr_signal(tr, sig);
+        return;
+    }
+    /* The driver's helper passes it on (docker-task to its container). */
+    union sigval v = {.sival_int = sig};
+    if (sigqueue(tr->task_pid, DRIVER_RELAY_SIGNAL, v) != 0 && errno != ESRCH)
+        log_warn("client", "alloc %s task %s: relay signal %d to %d: %s", tr->ar->alloc->id,
+                 tr->task->name, sig, (int)tr->task_pid, strerror(errno));
 }
 
 int alloc_runner_signal(struct alloc_runner *ar, const char *task, const char *signal,

@@ -24,8 +24,9 @@
  *     default, which becomes the image's StopSignal or SIGTERM, as `docker stop` sends)
  *     goes to the container with POST /kill?signal=, and SIGKILL follows shortly before
  *     the task's kill_timeout runs out, so the container's own exit code is recorded
- *     before the runner's SIGKILL to our process group. Other signals are forwarded as
- *     they are.
+ *     before the runner's SIGKILL to our process group. Other signals sent to us are
+ *     forwarded as they are. DRIVER_RELAY_SIGNAL (driver.h) carries a user's signal
+ *     (`alloc signal`) as its value: forwarded as is, any signal, never the stop path.
  * When the container has exited: its output is drained (at most DK_DRAIN_MS), inspect
  * says whether the memory cgroup OOM-killed it ("oom\n" on fd 3), the container is
  * removed, and we exit with its exit code.
@@ -534,8 +535,19 @@ static int64_t run_container(struct dtask *t, int sfd)
                 }
                 if (exited)
                     continue;
-                bool is_kill = t->kill_signal ? s == t->kill_signal : s == SIGINT;
                 char name[16];
+                if (s == DRIVER_RELAY_SIGNAL) {
+                    /* A user's signal (alloc signal), whatever it is: to the container. */
+                    if (si.ssi_int > 0 && si.ssi_int < SIGRTMIN) {
+                        snprintf(name, sizeof name, "%d", si.ssi_int);
+                        signal_container(t, name);
+                    }
+                    continue;
+                }
+                /* Signals someone sent us (not the kernel's SIGCHLD of the guardian). */
+                if (s == SIGCHLD || si.ssi_code > 0)
+                    continue;
+                bool is_kill = t->kill_signal ? s == t->kill_signal : s == SIGINT;
                 snprintf(name, sizeof name, "%d", s);
                 signal_container(t, is_kill && !t->kill_signal ? t->stop_signal : name);
                 if (is_kill && !killing) {
@@ -633,11 +645,12 @@ int docker_task_main(int argc, char **argv)
         t.status_fd = DK_STATUS_FD;
 
     /* Signals wait in a signalfd from the start, so a kill during the pull is kept. */
+    /* All of them: a signal sent to our process group (the kill signal, others) goes
+     * to the container; none may stop or end us (SIGPIPE stays ignored; a fault still
+     * ends us, the kernel forces it through). */
     sigset_t mask;
-    sigemptyset(&mask);
-    int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, DK_PARENT_DEATH_SIG};
-    for (size_t i = 0; i < CV_ARRAY_LEN(fwd); i++)
-        sigaddset(&mask, fwd[i]);
+    sigfillset(&mask);
+    sigdelset(&mask, SIGPIPE);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     pid_t parent = getppid();

@@ -8,6 +8,7 @@
 #define CARAVAN_EXEC_DRIVER_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -30,8 +31,17 @@ struct driver_launch {
 
 struct client_config;
 
+/* The signal a runner queues (sigqueue, the signal number as its value) to a task whose
+ * driver relays signals: the user's signal then reaches the workload whatever it is,
+ * SIGKILL and SIGSTOP included, and never looks like the task's kill signal. */
+#define DRIVER_RELAY_SIGNAL (SIGRTMIN + 3)
+
 struct driver {
     const char *name;
+    /* The task is the driver's own helper that runs the workload elsewhere (docker-task
+     * and its container): `alloc signal` goes to the helper alone as DRIVER_RELAY_SIGNAL,
+     * which it passes on. Stopping still signals the task's process group. */
+    bool relay_signals;
     /* Starts the task's shim. Returns 0 with its pid and report fd, or a negative CV_E*
      * code with errmsg; *recoverable says whether a retry might succeed. */
     int (*start)(const struct driver_launch *l, pid_t *shim_pid, int *report_fd,

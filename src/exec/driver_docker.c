@@ -506,6 +506,7 @@ static void docker_fingerprint(const struct client_config *cfg, struct driver_in
 
 const struct driver driver_docker = {
     .name = "docker",
+    .relay_signals = true,
     .start = docker_start,
     .fingerprint = docker_fingerprint,
 };
