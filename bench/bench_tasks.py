@@ -60,18 +60,28 @@ def running(jid, want):
 
 
 def start_latency(driver, config, rounds):
-    times = []
+    """Per round: job run -> the task's Started event (the client's clock, same machine),
+    and job run -> the allocation running as the servers see it (which includes the
+    client's 200 ms batching of allocation updates, as Nomad's client does)."""
+    started, seen = [], []
     for i in range(rounds):
         jid = "lat-%s-%d" % (driver, i)
         t0 = time.monotonic()
+        w0 = time.time_ns()
         api("/v1/jobs", job(jid, driver, config))
         while not running(jid, 1):
             if time.monotonic() - t0 > 60:
                 raise RuntimeError("%s did not start in 60 s" % jid)
             time.sleep(0.002)
-        times.append(time.monotonic() - t0)
+        seen.append(time.monotonic() - t0)
+        alloc = api("/v1/job/%s/allocations" % jid)[0]
+        full = api("/v1/allocation/%s" % alloc["ID"])
+        ev = [e for st in (full.get("TaskStates") or {}).values() for e in (st.get("Events") or [])
+              if e.get("Type") == "Started"]
+        if ev:
+            started.append((ev[0]["Time"] - w0) / 1e9)
         api("/v1/job/%s?purge=true" % jid, method="DELETE")
-    return times
+    return started, seen
 
 
 def status_kb(pid, key):
@@ -187,7 +197,9 @@ def main():
         drivers = node.get("Drivers") or {}
         detected = {d for d, i in drivers.items() if i.get("Detected")}
 
-        print("Task start latency, job run -> allocation running (target: well under Nomad's ~1 s):")
+        print("Task start latency per driver (target: well under Nomad's ~1 s); job run -> task")
+        print("started (Started event), and -> allocation running on the servers (+ the client's")
+        print("200 ms batching of allocation updates, as Nomad's):")
         sleep_cmd = {"command": "/bin/sleep", "args": ["600"]}
         for drv, conf in (("raw_exec", sleep_cmd), ("exec", sleep_cmd),
                           ("docker", {"image": IMAGE, "command": "/bin/sleep", "args": ["600"]})):
@@ -196,7 +208,9 @@ def main():
                 print("  %-8s skipped (driver not detected%s)" % (drv + ":", ": " + why if why else ""))
                 continue
             try:
-                print("  %-8s %s" % (drv + ":", fmt(start_latency(drv, conf, ROUNDS))))
+                started, seen = start_latency(drv, conf, ROUNDS)
+                print("  %-8s started %s" % (drv + ":", fmt(started) if started else "no Started event"))
+                print("  %-8s running %s" % ("", fmt(seen)))
             except RuntimeError as e:
                 print("  %-8s failed: %s" % (drv + ":", e))
 
