@@ -14,7 +14,14 @@
  *     errors retry after 1 s without advancing the index;
  *   - status updates: the first change after a quiet spell goes out at once, later ones
  *     are coalesced for up to 200 ms, one Node.UpdateAlloc in flight at a time;
- *     failed updates are marked dirty again and retried after 1 s.
+ *     failed updates are marked dirty again and retried after 1 s;
+ *   - drivers: fingerprinted again every 30 s (driver_fingerprint_ms), as Nomad keeps
+ *     checking driver health. Cheap fingerprints (exec, raw_exec) run on the loop; those
+ *     that probe (docker's /_ping, java -version, qemu --version) run in a child process
+ *     (`docker-task --fingerprint`, read through a pipe, killed after 10 s), and java
+ *     and qemu only when their binary changed. When a driver's detected/healthy state,
+ *     description or attributes changed, the node registers again (Node.Register is an
+ *     upsert) so the scheduler sees the new Drivers and attributes.
  *
  * RPCs cannot be cancelled, so each carries a small context that outlives the client if
  * it must: client_free() orphans outstanding contexts and their callbacks only free them.
@@ -23,17 +30,25 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "exec/alloc_runner.h"
+#include "exec/driver.h"
 #include "exec/fingerprint.h"
 #include "exec/logs.h"
 #include "rpc/rpc.h"
 #include "structs/msgs.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -45,6 +60,8 @@
 #define UPDATE_BATCH_MS 200
 #define WATCH_WAIT_NS (300ll * 1000 * NS_PER_MS)
 #define SHUTDOWN_FLUSH_MS 3000
+#define DRIVER_FP_PERIOD_MS 30000
+#define DRIVER_FP_CHILD_MS 10000
 
 struct client_alloc {
     struct client *c;
@@ -89,6 +106,15 @@ struct client {
     struct event *ev_register, *ev_heartbeat, *ev_watch, *ev_update, *ev_gc, *ev_done,
         *ev_flush_deadline;
     struct rpc_ctx *rpcs;
+    /* periodic driver fingerprint */
+    uint64_t fp_period_ms;
+    struct event *ev_fp, *ev_fp_out, *ev_fp_kill;
+    pid_t fp_pid;
+    int fp_fd;
+    struct buf fp_buf;
+    char **fp_keys;    /* per driver_all entry: what its last result depends on */
+    char **fp_asked;   /* keys of the drivers the running child was asked about */
+    bool node_dirty;   /* the node changed since the last registration sent */
     void (*done)(void *);
     void *done_arg;
     bool done_called;
@@ -568,6 +594,11 @@ static void register_done(struct client *c, int status, const char *resp, size_t
                   c->node->id, (unsigned long long)c->register_backoff_ms,
                   status ? errmsg : err);
         st_clear(&ST_NODE_UPDATE_RESP, &r);
+        if (c->registered) {
+            /* A driver update: the next fingerprint tick sends it again. */
+            c->node_dirty = true;
+            return;
+        }
         timer_ms(c->ev_register, c->register_backoff_ms);
         c->register_backoff_ms = CV_MIN(c->register_backoff_ms * 2, REGISTER_RETRY_MAX_MS);
         return;
@@ -587,11 +618,10 @@ static void register_done(struct client *c, int status, const char *resp, size_t
         }
 }
 
-static void client_register(struct client *c)
+static void client_send_register(struct client *c)
 {
-    if (c->registering || c->registered || c->shutting_down)
-        return;
     c->registering = true;
+    c->node_dirty = false;
     /* The node registers as ready: fingerprinting is done before the first attempt. */
     struct node n = *c->node;
     n.status = (char *)NODE_STATUS_READY;
@@ -600,11 +630,260 @@ static void client_register(struct client *c)
     client_rpc(c, "Node.Register", &ST_NODE_REGISTER_REQ, &req, register_done, NULL, NULL);
 }
 
+static void client_register(struct client *c)
+{
+    if (c->registering || c->registered || c->shutting_down)
+        return;
+    client_send_register(c);
+}
+
+/* The node's drivers changed: register it again (an upsert), now or, when a
+ * registration is in flight, at the next fingerprint tick (node_dirty). */
+static void client_node_changed(struct client *c)
+{
+    c->node_dirty = true;
+    if (c->registered && !c->registering && !c->shutting_down)
+        client_send_register(c);
+}
+
 static void register_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     client_register(arg);
+}
+
+/* ---- periodic driver fingerprint ---- */
+
+static void strmap_del(struct strmap *m, const char *k)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->k[i], k)) {
+            free(m->k[i]);
+            free(m->v[i]);
+            memmove(&m->k[i], &m->k[i + 1], (m->n - i - 1) * sizeof *m->k);
+            memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof *m->v);
+            m->n--;
+            return;
+        }
+}
+
+static bool strmap_same(const struct strmap *a, const struct strmap *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!cv_streq(strmap_get(b, a->k[i]), a->v[i]))
+            return false;
+    return true;
+}
+
+/* Takes nd's result into the node when it differs from what the node says. Returns
+ * true when it did. */
+static bool fp_apply(struct client *c, struct driver_info *nd)
+{
+    struct driver_info *d = NULL;
+    for (size_t i = 0; i < c->node->n_drivers && !d; i++)
+        if (cv_streq(c->node->drivers[i].name, nd->name))
+            d = &c->node->drivers[i];
+    if (!d)
+        return false;
+    if (!nd->health_description)
+        nd->health_description = xstrdup(nd->healthy ? "Healthy" : "Undetected");
+    if (d->detected == nd->detected && d->healthy == nd->healthy &&
+        cv_streq(d->health_description, nd->health_description) &&
+        strmap_same(&d->attributes, &nd->attributes))
+        return false;
+    log_info("client", "node %s: driver %s is now %s (%s)", c->node->id, d->name,
+             !nd->detected ? "not detected" : nd->healthy ? "healthy" : "unhealthy",
+             cv_str(nd->health_description));
+    for (size_t i = 0; i < d->attributes.n; i++)
+        strmap_del(&c->node->attributes, d->attributes.k[i]);
+    for (size_t i = 0; i < nd->attributes.n; i++)
+        strmap_set(&c->node->attributes, nd->attributes.k[i], nd->attributes.v[i]);
+    struct strmap t = d->attributes;
+    d->attributes = nd->attributes;
+    nd->attributes = t;
+    char *h = d->health_description;
+    d->health_description = nd->health_description;
+    nd->health_description = h;
+    d->detected = nd->detected;
+    d->healthy = nd->healthy;
+    d->update_time = cv_wall_ns();
+    return true;
+}
+
+static void fp_child_done(struct client *c)
+{
+    if (c->ev_fp_out) {
+        event_free(c->ev_fp_out);
+        c->ev_fp_out = NULL;
+    }
+    if (c->fp_fd >= 0)
+        close(c->fp_fd);
+    c->fp_fd = -1;
+    if (c->fp_pid > 0)
+        waitpid(c->fp_pid, NULL, 0); /* it closed its stdout: it is exiting */
+    c->fp_pid = 0;
+    event_del(c->ev_fp_kill);
+}
+
+static void fp_out_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    char b[4096];
+    (void)what;
+    ssize_t k = read(fd, b, sizeof b);
+    if (k > 0) {
+        if (c->fp_buf.len < (1u << 20))
+            buf_append(&c->fp_buf, b, (size_t)k);
+        return;
+    }
+    if (k < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    fp_child_done(c);
+    json_error_t je;
+    json_t *j = json_loadb(buf_str(&c->fp_buf), c->fp_buf.len, 0, &je);
+    buf_reset(&c->fp_buf);
+    if (!json_is_object(j)) {
+        log_warn("client", "node %s: driver fingerprint gave no result", c->node->id);
+        json_decref(j);
+        return;
+    }
+    bool changed = false;
+    for (size_t i = 0; driver_all[i]; i++) {
+        json_t *v = json_object_get(j, driver_all[i]->name);
+        char err[CV_ERRMSG_SIZE];
+        struct driver_info nd;
+        memset(&nd, 0, sizeof nd);
+        if (!v || !c->fp_asked[i] || st_from_json(&ST_DRIVER_INFO, v, &nd, err) != 0) {
+            st_clear(&ST_DRIVER_INFO, &nd);
+            continue;
+        }
+        cv_strset(&nd.name, driver_all[i]->name);
+        changed |= fp_apply(c, &nd);
+        st_clear(&ST_DRIVER_INFO, &nd);
+        free(c->fp_keys[i]);
+        c->fp_keys[i] = c->fp_asked[i];
+        c->fp_asked[i] = NULL;
+    }
+    json_decref(j);
+    if (changed)
+        client_node_changed(c);
+}
+
+static void fp_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->fp_pid > 0) {
+        log_warn("client", "node %s: driver fingerprint took over %d ms; killed it",
+                 c->node->id, DRIVER_FP_CHILD_MS);
+        kill(c->fp_pid, SIGKILL); /* its stdout then reaches EOF */
+    }
+}
+
+/* Starts `<shim_path> docker-task --fingerprint names ...` with its stdout on a pipe. */
+static void fp_spawn(struct client *c, const char *names)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return;
+    const char **argv = xcalloc(8 + 2 * c->cfg.plugin_config.n, sizeof *argv);
+    char **kv = xcalloc(c->cfg.plugin_config.n + 1, sizeof *kv);
+    size_t a = 0;
+    argv[a++] = c->cfg.shim_path;
+    argv[a++] = "docker-task";
+    argv[a++] = "--fingerprint";
+    argv[a++] = names;
+    if (c->cfg.raw_exec_enabled)
+        argv[a++] = "--raw-exec";
+    for (size_t i = 0; i < c->cfg.plugin_config.n; i++) {
+        kv[i] = xasprintf("%s=%s", c->cfg.plugin_config.k[i], c->cfg.plugin_config.v[i]);
+        argv[a++] = "--plugin";
+        argv[a++] = kv[i];
+    }
+    argv[a] = NULL;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t fa;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawn(&pid, c->cfg.shim_path, &fa, &attr, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    for (size_t i = 0; i < c->cfg.plugin_config.n; i++)
+        free(kv[i]);
+    free(kv);
+    free(argv);
+    close(p[1]);
+    if (rc != 0) {
+        log_warn("client", "node %s: driver fingerprint: spawn %s: %s", c->node->id,
+                 c->cfg.shim_path, strerror(rc));
+        close(p[0]);
+        return;
+    }
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    c->fp_pid = pid;
+    c->fp_fd = p[0];
+    c->ev_fp_out = event_new(c->base, p[0], EV_READ | EV_PERSIST, fp_out_cb, c);
+    event_add(c->ev_fp_out, NULL);
+    timer_ms(c->ev_fp_kill, DRIVER_FP_CHILD_MS);
+}
+
+static void fp_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->shutting_down)
+        return;
+    timer_ms(c->ev_fp, c->fp_period_ms);
+    if (c->node_dirty && c->registered && !c->registering)
+        client_send_register(c);
+    bool changed = false;
+    struct buf names = BUF_INIT;
+    for (size_t i = 0; driver_all[i]; i++) {
+        const struct driver *drv = driver_all[i];
+        if (!drv->fingerprint_key) {
+            struct driver_info nd;
+            struct node tmp;
+            memset(&nd, 0, sizeof nd);
+            memset(&tmp, 0, sizeof tmp);
+            nd.name = xstrdup(drv->name);
+            drv->fingerprint(&c->cfg, &nd, &tmp);
+            changed |= fp_apply(c, &nd);
+            st_clear(&ST_DRIVER_INFO, &nd);
+            strmap_clear(&tmp.attributes);
+            continue;
+        }
+        if (c->fp_pid > 0)
+            continue; /* the last child is still at it */
+        char *key = drv->fingerprint_key(&c->cfg);
+        if (*key && cv_streq(key, c->fp_keys[i])) {
+            free(key);
+            continue;
+        }
+        free(c->fp_asked[i]);
+        c->fp_asked[i] = key;
+        buf_printf(&names, "%s%s", names.len ? "," : "", drv->name);
+    }
+    if (names.len)
+        fp_spawn(c, buf_str(&names));
+    buf_free(&names);
+    if (changed)
+        client_node_changed(c);
 }
 
 /* ---- lifecycle ---- */
@@ -634,6 +913,21 @@ struct client *client_new(struct event_base *base, const struct client_config *c
     c->ev_watch = evtimer_new(base, watch_retry_cb, c);
     c->ev_update = evtimer_new(base, update_cb, c);
     c->ev_gc = event_new(base, -1, 0, gc_cb, c);
+    c->ev_fp = evtimer_new(base, fp_tick_cb, c);
+    c->ev_fp_kill = evtimer_new(base, fp_kill_cb, c);
+    c->fp_fd = -1;
+    c->cfg.driver_fingerprint_ms = cfg->driver_fingerprint_ms;
+    int64_t period = cfg->driver_fingerprint_ms;
+    const char *env = getenv("CARAVAN_DRIVER_FINGERPRINT_PERIOD");
+    int64_t ns;
+    if (period <= 0 && env && cv_parse_duration(env, &ns) == 0 && ns > 0)
+        period = ns / NS_PER_MS;
+    c->fp_period_ms = (uint64_t)(period > 0 ? period : DRIVER_FP_PERIOD_MS);
+    size_t nd = 0;
+    while (driver_all[nd])
+        nd++;
+    c->fp_keys = xcalloc(nd, sizeof *c->fp_keys);
+    c->fp_asked = xcalloc(nd, sizeof *c->fp_asked);
     return c;
 }
 
@@ -672,6 +966,12 @@ int client_start(struct client *c, char *errmsg)
              id, (double)(cv_mono_ns() - t0) / 1e6,
              cv_str(strmap_get(&c->node->attributes, "cpu.totalcompute")),
              (long long)c->node->node_resources->memory_mb);
+    /* What the probing fingerprints depend on now: they run again only once it changes
+     * (docker's key is empty: asked every time). */
+    for (size_t i = 0; driver_all[i]; i++)
+        if (driver_all[i]->fingerprint_key)
+            c->fp_keys[i] = driver_all[i]->fingerprint_key(&c->cfg);
+    timer_ms(c->ev_fp, c->fp_period_ms);
     c->started = true;
     if (!c->cfg.dev_mode)
         restore_runners(c);
@@ -753,6 +1053,7 @@ void client_shutdown(struct client *c, bool stop_tasks, void (*done)(void *arg),
     event_del(c->ev_register);
     event_del(c->ev_heartbeat);
     event_del(c->ev_watch);
+    event_del(c->ev_fp);
     if (!c->ev_done)
         c->ev_done = event_new(c->base, -1, 0, done_cb, c);
     if (!c->ev_flush_deadline)
@@ -786,8 +1087,20 @@ void client_free(struct client *c)
     for (size_t i = 0; i < c->n_seen; i++)
         free(c->seen[i].id);
     free(c->seen);
+    if (c->fp_pid > 0) {
+        kill(c->fp_pid, SIGKILL);
+        fp_child_done(c);
+    }
+    buf_free(&c->fp_buf);
+    for (size_t i = 0; driver_all[i]; i++) {
+        free(c->fp_keys[i]);
+        free(c->fp_asked[i]);
+    }
+    free(c->fp_keys);
+    free(c->fp_asked);
     struct event *evs[] = {c->ev_register, c->ev_heartbeat, c->ev_watch, c->ev_update,
-                           c->ev_gc,       c->ev_done,      c->ev_flush_deadline};
+                           c->ev_gc,       c->ev_done,      c->ev_flush_deadline,
+                           c->ev_fp,       c->ev_fp_kill};
     for (size_t i = 0; i < CV_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);

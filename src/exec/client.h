@@ -40,6 +40,10 @@ struct client_config {
     struct strmap meta;    /* client { meta {} } */
     /* plugin "<driver>" { config {...} } as "<driver>.<key>" -> text (driver.h) */
     struct strmap plugin_config;
+    /* How often drivers are fingerprinted again (a dockerd started later is seen, a
+     * stopped one is no longer offered); 0: the environment's
+     * CARAVAN_DRIVER_FINGERPRINT_PERIOD (a duration, for tests), else 30 s. */
+    int64_t driver_fingerprint_ms;
 };
 
 struct client;

@@ -604,6 +604,9 @@ int docker_task_main(int argc, char **argv)
 {
     const char *spec_file = NULL;
     bool cleanup = false;
+    /* The client's periodic driver fingerprint runs here, off its event loop. */
+    if (argc > 1 && !strcmp(argv[1], "--fingerprint"))
+        return driver_fingerprint_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--spec") && i + 1 < argc)
             spec_file = argv[++i];

@@ -52,7 +52,21 @@ struct driver {
      * "driver.docker" = "1"). Runs at client start; may block briefly (bounded, < 2 s). */
     void (*fingerprint)(const struct client_config *cfg, struct driver_info *d,
                         struct node *n);
+    /* For the client's periodic re-fingerprint (client.c). NULL: fingerprint is cheap
+     * (files, config) and runs on the event loop. Otherwise it may block (a probe), so
+     * it runs in a child process (driver_fingerprint_main), and this returns a new string
+     * (free()) naming what the result depends on, e.g. the java binary's path and
+     * mtime: the child is asked again only when it changed; "" asks every time. */
+    char *(*fingerprint_key)(const struct client_config *cfg);
 };
+
+/* `<caravan> docker-task --fingerprint NAME[,NAME...] [--raw-exec] [--plugin KEY=VALUE]...`:
+ * runs those drivers' fingerprints in this (child) process and prints one JSON object
+ * {"<name>": <DriverInfo>, ...} on stdout. Returns the exit code. */
+int driver_fingerprint_main(int argc, char **argv);
+/* "<path>:<mtime ns>:<size>" of the executable name found on PATH, or "absent" (a new
+ * string): a fingerprint_key for drivers that depend on one binary. */
+char *driver_exe_key(const char *name);
 
 /* Builds the interpolated argv (NULL-terminated) of the `command`/`args` config shared
  * by raw_exec and exec, interpolating with env. Returns 0 with a new *argv (free with

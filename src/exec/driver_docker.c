@@ -504,9 +504,18 @@ static void docker_fingerprint(const struct client_config *cfg, struct driver_in
     strmap_set(&n->attributes, "driver.docker.version", version);
 }
 
+/* The daemon may come and go at any time: ask every time (GET /_ping, 1 s at most,
+ * in the fingerprint child). */
+static char *docker_fingerprint_key(const struct client_config *cfg)
+{
+    (void)cfg;
+    return xstrdup("");
+}
+
 const struct driver driver_docker = {
     .name = "docker",
     .relay_signals = true,
+    .fingerprint_key = docker_fingerprint_key,
     .start = docker_start,
     .fingerprint = docker_fingerprint,
 };

@@ -171,8 +171,21 @@ static void java_fingerprint(const struct client_config *cfg, struct driver_info
     free(out);
 }
 
+/* java's result changes with the java binary (installed, updated, removed) and with
+ * exec isolation being available. */
+static char *java_fingerprint_key(const struct client_config *cfg)
+{
+    (void)cfg;
+    char why[128];
+    bool iso = driver_exec_supported(why, sizeof why);
+    char *exe = driver_exe_key("java"), *k = xasprintf("%d:%s", iso, exe);
+    free(exe);
+    return k;
+}
+
 const struct driver driver_java = {
     .name = "java",
     .start = java_start,
     .fingerprint = java_fingerprint,
+    .fingerprint_key = java_fingerprint_key,
 };

@@ -458,8 +458,16 @@ static void qemu_fingerprint(const struct client_config *cfg, struct driver_info
     free(out);
 }
 
+/* qemu's result changes only with its binary. */
+static char *qemu_fingerprint_key(const struct client_config *cfg)
+{
+    (void)cfg;
+    return driver_exe_key(QEMU_BIN);
+}
+
 const struct driver driver_qemu = {
     .name = "qemu",
     .start = qemu_start,
     .fingerprint = qemu_fingerprint,
+    .fingerprint_key = qemu_fingerprint_key,
 };

@@ -19,6 +19,8 @@
 #include <event2/event.h>
 
 #include "exec/client.h"
+#include "exec/docker_task.h"
+#include "exec/driver.h"
 #include "exec/shim.h"
 #include "t_exec_helper.h"
 #include "rpc/rpc.h"
@@ -251,6 +253,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
+/* Set before h_start by the tests that need them. */
+static int64_t h_fp_ms;
+static struct strmap *h_plugin;
+
 static void h_start(struct h *h, bool dev)
 {
     memset(h, 0, sizeof *h);
@@ -274,7 +280,10 @@ static void h_start(struct h *h, bool dev)
         .raw_exec_enabled = true,
         .dev_mode = dev,
         .shim_path = "/proc/self/exe",
+        .driver_fingerprint_ms = h_fp_ms,
     };
+    if (h_plugin)
+        cfg.plugin_config = *h_plugin; /* copied by client_new */
     h->c = client_new(h->base, &cfg, &h->srv.rc);
     char err[CV_ERRMSG_SIZE];
     ck_assert_int_eq(client_start(h->c, err), 0);
@@ -952,6 +961,121 @@ START_TEST(test_signal_and_user_restart)
 }
 END_TEST
 
+static const struct driver_info *srv_driver(struct h *h, const char *name)
+{
+    return driver_node_info(h->srv.node, name);
+}
+
+struct fp_want {
+    int registers;
+    bool java;
+};
+
+static bool java_state(struct h *h, const void *arg)
+{
+    const struct fp_want *w = arg;
+    const struct driver_info *d = srv_driver(h, "java");
+    const char *v = h->srv.node ? strmap_get(&h->srv.node->attributes, "driver.java.version")
+                                : NULL;
+    if (h->srv.registers < w->registers || !d)
+        return false;
+    return w->java ? d->detected && d->healthy && cv_streq(v, "99.0.1") &&
+                         cv_streq(strmap_get(&d->attributes, "driver.java.vm"),
+                                  "OpenJDK 64-Bit Server VM (build 99.0.1+1, mixed mode)")
+                   : !d->detected && !v;
+}
+
+static bool loop_gap_cb_seen;
+static uint64_t loop_last_ms, loop_max_gap_ms;
+
+static void gap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    uint64_t now = cv_mono_ms();
+    if (loop_gap_cb_seen && now - loop_last_ms > loop_max_gap_ms)
+        loop_max_gap_ms = now - loop_last_ms;
+    loop_gap_cb_seen = true;
+    loop_last_ms = now;
+}
+
+START_TEST(test_drivers_refingerprinted)
+{
+    /* A driver that becomes available after the client started is seen within the
+     * fingerprint period and the node registers again with it: a java appearing on PATH
+     * (one that takes 0.5 s to answer -version, run in the fingerprint child, so the
+     * loop never stalls) gives driver.java and its version; once it is gone, the node
+     * registers again without them. A node whose drivers did not change is not
+     * registered again. */
+    char why[128];
+    if (!driver_exec_supported(why, sizeof why)) {
+        printf("SKIP test_drivers_refingerprinted: %s\n", why);
+        return;
+    }
+    char *bin = xasprintf("%s/fpbin_XXXXXX", t_exec_base_dir);
+    ck_assert_ptr_nonnull(mkdtemp(bin));
+    setenv("PATH", bin, 1);
+    struct strmap plugin = {0};
+    char *ep = xasprintf("unix://%s/no-docker.sock", bin);
+    strmap_set(&plugin, "docker.endpoint", ep);
+    h_plugin = &plugin;
+    h_fp_ms = 200;
+    struct h h;
+    h_start(&h, false);
+    struct event *gap = event_new(h.base, -1, EV_PERSIST, gap_cb, NULL);
+    struct timeval tv = {0, 20000};
+    event_add(gap, &tv);
+    ck_assert(run_until(&h, registered, NULL, 5000));
+    struct fp_want w = {1, false};
+    ck_assert(java_state(&h, &w));
+
+    /* Nothing changes for a while: no second registration. */
+    uint64_t until = cv_mono_ms() + 700;
+    while (cv_mono_ms() < until)
+        event_base_loop(h.base, EVLOOP_ONCE);
+    ck_assert_int_eq(h.srv.registers, 1);
+
+    static const char script[] =
+        "#!/bin/sh\n/bin/sleep 0.5\n"
+        "echo 'openjdk version \"99.0.1\" 2031-01-01' >&2\n"
+        "echo 'OpenJDK Runtime Environment (build 99.0.1+1)' >&2\n"
+        "echo 'OpenJDK 64-Bit Server VM (build 99.0.1+1, mixed mode)' >&2\n";
+    char *java = xasprintf("%s/java", bin), *tmp = xasprintf("%s/.java.tmp", bin);
+    ck_assert_int_eq(cv_write_file_atomic(tmp, script, sizeof script - 1), 0);
+    ck_assert_int_eq(chmod(tmp, 0755), 0);
+    ck_assert_int_eq(rename(tmp, java), 0);
+    uint64_t t0 = cv_mono_ms();
+    loop_max_gap_ms = 0;
+    w = (struct fp_want){2, true};
+    ck_assert_msg(run_until(&h, java_state, &w, 5000), "registers %d, java %s",
+                  h.srv.registers,
+                  srv_driver(&h, "java") ? srv_driver(&h, "java")->health_description : "-");
+    uint64_t took = cv_mono_ms() - t0;
+    ck_assert_msg(took < 200 + 500 + 500, "seen after %llu ms", (unsigned long long)took);
+    ck_assert_msg(loop_max_gap_ms < 200, "the loop stalled %llu ms",
+                  (unsigned long long)loop_max_gap_ms);
+    ck_assert_str_eq(strmap_get(&client_node(h.c)->attributes, "driver.java"), "1");
+
+    ck_assert_int_eq(unlink(java), 0);
+    w = (struct fp_want){3, false};
+    ck_assert(run_until(&h, java_state, &w, 5000));
+    ck_assert_ptr_null(strmap_get(&client_node(h.c)->attributes, "driver.java"));
+    const struct driver_info *d = srv_driver(&h, "docker");
+    ck_assert(d && !d->detected);
+    event_free(gap);
+    h_stop(&h);
+    h_plugin = NULL;
+    h_fp_ms = 0;
+    strmap_clear(&plugin);
+    free(ep);
+    free(java);
+    free(tmp);
+    cv_rm_rf(bin);
+    free(bin);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_client");
@@ -968,6 +1092,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_restart_attempts_survive_client_restart);
     tcase_add_test(tc, test_restart_delay_survives_client_restart);
     tcase_add_test(tc, test_signal_and_user_restart);
+    tcase_add_test(tc, test_drivers_refingerprinted);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -976,6 +1101,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "task-shim"))
         return shim_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "docker-task"))
+        return docker_task_main(argc - 1, argv + 1);
     log_min_level = LOG_WARN;
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
