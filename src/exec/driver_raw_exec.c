@@ -6,23 +6,18 @@
  * accounting and kill-all (no limits: raw_exec does not confine), as exec's.
  *
  * Config (Nomad's): command (string, required), args (list of strings). Both are
- * interpolated (${NOMAD_*}, ${attr.*}, ${meta.*}, ${node.*}).
+ * interpolated (${NOMAD_*}, ${attr.*}, ${meta.*}, ${node.*}). It starts through
+ * driver_spawn(DRIVER_SPAWN_PLAIN) (driver_exec.c), as qemu does.
  */
 #include "exec/driver.h"
 
 #include <jansson.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "exec/cgroup.h"
 #include "exec/client.h"
-#include "exec/shim.h"
 #include "exec/taskenv.h"
 #include "util/err.h"
 #include "util/util.h"
-
-extern char **environ;
 
 int driver_command_argv(const struct driver_launch *l, const struct strmap *env,
                         char ***argv_out, char *errmsg)
@@ -69,35 +64,12 @@ static int raw_exec_start(const struct driver_launch *l, pid_t *shim_pid, int *r
     int rc = driver_command_argv(l, l->env, &argv, errmsg);
     if (rc)
         return rc;
-    char **envp = taskenv_envp(l->env, environ);
-    int64_t max_files = l->task->log_config ? l->task->log_config->max_files : 10;
-    int64_t max_mb = l->task->log_config ? l->task->log_config->max_file_size_mb : 10;
-    struct shim_spec s = {
-        .shim_path = l->shim_path,
-        .argv = argv,
-        .envp = envp,
-        .cwd = l->task_dir,
-        .handle_file = l->handle_file,
-        .exit_file = l->exit_file,
-        .log_dir = l->log_dir,
-        .log_name = l->task->name,
-        .max_files = max_files > 0 ? max_files : 10,
-        .max_file_bytes = (max_mb > 0 ? max_mb : 10) << 20,
-    };
-    /* Accounting without limits where we may create cgroups: every process the task
-     * starts is tracked and killed with it, even one that left its process group. */
-    char *cgname = NULL;
-    if (geteuid() == 0 && cgroup_detect() != CGROUP_NONE) {
-        cgname = xasprintf("%s.%s", l->alloc->id, l->task->name);
-        s.cgroup_name = cgname;
-    }
-    rc = shim_spawn(&s, shim_pid, report_fd, errmsg);
-    if (rc)
-        *recoverable = true;
-    free(cgname);
-    taskenv_envp_free(envp);
+    /* Unisolated in the task dir; accounting cgroups (no limits) where the agent may
+     * create them, so a process that left the task's group is still killed with it. */
+    rc = driver_spawn(l, argv, l->env, DRIVER_SPAWN_PLAIN, shim_pid, report_fd, recoverable,
+                      errmsg);
     driver_argv_free(argv);
-    return rc ? -CV_EIO : 0;
+    return rc;
 }
 
 static void raw_exec_fingerprint(const struct client_config *cfg, struct driver_info *d,
