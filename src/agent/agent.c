@@ -1057,6 +1057,7 @@ int agent_main(int argc, char **argv)
             .raft_multiplier = a.cfg.raft_multiplier,
             .raft_snapshot_threshold = (unsigned)a.cfg.raft_snapshot_threshold,
             .raft_trailing_logs = (unsigned)a.cfg.raft_trailing_logs,
+            .dead_server_cleanup_ns = a.cfg.cleanup_dead_servers ? a.cfg.dead_server_cleanup_ns : -1,
             .dev = a.cfg.dev,
         };
         a.server = server_new(a.base, &sc, err);

@@ -34,6 +34,8 @@ void agent_config_defaults(struct agent_config *c)
     c->lan_port = 4649;
     c->raft_multiplier = 1;
     c->retry_interval_ns = 30LL * 1000000000LL;
+    c->cleanup_dead_servers = true;
+    c->dead_server_cleanup_ns = 60LL * 1000000000LL;
     char host[256] = "caravan";
     if (gethostname(host, sizeof host) == 0)
         host[sizeof host - 1] = '\0';
@@ -212,6 +214,7 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
                                       "log_level", "ports", "server", "client", "plugin",
                                       "advertise", "addresses", "telemetry", "ui", "acl",
                                       "log_json", "log_file", "enable_debug", "leave_on_interrupt",
+                                      "autopilot",
                                       "leave_on_terminate", "disable_update_check", NULL};
     int rc;
     if ((rc = check_keys(root, top, NULL, file, err, n)))
@@ -244,6 +247,33 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
                 *colon = '\0';
             cv_strset(&c->advertise_addr, a);
             free(a);
+        }
+    }
+    /* autopilot: Nomad's cleanup_dead_servers, and how long a server of the raft
+     * configuration may stay silent before the leader removes it (Caravan's
+     * dead_server_cleanup_time; Nomad's other autopilot keys are accepted and ignored). */
+    json_t *ap = obj(root, "autopilot");
+    if (ap) {
+        static const char *const apk[] = {"cleanup_dead_servers", "dead_server_cleanup_time",
+                                          "last_contact_threshold", "max_trailing_logs",
+                                          "min_quorum", "server_stabilization_time",
+                                          "enable_redundancy_zones", "disable_upgrade_migration",
+                                          "enable_custom_upgrades", NULL};
+        char *t = NULL;
+        if ((rc = check_keys(ap, apk, "autopilot", file, err, n)) ||
+            (rc = get_bool(ap, "cleanup_dead_servers", &c->cleanup_dead_servers, file, err, n)) ||
+            (rc = get_str(ap, "dead_server_cleanup_time", &t, file, err, n)))
+            return rc;
+        if (t) {
+            int64_t ns;
+            if (cv_parse_duration(t, &ns) < 0 || ns <= 0) {
+                snprintf(err, n, "%s: dead_server_cleanup_time \"%s\" is not a positive duration",
+                         file, t);
+                free(t);
+                return -CV_EINVAL;
+            }
+            c->dead_server_cleanup_ns = ns;
+            free(t);
         }
     }
     json_t *srv = obj(root, "server");

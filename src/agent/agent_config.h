@@ -35,6 +35,9 @@ struct agent_config {
      * retry_interval until one address joins; retry_max attempts (0: no limit). */
     struct strlist retry_join;
     int64_t retry_interval_ns; /* default 30 s */
+    /* autopilot { cleanup_dead_servers = true dead_server_cleanup_time = "60s" } */
+    bool cleanup_dead_servers;
+    int64_t dead_server_cleanup_ns;
     int retry_max;
     char *encrypt;          /* server { encrypt } / -encrypt: base64 gossip key */
     struct strmap client_meta;

@@ -18,8 +18,8 @@
  *
  * Reconcile (leader, every tick). A peer of our region that answers but is not in the
  * raft configuration is added as a voter (one change at a time). A voter that has not
- * answered for `dead_server_cleanup` is removed, if the voters left still hold a
- * majority of those answering (autopilot's CleanupDeadServers).
+ * answered for `autopilot { dead_server_cleanup_time }` (60 s) is removed, if the voters
+ * left still hold a majority of those answering (autopilot's CleanupDeadServers).
  */
 #include "server/server_int.h"
 
@@ -33,7 +33,7 @@
 
 #define MEMBER_POLL_MS 1000
 #define MEMBER_FAST_POLL_MS 200
-#define DEAD_SERVER_CLEANUP_NS (60ll * 1000000000ll)
+#define DEAD_SERVER_CLEANUP_NS (60ll * 1000000000ll) /* default of dead_server_cleanup_ns */
 
 struct peer {
     char *addr; /* RPC address we poll */
@@ -236,6 +236,8 @@ static void reconcile(struct membership *m)
     }
     /* Dead servers: voters that stopped answering long ago. */
     int64_t now = (int64_t)cv_mono_ns();
+    int64_t dead_after = s->cfg.dead_server_cleanup_ns ? s->cfg.dead_server_cleanup_ns
+                                                       : DEAD_SERVER_CLEANUP_NS;
     uint64_t self = cvraft_id_from_uuid(s->cfg.node_id);
     for (size_t j = 0; j < nc; j++) {
         if (ids[j] == self)
@@ -246,7 +248,7 @@ static void reconcile(struct membership *m)
                 p = &m->peers[i];
         if (!p)
             continue; /* never heard of it: leave it to the operator */
-        if (!p->left && now - p->last_seen < DEAD_SERVER_CLEANUP_NS)
+        if (!p->left && (dead_after < 0 || now - p->last_seen < dead_after))
             continue;
         size_t remaining = nc - 1;
         if (na + 1 < remaining / 2 + 1)

@@ -35,6 +35,9 @@ struct server_config {
     unsigned raft_multiplier;
     unsigned raft_snapshot_threshold; /* 0: 8192 */
     unsigned raft_trailing_logs;      /* 0: 2048 */
+    /* A voter that has not answered for this long is removed from the raft configuration
+     * (if a healthy majority remains): 0 = 60 s, < 0 = never (autopilot's cleanup). */
+    int64_t dead_server_cleanup_ns;
     bool dev;
 };
 
