@@ -10,8 +10,20 @@
  *              failed but not reschedulable, failed and waiting for a delayed reschedule
  *   run        non-terminal on a usable node (may need an in-place or destructive update)
  *   lost       non-terminal on a down or missing node: stop as lost, replace
- *   migrate    non-terminal on a draining node: stop, replace
- *   resched    failed and due for rescheduling now: replace (the stop rides with it)
+ *   migrate    non-terminal on a draining node, or marked DesiredTransition.Migrate
+ *              (`alloc stop`): stop ("alloc is being migrated"), replace
+ *   resched    failed and due for rescheduling now (or ForceReschedule): replace (the
+ *              stop rides with it)
+ *
+ * Rescheduling (Nomad's RescheduleTracker). A replacement for a failed alloc carries
+ * the failed alloc's reschedule events that fall within the policy's interval (the last
+ * 5 when the policy is unlimited) plus one new event {now, prev ID, prev node, delay}.
+ * Attempts are the events within the interval before the alloc's fail time; the next
+ * delay follows the delay function from the last events (exponential: last * 2,
+ * fibonacci: the sum of the last two), capped at max_delay and reset to delay once the
+ * alloc ran longer than the cap. Allocs written before trackers existed have their
+ * events rebuilt from the PreviousAllocation chain. The replacement avoids every node
+ * named in those events (the node-reschedule penalty).
  * Slots (all but ignore) beyond Count are stopped highest name index first; missing
  * slots are placed with the lowest free indexes, so names stay <job>.<group>[0..count).
  * A stopped or deregistered job stops everything that is not terminal.
@@ -571,6 +583,19 @@ static void score_meta_add(struct alloc_metric *m, const struct snode *sn, const
     intmap_set(&sm->scores_milli, "normalized-score", llround(o->final * 1000));
 }
 
+/* Whether a replacement of prev is penalised on node_id: prev failed there, or one of
+ * prev's earlier reschedules left it (Nomad's penalty nodes). */
+static bool penalty_node(const struct alloc *prev, const char *node_id)
+{
+    if (cv_streq(prev->node_id, node_id))
+        return true;
+    const struct reschedule_tracker *t = prev->reschedule_tracker;
+    for (size_t i = 0; t && i < t->n_events; i++)
+        if (cv_streq(t->events[i].prev_node_id, node_id))
+            return true;
+    return false;
+}
+
 /* Scores node sn for task group tg; false (with metrics) when it is filtered out. */
 static bool rank_node(struct gctx *g, struct snode *sn, size_t tg, const struct place *pl,
                       struct alloc_metric *m, struct option *o)
@@ -609,7 +634,7 @@ static bool rank_node(struct gctx *g, struct snode *sn, size_t tg, const struct 
         sum += o->anti;
         nscores++;
     }
-    if (pl && pl->penalty && pl->prev && cv_streq(pl->prev->node_id, sn->node->id)) {
+    if (pl && pl->penalty && pl->prev && penalty_node(pl->prev, sn->node->id)) {
         o->penalty = -1;
         o->has_penalty = true;
         sum += o->penalty;
@@ -794,6 +819,9 @@ static bool tg_failed(const struct gctx *g, size_t tg)
     return false;
 }
 
+static struct reschedule_tracker *resched_tracker_next(struct gctx *g, const struct task_group *tg,
+                                                       const struct alloc *prev);
+
 /* Makes the placement on node ni: builds the alloc and accounts for it. */
 static struct alloc *place_commit(struct gctx *g, const struct place *pl, size_t ni,
                                   struct alloc_metric *m)
@@ -820,6 +848,8 @@ static struct alloc *place_commit(struct gctx *g, const struct place *pl, size_t
     a->desired_status = xstrdup(ALLOC_DESIRED_RUN);
     a->client_status = xstrdup(ALLOC_CLIENT_PENDING);
     a->previous_allocation = pl->prev ? xstrdup(pl->prev->id) : NULL;
+    if (pl->prev && cv_streq(pl->stop_desc, SCHED_DESC_RESCHEDULED))
+        a->reschedule_tracker = resched_tracker_next(g, t, pl->prev);
     a->create_time = g->now;
     a->modify_time = g->now;
     /* Account (invariant 2). */
@@ -1015,6 +1045,8 @@ static int64_t fail_time(const struct alloc *a, int64_t now)
     return t ? t : now;
 }
 
+/* The delay before the rescheduling whose index (from 0) is `attempts`, for allocs
+ * without a tracker (their history comes from the PreviousAllocation chain). */
 static int64_t resched_delay(const struct reschedule_policy *rp, int64_t attempts)
 {
     int64_t d = rp->delay, maxd = rp->max_delay > 0 ? rp->max_delay : INT64_MAX;
@@ -1033,37 +1065,157 @@ static int64_t resched_delay(const struct reschedule_policy *rp, int64_t attempt
     return d < maxd ? d : maxd;
 }
 
-/* Reschedule eligibility of a failed alloc: 0 never, 1 now, 2 later (*when set).
- * Previous attempts are counted along the PreviousAllocation chain (each link whose
- * older alloc failed is one reschedule, dated by the newer alloc's CreateTime), standing
- * in for Nomad's RescheduleTracker. */
-static int resched_check(struct gctx *g, const struct task_group *tg, const struct alloc *a,
-                         int64_t *when)
+#define MAX_PAST_RESCHEDULE_EVENTS 5 /* Nomad's maxPastRescheduleEvents (unlimited) */
+#define MAX_CHAIN_DEPTH 64
+
+static void tracker_push(struct reschedule_tracker *t, int64_t when, const char *prev_id,
+                         const char *prev_node, int64_t delay)
 {
-    const struct reschedule_policy *rp = tg->reschedule_policy;
-    if (!rp || (!rp->unlimited && rp->attempts <= 0))
-        return 0;
-    int64_t attempts = 0;
+    t->events = xrealloc(t->events, (t->n_events + 1) * sizeof *t->events);
+    struct reschedule_event *e = &t->events[t->n_events++];
+    e->reschedule_time = when;
+    e->prev_alloc_id = xstrdup(prev_id);
+    e->prev_node_id = xstrdup(prev_node);
+    e->delay = delay;
+}
+
+/* a's reschedule history: its own tracker, or, for an alloc without one, events rebuilt
+ * into *tmp from the PreviousAllocation chain (each link whose older alloc failed is one
+ * reschedule, dated by the newer alloc's CreateTime, oldest first). Returns NULL when
+ * there is none; *tmp must be cleared by the caller. */
+static const struct reschedule_tracker *resched_history(struct gctx *g,
+                                                        const struct reschedule_policy *rp,
+                                                        const struct alloc *a,
+                                                        struct reschedule_tracker *tmp)
+{
+    if (a->reschedule_tracker && a->reschedule_tracker->n_events)
+        return a->reschedule_tracker;
+    memset(tmp, 0, sizeof *tmp);
     const struct alloc *cur = a;
-    for (int depth = 0; depth < 64 && cur->previous_allocation && *cur->previous_allocation;
+    for (int depth = 0; depth < MAX_CHAIN_DEPTH && cur->previous_allocation &&
+                        *cur->previous_allocation;
          depth++) {
         const struct alloc *p = snap_alloc(g->snap, cur->previous_allocation);
         if (!p)
             break;
-        if (!rp->unlimited && rp->interval > 0 && g->now - cur->create_time > rp->interval)
-            break;
         if (cv_streq(p->client_status, ALLOC_CLIENT_FAILED))
-            attempts++;
+            tracker_push(tmp, cur->create_time, p->id, p->node_id, 0);
         cur = p;
     }
-    if (!rp->unlimited && attempts >= rp->attempts)
+    if (!tmp->n_events)
+        return NULL;
+    for (size_t i = 0; i < tmp->n_events / 2; i++) { /* newest first -> oldest first */
+        struct reschedule_event x = tmp->events[i];
+        tmp->events[i] = tmp->events[tmp->n_events - 1 - i];
+        tmp->events[tmp->n_events - 1 - i] = x;
+    }
+    for (size_t i = 0; i < tmp->n_events; i++)
+        tmp->events[i].delay = resched_delay(rp, (int64_t)i);
+    return tmp;
+}
+
+/* Reschedule attempts made within the policy's interval before fail_t (Nomad's
+ * rescheduleInfo: events less than Interval before the failure). */
+static int64_t resched_attempts(const struct reschedule_policy *rp,
+                                const struct reschedule_tracker *t, int64_t fail_t)
+{
+    int64_t n = 0;
+    if (!rp || !t || rp->attempts <= 0)
         return 0;
-    *when = fail_time(a, g->now) + resched_delay(rp, attempts);
+    for (size_t i = 0; i < t->n_events; i++)
+        if (fail_t - t->events[i].reschedule_time < rp->interval)
+            n++;
+    return n;
+}
+
+/* The delay before rescheduling an alloc with history t that failed at fail_t (Nomad's
+ * NextDelay). */
+static int64_t resched_next_delay(const struct reschedule_policy *rp,
+                                  const struct reschedule_tracker *t, int64_t fail_t)
+{
+    if (!rp)
+        return 0;
+    int64_t d = rp->delay;
+    if (!t || !t->n_events)
+        return d;
+    const struct reschedule_event *last = &t->events[t->n_events - 1];
+    if (cv_streq(rp->delay_function, "exponential")) {
+        d = last->delay > INT64_MAX / 2 ? INT64_MAX : last->delay * 2;
+    } else if (cv_streq(rp->delay_function, "fibonacci")) {
+        if (t->n_events >= 2) {
+            int64_t n1 = last->delay, n2 = t->events[t->n_events - 2].delay;
+            /* The cap was reached and reset: a new series starts. */
+            if (n2 == rp->max_delay && n1 == rp->delay)
+                d = n1;
+            else
+                d = n1 > INT64_MAX - n2 ? INT64_MAX : n1 + n2;
+        }
+    } else {
+        return d;
+    }
+    if (rp->max_delay > 0 && d > rp->max_delay) {
+        d = rp->max_delay;
+        /* It ran longer than the cap since its last reschedule: start again. */
+        if (fail_t - last->reschedule_time > d)
+            d = rp->delay;
+    }
+    return d;
+}
+
+/* Reschedule eligibility of a failed alloc: 0 never, 1 now, 2 later (*when set). */
+static int resched_check(struct gctx *g, const struct task_group *tg, const struct alloc *a,
+                         int64_t *when)
+{
+    const struct reschedule_policy *rp = tg->reschedule_policy;
+    if (a->desired_transition.force_reschedule) {
+        *when = g->now;
+        return 1;
+    }
+    if (!rp || (!rp->unlimited && rp->attempts <= 0))
+        return 0;
+    int64_t failed = fail_time(a, g->now);
+    struct reschedule_tracker tmp;
+    const struct reschedule_tracker *t = resched_history(g, rp, a, &tmp);
+    bool eligible = rp->unlimited || resched_attempts(rp, t, failed) < rp->attempts;
+    *when = failed + resched_next_delay(rp, t, failed);
+    if (t == &tmp)
+        st_clear(&ST_RESCHEDULE_TRACKER, &tmp);
+    if (!eligible)
+        return 0;
     if (a->followup_eval_id && cv_streq(a->followup_eval_id, g->ev->id))
         return 1;
     if (*when <= g->now + RESCHEDULE_WINDOW_NS)
         return 1;
     return 2;
+}
+
+/* The tracker of prev's replacement (Nomad's updateRescheduleTracker): prev's events
+ * still within the interval (the last MAX_PAST_RESCHEDULE_EVENTS when unlimited), then
+ * this reschedule. */
+static struct reschedule_tracker *resched_tracker_next(struct gctx *g, const struct task_group *tg,
+                                                       const struct alloc *prev)
+{
+    const struct reschedule_policy *rp = tg->reschedule_policy;
+    struct reschedule_policy none = {0};
+    if (!rp)
+        rp = &none;
+    struct reschedule_tracker tmp;
+    const struct reschedule_tracker *h = resched_history(g, rp, prev, &tmp);
+    struct reschedule_tracker *t = xcalloc(1, sizeof *t);
+    size_t start = 0;
+    if (h && rp->attempts <= 0 && h->n_events > MAX_PAST_RESCHEDULE_EVENTS)
+        start = h->n_events - MAX_PAST_RESCHEDULE_EVENTS;
+    for (size_t i = start; h && i < h->n_events; i++) {
+        const struct reschedule_event *e = &h->events[i];
+        if (rp->attempts > 0 && !(rp->interval > 0 && g->now - e->reschedule_time <= rp->interval))
+            continue;
+        tracker_push(t, e->reschedule_time, e->prev_alloc_id, e->prev_node_id, e->delay);
+    }
+    int64_t delay = resched_next_delay(rp, h, fail_time(prev, g->now));
+    tracker_push(t, g->now, prev->id, prev->node_id, delay);
+    if (h == &tmp)
+        st_clear(&ST_RESCHEDULE_TRACKER, &tmp);
+    return t;
 }
 
 static int slot_cmp_desc(const void *x, const void *y)
@@ -1136,7 +1288,7 @@ static void reconcile_group(struct gctx *g, struct recon *rc, size_t tg)
             struct snode *sn = node_of(g, a->node_id);
             if (node_down(sn))
                 k = K_LOST;
-            else if (sn->node->drain)
+            else if (sn->node->drain || a->desired_transition.migrate)
                 k = K_MIGRATE;
             else
                 k = K_RUN;
@@ -1317,8 +1469,9 @@ static void reconcile_system(struct gctx *g, struct recon *rc)
                           NULL);
                 continue;
             }
-            if (job_changed(a->job, g->job) && needs_destructive(g, rc, a, tg)) {
-                prevs[ni] = a;
+            if (a->desired_transition.migrate ||
+                (job_changed(a->job, g->job) && needs_destructive(g, rc, a, tg))) {
+                prevs[ni] = a; /* replaced on the same node */
                 continue;
             }
             has[ni] = true;
@@ -1331,8 +1484,10 @@ static void reconcile_system(struct gctx *g, struct recon *rc)
             if (has[ni])
                 continue;
             const struct alloc *prev = prevs[ni];
+            const char *desc = prev && prev->desired_transition.migrate ? SCHED_DESC_MIGRATING
+                                                                         : SCHED_DESC_UPDATING;
             struct alloc_metric *m = xcalloc(1, sizeof *m);
-            struct place pl = {tg, 0, prev, prev ? SCHED_DESC_UPDATING : NULL, -1, false};
+            struct place pl = {tg, 0, prev, prev ? desc : NULL, -1, false};
             struct option o;
             if (prev)
                 prev_hold(g, prev, true);
@@ -1342,9 +1497,10 @@ static void reconcile_system(struct gctx *g, struct recon *rc)
                 struct alloc *a = place_commit(g, &pl, ni, m);
                 if (prev) {
                     char *nid = xstrdup(a->id);
-                    size_t s = plan_stop(g, prev, SCHED_DESC_UPDATING, NULL);
+                    size_t s = plan_stop(g, prev, desc, NULL);
                     g->out->plan.node_update[s].next_allocation = nid;
-                    g->out->n_destructive++;
+                    if (!prev->desired_transition.migrate)
+                        g->out->n_destructive++;
                 }
                 continue;
             }

@@ -748,14 +748,19 @@ static void ep_alloc_stop(struct rpc_req *req, void *ctx)
         struct eval *e = j ? new_eval(j, EVAL_TRIGGER_ALLOC_STOP, NULL)
                            : server_eval_new(a->namespace, a->job_id, NULL, 0,
                                              EVAL_TRIGGER_ALLOC_STOP);
+        /* Nomad's Alloc.Stop: mark the allocation DesiredTransition.Migrate and create
+         * the alloc-stop eval in one write; the scheduler then stops it ("alloc is being
+         * migrated") and places a replacement whose PreviousAllocation is this one. The
+         * write is the stored alloc with the flag set (the FSM keeps the client status
+         * of the stored one). */
         struct fsm_cmd cmd;
         memset(&cmd, 0, sizeof cmd);
         cmd.type = FSM_PLAN_APPLY;
-        cmd.stopped = xcalloc(1, sizeof *cmd.stopped);
-        cmd.n_stopped = 1;
-        cmd.stopped[0].id = xstrdup(a->id);
-        cmd.stopped[0].desired_status = xstrdup(ALLOC_DESIRED_STOP);
-        cmd.stopped[0].desired_description = xstrdup("alloc is being migrated");
+        cmd.allocs = xcalloc(1, sizeof *cmd.allocs);
+        cmd.n_allocs = 1;
+        st_copy(&ST_ALLOC, &cmd.allocs[0], a);
+        cmd.allocs[0].refs = 1;
+        cmd.allocs[0].desired_transition.migrate = true;
         cmd.evals = e;
         cmd.n_evals = 1;
         struct job_write *w = xcalloc(1, sizeof *w);

@@ -339,6 +339,26 @@ const struct stype ST_ALLOC_METRIC = {"alloc_metric",
                                       "TaskGroup",
                                       -1};
 
+static const struct sfield resched_event_fields[] = {
+    SF(reschedule_event, reschedule_time, "RescheduleTime", SF_INT),
+    SF(reschedule_event, prev_alloc_id, "PrevAllocID", SF_STR),
+    SF(reschedule_event, prev_node_id, "PrevNodeID", SF_STR),
+    SF(reschedule_event, delay, "Delay", SF_DUR),
+};
+TYPE(ST_RESCHEDULE_EVENT, reschedule_event, resched_event_fields, NULL);
+
+static const struct sfield resched_tracker_fields[] = {
+    SFA(reschedule_tracker, events, n_events, "Events", SF_ARRAY, &ST_RESCHEDULE_EVENT),
+};
+TYPE(ST_RESCHEDULE_TRACKER, reschedule_tracker, resched_tracker_fields, NULL);
+
+static const struct sfield desired_transition_fields[] = {
+    SF(desired_transition, migrate, "Migrate", SF_BOOL),
+    SF(desired_transition, reschedule, "Reschedule", SF_BOOL),
+    SF(desired_transition, force_reschedule, "ForceReschedule", SF_BOOL),
+};
+TYPE(ST_DESIRED_TRANSITION, desired_transition, desired_transition_fields, NULL);
+
 static const struct sfield alloc_fields[] = {
     SF(alloc, id, "ID", SF_STR),
     SF(alloc, namespace, "Namespace", SF_STR),
@@ -359,6 +379,8 @@ static const struct sfield alloc_fields[] = {
     SF(alloc, previous_allocation, "PreviousAllocation", SF_STR),
     SF(alloc, next_allocation, "NextAllocation", SF_STR),
     SF(alloc, followup_eval_id, "FollowupEvalID", SF_STR),
+    SFT(alloc, reschedule_tracker, "RescheduleTracker", SF_PTR, &ST_RESCHEDULE_TRACKER),
+    SFT(alloc, desired_transition, "DesiredTransition", SF_STRUCT, &ST_DESIRED_TRANSITION),
     SF(alloc, create_index, "CreateIndex", SF_UINT),
     SF(alloc, modify_index, "ModifyIndex", SF_UINT),
     SF(alloc, alloc_modify_index, "AllocModifyIndex", SF_UINT),

@@ -354,6 +354,29 @@ struct alloc_metric {
     char *tg_name; /* map key when used in FailedTGAllocs */
 };
 
+/* One reschedule of a failed allocation (Nomad's RescheduleEvent), kept on the
+ * replacement so attempts can be counted within the policy's interval. */
+struct reschedule_event {
+    int64_t reschedule_time; /* RescheduleTime: unix ns (an integer in JSON, as Nomad's) */
+    char *prev_alloc_id;     /* PrevAllocID: the failed allocation replaced */
+    char *prev_node_id;      /* PrevNodeID: where it failed */
+    int64_t delay;           /* Delay: ns waited before this reschedule */
+};
+
+struct reschedule_tracker {
+    struct reschedule_event *events; /* oldest first */
+    size_t n_events;
+};
+
+/* What the servers want done with an allocation besides its desired status (Nomad's
+ * DesiredTransition): Migrate is set by `alloc stop` (and drains), the scheduler then
+ * stops the allocation and places a replacement. */
+struct desired_transition {
+    bool migrate;
+    bool reschedule;
+    bool force_reschedule;
+};
+
 struct alloc {
     int refs;
     char *id;
@@ -376,6 +399,8 @@ struct alloc {
     char *previous_allocation;
     char *next_allocation;
     char *followup_eval_id;
+    struct reschedule_tracker *reschedule_tracker; /* nullable: never rescheduled */
+    struct desired_transition desired_transition;
     uint64_t create_index;
     uint64_t modify_index;
     uint64_t alloc_modify_index;
@@ -449,8 +474,8 @@ struct plan_result {
 extern const struct stype ST_CONSTRAINT, ST_PORT, ST_NETWORK, ST_RESOURCES, ST_RESTART_POLICY,
     ST_RESCHEDULE_POLICY, ST_LOG_CONFIG, ST_EPHEMERAL_DISK, ST_TASK, ST_TASK_GROUP, ST_JOB,
     ST_DRIVER_INFO, ST_NODE_RESOURCES, ST_NODE_RESERVED, ST_NODE_EVENT, ST_NODE, ST_TASK_EVENT,
-    ST_TASK_STATE, ST_ALLOC_TASK_RES, ST_ALLOC_RESOURCES, ST_ALLOC_METRIC, ST_ALLOC, ST_EVAL,
-    ST_PLAN, ST_PLAN_RESULT;
+    ST_TASK_STATE, ST_ALLOC_TASK_RES, ST_ALLOC_RESOURCES, ST_ALLOC_METRIC, ST_RESCHEDULE_EVENT,
+    ST_RESCHEDULE_TRACKER, ST_DESIRED_TRANSITION, ST_ALLOC, ST_EVAL, ST_PLAN, ST_PLAN_RESULT;
 
 /* ---- helpers ---- */
 
