@@ -1,7 +1,7 @@
 /*
  * t_sched_generic.c - the generic and system schedulers on real state snapshots:
  * bin packing, feasibility metrics, reconcile (count, stop, lost, reschedule, update),
- * ports, determinism.
+ * reschedule trackers and delay functions, migrate transitions, ports, determinism.
  */
 #include <check.h>
 #include <math.h>
@@ -841,6 +841,358 @@ START_TEST(test_system_job_one_per_node)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- reschedule tracker */
+
+/* A copy of the stored alloc, to change and put back with th_put_alloc. */
+static struct alloc *stored_copy(struct th *h, const char *id)
+{
+    struct state_snap *s = th_snap(h);
+    const struct alloc *cur = snap_alloc(s, id);
+    ck_assert_ptr_nonnull(cur);
+    struct alloc *a = st_dup(&ST_ALLOC, cur);
+    a->refs = 1;
+    snap_unref(s);
+    return a;
+}
+
+static void add_event(struct alloc *a, int64_t when, const char *prev, const char *node,
+                      int64_t delay)
+{
+    if (!a->reschedule_tracker)
+        a->reschedule_tracker = xcalloc(1, sizeof *a->reschedule_tracker);
+    struct reschedule_tracker *t = a->reschedule_tracker;
+    t->events = xrealloc(t->events, (t->n_events + 1) * sizeof *t->events);
+    struct reschedule_event *e = &t->events[t->n_events++];
+    e->reschedule_time = when;
+    e->prev_alloc_id = xstrdup(prev);
+    e->prev_node_id = xstrdup(node);
+    e->delay = delay;
+}
+
+static struct job *resched_job(const char *id, int64_t count, int64_t attempts, int64_t interval,
+                               int64_t delay, const char *fn, int64_t max_delay, bool unlimited)
+{
+    struct job *j = th_job(id, JOB_TYPE_SERVICE, count, 100, 100);
+    struct reschedule_policy *rp = j->task_groups[0].reschedule_policy;
+    rp->attempts = attempts;
+    rp->interval = interval;
+    rp->delay = delay;
+    cv_strset(&rp->delay_function, fn);
+    rp->max_delay = max_delay;
+    rp->unlimited = unlimited;
+    return j;
+}
+
+START_TEST(test_reschedule_tracker_events_and_attempts)
+{
+    /* Each replacement of a failed alloc carries the earlier reschedule events plus a new
+     * one naming the failed alloc and its node, lands on a node none of them failed on,
+     * and once the events within the interval reach the policy's attempts the failed
+     * alloc is not replaced. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 3, 4000, 8192);
+    th_put_job(&h, resched_job("t", 1, 2, 3600 * TH_SEC, 0, "constant", 0, false));
+    struct eval *ev = th_eval("t", JOB_TYPE_SERVICE);
+    struct sched_result r;
+    th_schedule(&h, ev, 1, &r);
+    sched_result_clear(&r);
+    char ids[3][64], nodes[3][64];
+    for (int k = 0; k < 3; k++) {
+        snprintf(ids[k], sizeof ids[k], "%s", first_live_alloc(&h, "t"));
+        struct alloc *a = stored_copy(&h, ids[k]);
+        snprintf(nodes[k], sizeof nodes[k], "%s", a->node_id);
+        if (k == 0)
+            ck_assert_ptr_null(a->reschedule_tracker);
+        st_unref(&ST_ALLOC, a);
+        th_alloc_client(&h, ids[k], ALLOC_CLIENT_FAILED, TH_NOW);
+        ck_assert_int_eq(th_schedule(&h, ev, (uint64_t)(2 + k), &r), 0);
+        if (k == 2) {
+            /* Two events within the hour: attempts used up. */
+            ck_assert_uint_eq(r.n_place, 0);
+            ck_assert_uint_eq(r.n_followup_evals, 0);
+            sched_result_clear(&r);
+            break;
+        }
+        ck_assert_uint_eq(r.n_rescheduled, 1);
+        const struct alloc *n = &r.plan.node_allocation[0];
+        ck_assert_str_eq(n->previous_allocation, ids[k]);
+        ck_assert_ptr_nonnull(n->reschedule_tracker);
+        ck_assert_uint_eq(n->reschedule_tracker->n_events, (size_t)k + 1);
+        for (int e = 0; e <= k; e++) {
+            const struct reschedule_event *x = &n->reschedule_tracker->events[e];
+            ck_assert_str_eq(x->prev_alloc_id, ids[e]);
+            ck_assert_str_eq(x->prev_node_id, nodes[e]);
+            ck_assert_int_eq(x->reschedule_time, TH_NOW);
+            ck_assert_int_eq(x->delay, 0);
+        }
+        for (int e = 0; e <= k; e++)
+            ck_assert_str_ne(n->node_id, nodes[e]);
+        sched_result_clear(&r);
+    }
+
+    /* The same history two hours old is outside the interval: the alloc is replaced and
+     * the old events are not carried over. */
+    struct alloc *a = stored_copy(&h, ids[2]);
+    for (size_t e = 0; e < a->reschedule_tracker->n_events; e++)
+        a->reschedule_tracker->events[e].reschedule_time = TH_NOW - 7200 * TH_SEC;
+    th_put_alloc(&h, a);
+    ck_assert_int_eq(th_schedule(&h, ev, 9, &r), 0);
+    ck_assert_uint_eq(r.n_rescheduled, 1);
+    ck_assert_uint_eq(r.plan.node_allocation[0].reschedule_tracker->n_events, 1);
+    ck_assert_str_eq(r.plan.node_allocation[0].reschedule_tracker->events[0].prev_alloc_id,
+                     ids[2]);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+}
+END_TEST
+
+struct delay_case {
+    const char *fn;
+    int64_t delay, max_delay;
+    int64_t ev_delays[2];
+    size_t n_ev;
+    int64_t last_age; /* seconds between the last event and the failure */
+    int64_t want;     /* seconds */
+};
+
+START_TEST(test_reschedule_delay_functions)
+{
+    /* The delay before a reschedule follows the policy's function from the tracker's
+     * last events: constant keeps Delay, exponential doubles the last, fibonacci adds
+     * the last two (and restarts after a capped reset), max_delay caps it, and an alloc
+     * that ran longer than the cap since its last reschedule starts again at Delay. The
+     * follow-up eval waits exactly that long after the failure and the replacement's new
+     * event records it. */
+    static const struct delay_case cases[] = {
+        {"constant", 5, 0, {20, 0}, 1, 10, 5},
+        {"exponential", 5, 3600, {20, 0}, 1, 10, 40},
+        {"exponential", 5, 0, {0, 0}, 0, 0, 5},
+        {"exponential", 5, 60, {40, 0}, 1, 10, 60},
+        {"exponential", 5, 60, {60, 0}, 1, 120, 5},
+        {"fibonacci", 5, 3600, {5, 10}, 2, 10, 15},
+        {"fibonacci", 5, 3600, {10, 0}, 1, 10, 5},
+        {"fibonacci", 5, 60, {60, 5}, 2, 10, 5},
+        {"fibonacci", 5, 60, {40, 30}, 2, 10, 60},
+    };
+    for (size_t c = 0; c < CV_ARRAY_LEN(cases); c++) {
+        const struct delay_case *dc = &cases[c];
+        struct th h;
+        th_init(&h);
+        th_add_nodes(&h, 2, 4000, 8192);
+        th_put_job(&h, resched_job("d", 1, 10, 3600 * TH_SEC, dc->delay * TH_SEC, dc->fn,
+                                   dc->max_delay * TH_SEC, false));
+        struct eval *ev = th_eval("d", JOB_TYPE_SERVICE);
+        struct sched_result r;
+        th_schedule(&h, ev, 1, &r);
+        sched_result_clear(&r);
+        char id[64];
+        snprintf(id, sizeof id, "%s", first_live_alloc(&h, "d"));
+        th_alloc_client(&h, id, ALLOC_CLIENT_FAILED, TH_NOW);
+        struct alloc *a = stored_copy(&h, id);
+        for (size_t e = 0; e < dc->n_ev; e++)
+            add_event(a, TH_NOW - (dc->last_age + (int64_t)(dc->n_ev - 1 - e)) * TH_SEC,
+                      "00000000-aaaa-4000-8000-000000000000", th_node_id(1),
+                      dc->ev_delays[e] * TH_SEC);
+        th_put_alloc(&h, a);
+        ck_assert_int_eq(th_schedule(&h, ev, 2, &r), 0);
+        ck_assert_msg(r.n_followup_evals == 1, "case %zu: no follow-up", c);
+        ck_assert_msg(r.followup_wait_until == TH_NOW + dc->want * TH_SEC,
+                      "case %zu (%s): waits %lld s, want %lld s", c, dc->fn,
+                      (long long)((r.followup_wait_until - TH_NOW) / TH_SEC),
+                      (long long)dc->want);
+        struct eval *fu = st_dup(&ST_EVAL, r.followup_evals[0]);
+        sched_result_clear(&r);
+        ck_assert_int_eq(th_schedule(&h, fu, 3, &r), 0);
+        ck_assert_uint_eq(r.n_rescheduled, 1);
+        const struct reschedule_tracker *t = r.plan.node_allocation[0].reschedule_tracker;
+        ck_assert_uint_eq(t->n_events, dc->n_ev + 1);
+        ck_assert_int_eq(t->events[dc->n_ev].delay, dc->want * TH_SEC);
+        sched_result_clear(&r);
+        st_unref(&ST_EVAL, fu);
+        st_unref(&ST_EVAL, ev);
+        th_close(&h);
+    }
+}
+END_TEST
+
+START_TEST(test_reschedule_unlimited_and_chain_fallback)
+{
+    /* An unlimited policy reschedules however many events there are and keeps only the
+     * last 5 (plus the new one); an alloc written before trackers existed has its
+     * attempts counted along the PreviousAllocation chain. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 2, 4000, 8192);
+    th_put_job(&h, resched_job("u", 1, 0, 3600 * TH_SEC, 0, "constant", 0, true));
+    struct eval *ev = th_eval("u", JOB_TYPE_SERVICE);
+    struct sched_result r;
+    th_schedule(&h, ev, 1, &r);
+    sched_result_clear(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", first_live_alloc(&h, "u"));
+    th_alloc_client(&h, id, ALLOC_CLIENT_FAILED, TH_NOW);
+    struct alloc *a = stored_copy(&h, id);
+    char prev[8][64];
+    for (int e = 0; e < 8; e++) {
+        snprintf(prev[e], sizeof prev[e], "00000000-bbbb-4000-8000-%012d", e);
+        add_event(a, TH_NOW - (8 - e) * TH_SEC, prev[e], th_node_id(0), 0);
+    }
+    th_put_alloc(&h, a);
+    ck_assert_int_eq(th_schedule(&h, ev, 2, &r), 0);
+    ck_assert_uint_eq(r.n_rescheduled, 1);
+    const struct reschedule_tracker *t = r.plan.node_allocation[0].reschedule_tracker;
+    ck_assert_uint_eq(t->n_events, 6);
+    ck_assert_str_eq(t->events[0].prev_alloc_id, prev[3]);
+    ck_assert_str_eq(t->events[4].prev_alloc_id, prev[7]);
+    ck_assert_str_eq(t->events[5].prev_alloc_id, id);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+
+    /* Chain fallback: P failed, Q replaced it 10 s ago (no tracker) and failed too; one
+     * attempt per hour is used up, so Q stays. With 2 attempts Q is replaced and the
+     * replacement's tracker holds the rebuilt event for P, then Q. */
+    for (int attempts = 1; attempts <= 2; attempts++) {
+        th_init(&h);
+        th_add_nodes(&h, 2, 4000, 8192);
+        th_put_job(&h, resched_job("c", 1, attempts, 3600 * TH_SEC, 0, "constant", 0, false));
+        ev = th_eval("c", JOB_TYPE_SERVICE);
+        th_schedule(&h, ev, 1, &r);
+        sched_result_clear(&r);
+        char p[64], q[64];
+        snprintf(p, sizeof p, "%s", first_live_alloc(&h, "c"));
+        th_alloc_client(&h, p, ALLOC_CLIENT_FAILED, TH_NOW - 20 * TH_SEC);
+        ck_assert_int_eq(th_schedule(&h, ev, 2, &r), 0);
+        ck_assert_uint_eq(r.n_rescheduled, 1);
+        sched_result_clear(&r);
+        snprintf(q, sizeof q, "%s", first_live_alloc(&h, "c"));
+        a = stored_copy(&h, q);
+        st_free(&ST_RESCHEDULE_TRACKER, a->reschedule_tracker);
+        a->reschedule_tracker = NULL;
+        a->create_time = TH_NOW - 10 * TH_SEC;
+        th_put_alloc(&h, a);
+        th_alloc_client(&h, q, ALLOC_CLIENT_FAILED, TH_NOW);
+        ck_assert_int_eq(th_schedule(&h, ev, 3, &r), 0);
+        if (attempts == 1) {
+            ck_assert_uint_eq(r.n_place, 0);
+        } else {
+            ck_assert_uint_eq(r.n_rescheduled, 1);
+            t = r.plan.node_allocation[0].reschedule_tracker;
+            ck_assert_uint_eq(t->n_events, 2);
+            ck_assert_str_eq(t->events[0].prev_alloc_id, p);
+            ck_assert_int_eq(t->events[0].reschedule_time, TH_NOW - 10 * TH_SEC);
+            ck_assert_str_eq(t->events[1].prev_alloc_id, q);
+        }
+        sched_result_clear(&r);
+        st_unref(&ST_EVAL, ev);
+        th_close(&h);
+    }
+}
+END_TEST
+
+START_TEST(test_migrate_transition_replaces_alloc)
+{
+    /* An alloc marked DesiredTransition.Migrate (alloc stop) is stopped as migrating and
+     * replaced under the same name, linked both ways, while its siblings stay; a system
+     * job's marked alloc is replaced on the same node. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 2, 4000, 8192);
+    th_put_job(&h, th_job("m", JOB_TYPE_SERVICE, 2, 100, 100));
+    struct eval *ev = th_eval("m", JOB_TYPE_SERVICE);
+    struct sched_result r;
+    th_schedule(&h, ev, 1, &r);
+    sched_result_clear(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", live_alloc(&h, "m", "m.web[1]"));
+    struct alloc *a = stored_copy(&h, id);
+    a->desired_transition.migrate = true;
+    th_put_alloc(&h, a);
+    ck_assert_int_eq(th_schedule(&h, ev, 2, &r), 0);
+    ck_assert_uint_eq(r.plan.n_node_update, 1);
+    ck_assert_uint_eq(r.n_place, 1);
+    const struct alloc *u = &r.plan.node_update[0];
+    const struct alloc *n = &r.plan.node_allocation[0];
+    ck_assert_str_eq(u->id, id);
+    ck_assert_str_eq(u->desired_status, ALLOC_DESIRED_STOP);
+    ck_assert_str_eq(u->desired_description, SCHED_DESC_MIGRATING);
+    ck_assert_str_eq(n->name, "m.web[1]");
+    ck_assert_str_eq(n->previous_allocation, id);
+    ck_assert_str_eq(u->next_allocation, n->id);
+    ck_assert(!n->desired_transition.migrate);
+    ck_assert_ptr_null(n->reschedule_tracker);
+    sched_result_clear(&r);
+    /* Settled: nothing more to do. */
+    ck_assert_int_eq(th_schedule(&h, ev, 3, &r), 0);
+    ck_assert_uint_eq(r.plan.n_node_allocation + r.plan.n_node_update, 0);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+
+    th_put_job(&h, th_job("s", JOB_TYPE_SYSTEM, 1, 100, 100));
+    ev = th_eval("s", JOB_TYPE_SYSTEM);
+    th_schedule(&h, ev, 4, &r);
+    sched_result_clear(&r);
+    snprintf(id, sizeof id, "%s", first_live_alloc(&h, "s"));
+    a = stored_copy(&h, id);
+    char node[64];
+    snprintf(node, sizeof node, "%s", a->node_id);
+    a->desired_transition.migrate = true;
+    th_put_alloc(&h, a);
+    ck_assert_int_eq(th_schedule(&h, ev, 5, &r), 0);
+    ck_assert_uint_eq(r.plan.n_node_update, 1);
+    ck_assert_uint_eq(r.n_place, 1);
+    ck_assert_str_eq(r.plan.node_update[0].desired_description, SCHED_DESC_MIGRATING);
+    ck_assert_str_eq(r.plan.node_allocation[0].node_id, node);
+    ck_assert_str_eq(r.plan.node_allocation[0].previous_allocation, id);
+    ck_assert_str_eq(r.plan.node_update[0].next_allocation, r.plan.node_allocation[0].id);
+    ck_assert_uint_eq(r.n_destructive, 0);
+    sched_result_clear(&r);
+    st_unref(&ST_EVAL, ev);
+    th_close(&h);
+}
+END_TEST
+
+START_TEST(test_tracker_and_transition_codec)
+{
+    /* RescheduleTracker and DesiredTransition keep Nomad's names in JSON (RescheduleTime
+     * an integer, Delay in ns) and survive a msgpack round trip; an alloc without a
+     * tracker has RescheduleTracker null. */
+    struct alloc *a = st_new(&ST_ALLOC);
+    a->id = xstrdup("a1");
+    json_t *j = st_to_json(&ST_ALLOC, a);
+    ck_assert(json_is_null(json_object_get(j, "RescheduleTracker")));
+    ck_assert(json_is_false(json_object_get(json_object_get(j, "DesiredTransition"), "Migrate")));
+    json_decref(j);
+    add_event(a, TH_NOW, "p1", "n1", 5 * TH_SEC);
+    a->desired_transition.migrate = true;
+    j = st_to_json(&ST_ALLOC, a);
+    json_t *ev0 = json_array_get(json_object_get(json_object_get(j, "RescheduleTracker"), "Events"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(ev0, "RescheduleTime")), TH_NOW);
+    ck_assert_str_eq(json_string_value(json_object_get(ev0, "PrevAllocID")), "p1");
+    ck_assert_str_eq(json_string_value(json_object_get(ev0, "PrevNodeID")), "n1");
+    ck_assert_int_eq(json_integer_value(json_object_get(ev0, "Delay")), 5 * TH_SEC);
+    ck_assert(json_is_true(json_object_get(json_object_get(j, "DesiredTransition"), "Migrate")));
+    json_decref(j);
+    char *buf, err[256];
+    size_t len;
+    st_encode(&ST_ALLOC, a, &buf, &len);
+    struct alloc b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(st_decode(&ST_ALLOC, buf, len, &b, err), 0);
+    ck_assert(b.desired_transition.migrate);
+    ck_assert(!b.desired_transition.force_reschedule);
+    ck_assert_uint_eq(b.reschedule_tracker->n_events, 1);
+    ck_assert_int_eq(b.reschedule_tracker->events[0].reschedule_time, TH_NOW);
+    ck_assert_int_eq(b.reschedule_tracker->events[0].delay, 5 * TH_SEC);
+    ck_assert_str_eq(b.reschedule_tracker->events[0].prev_alloc_id, "p1");
+    st_clear(&ST_ALLOC, &b);
+    free(buf);
+    st_unref(&ST_ALLOC, a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sched_generic");
@@ -861,6 +1213,11 @@ int main(void)
     tcase_add_test(tc, test_deterministic_by_seed);
     tcase_add_test(tc, test_distinct_hosts_and_anti_affinity);
     tcase_add_test(tc, test_system_job_one_per_node);
+    tcase_add_test(tc, test_reschedule_tracker_events_and_attempts);
+    tcase_add_test(tc, test_reschedule_delay_functions);
+    tcase_add_test(tc, test_reschedule_unlimited_and_chain_fallback);
+    tcase_add_test(tc, test_migrate_transition_replaces_alloc);
+    tcase_add_test(tc, test_tracker_and_transition_codec);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
