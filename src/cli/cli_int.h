@@ -265,7 +265,13 @@ void cli_render_alloc_list(FILE *out, const json_t *allocs, bool verbose, int64_
 void cli_render_job_list(FILE *out, const json_t *jobs);
 void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, const json_t *evals,
                            const json_t *allocs, bool verbose, bool evals_on, int64_t now_ns);
-void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64_t now_ns);
+/* followup_eval: the alloc's FollowupEvalID evaluation (NULL if none or not found), for
+ * `Reschedule Eligibility`. */
+void cli_render_alloc_status(FILE *out, const json_t *alloc, const json_t *followup_eval,
+                             bool verbose, int64_t now_ns);
+/* Nomad's ReschedulePolicy.String(): "3 in 24h0m0s with exponential delay, max_delay =
+ * 1h0m0s" or "unlimited with ... delay, max_delay = ...". */
+void cli_format_reschedule_policy(const json_t *rp, char *out, size_t n);
 void cli_render_eval_status(FILE *out, const json_t *eval, bool verbose, int64_t now_ns);
 void cli_render_node_list(FILE *out, const json_t *nodes, bool verbose);
 void cli_render_node_status(FILE *out, const json_t *node, const json_t *allocs, const char *uptime,

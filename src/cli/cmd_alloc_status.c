@@ -255,7 +255,40 @@ static void render_addresses(FILE *out, const json_t *alloc)
     cli_rows_free(&r);
 }
 
-void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64_t now_ns)
+/* The alloc's group's ReschedulePolicy in its Job, or NULL. */
+static const json_t *alloc_resched_policy(const json_t *alloc)
+{
+    size_t i;
+    json_t *tg;
+    json_array_foreach(cli_jarr(cli_jobj(alloc, "Job"), "TaskGroups"), i, tg)
+    {
+        if (strcmp(cli_jstr(tg, "Name"), cli_jstr(alloc, "TaskGroup")) == 0)
+            return cli_jobj(tg, "ReschedulePolicy");
+    }
+    return NULL;
+}
+
+/* Nomad's RescheduleInfo at time t: reschedule events less than the policy's interval
+ * before t, and the attempts the policy allows. */
+static void resched_info(const json_t *alloc, int64_t t, int64_t *attempted, int64_t *total)
+{
+    const json_t *rp = alloc_resched_policy(alloc);
+    *attempted = 0;
+    *total = rp ? cli_jint(rp, "Attempts") : 0;
+    int64_t interval = rp ? cli_jint(rp, "Interval") : 0;
+    if (*total <= 0 || interval <= 0)
+        return;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(cli_jarr(cli_jobj(alloc, "RescheduleTracker"), "Events"), i, ev)
+    {
+        if (t - cli_jint(ev, "RescheduleTime") < interval)
+            (*attempted)++;
+    }
+}
+
+void cli_render_alloc_status(FILE *out, const json_t *alloc, const json_t *followup_eval,
+                             bool verbose, int64_t now_ns)
 {
     size_t idlen = verbose ? CLI_FULL_ID : CLI_SHORT_ID;
     char eid[40], nid[40], created[64], modified[64], x[40];
@@ -296,9 +329,26 @@ void cli_render_alloc_status(FILE *out, const json_t *alloc, bool verbose, int64
         if (cli_jbool(ds, "Canary"))
             cli_rows_add(&r, "Canary|true");
     }
+    if (json_array_size(cli_jarr(cli_jobj(alloc, "RescheduleTracker"), "Events"))) {
+        int64_t attempted, total;
+        resched_info(alloc, mt, &attempted, &total);
+        /* Only when the policy limits the attempts. */
+        if (total > 0)
+            cli_rows_add(&r, "Reschedule Attempts|%lld/%lld", (long long)attempted,
+                         (long long)total);
+    }
     if (*cli_jstr(alloc, "NextAllocation"))
         cli_rows_add(&r, "Replacement Alloc ID|%s",
                      cli_short_id(cli_jstr(alloc, "NextAllocation"), idlen, x, sizeof(x)));
+    if (*cli_jstr(alloc, "FollowupEvalID") && followup_eval) {
+        /* Not shown once the wait is over (or when it was never set). */
+        int64_t wait = cli_json_time(json_object_get(followup_eval, "WaitUntil"));
+        if (wait > 0 && wait >= now_ns) {
+            char d[64];
+            cli_pretty_time_diff(wait, now_ns, d, sizeof(d));
+            cli_rows_add(&r, "Reschedule Eligibility|%s", d);
+        }
+    }
     json_t *metrics = cli_jobj(alloc, "Metrics");
     if (verbose) {
         char d[64];
@@ -423,7 +473,19 @@ static int cmd_alloc_status_exec(struct cli_ctx *ctx, int argc, char **argv)
         cli_rows_free(&r);
         cli_strv_free(tasks, n);
     } else {
-        cli_render_alloc_status(stdout, alloc, verbose, cv_wall_ns());
+        /* Reschedule Eligibility comes from the follow-up eval; not critical, so an
+         * error fetching it only leaves the line out (as Nomad does). */
+        json_t *fu = NULL;
+        if (*cli_jstr(alloc, "FollowupEvalID")) {
+            char *eesc = cli_url_escape(cli_jstr(alloc, "FollowupEvalID"));
+            char *epath = xasprintf("/v1/evaluation/%s", eesc);
+            if (cli_api_get(ctx, epath, &fu, NULL, errmsg, sizeof(errmsg)) < 0)
+                fu = NULL;
+            free(epath);
+            free(eesc);
+        }
+        cli_render_alloc_status(stdout, alloc, fu, verbose, cv_wall_ns());
+        json_decref(fu);
     }
     json_decref(alloc);
     return 0;

@@ -3,8 +3,9 @@
  * (nomad.md §1.7); also `caravan status` with no argument.
  *
  * Without a job: the job list (ID|Type|Priority|Status|Submit Date) or "No running jobs".
- * With one: the KV block, Summary, Placement Failure (when a blocked evaluation waits),
- * Evaluations (-evals/-verbose) and Allocations sections.
+ * With one: the KV block, Summary, Evaluations (-evals/-verbose), Placement Failure (when
+ * a blocked evaluation waits), Future Rescheduling Attempts (while a delayed reschedule
+ * waits) and Allocations sections.
  */
 #include "cli/cli_int.h"
 
@@ -62,6 +63,96 @@ static void join_strings(const json_t *arr, const char *sep, struct buf *b)
     }
 }
 
+void cli_format_reschedule_policy(const json_t *rp, char *out, size_t n)
+{
+    char maxd[64], iv[64];
+    if (!rp) {
+        if (n)
+            out[0] = '\0';
+        return;
+    }
+    cli_format_duration(cli_jint(rp, "MaxDelay"), maxd, sizeof(maxd));
+    if (cli_jbool(rp, "Unlimited")) {
+        snprintf(out, n, "unlimited with %s delay, max_delay = %s", cli_jstr(rp, "DelayFunction"),
+                 maxd);
+        return;
+    }
+    cli_format_duration(cli_jint(rp, "Interval"), iv, sizeof(iv));
+    snprintf(out, n, "%lld in %s with %s delay, max_delay = %s", (long long)cli_jint(rp, "Attempts"),
+             iv, cli_jstr(rp, "DelayFunction"), maxd);
+}
+
+static const json_t *find_eval(const json_t *evals, const char *id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(evals, i, e)
+    {
+        if (strcmp(cli_jstr(e, "ID"), id) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Nomad's outputReschedulingEvals: per task group, the most recently modified alloc's
+ * follow-up eval, while its WaitUntil is still ahead. */
+static void render_rescheduling(FILE *out, const json_t *job, const json_t *evals,
+                                const json_t *allocs, bool verbose, int64_t now_ns)
+{
+    json_t *latest = json_object(); /* task group -> alloc stub (borrowed) */
+    size_t i;
+    json_t *a;
+    json_array_foreach(allocs, i, a)
+    {
+        const char *tg = cli_jstr(a, "TaskGroup");
+        json_t *cur = json_object_get(latest, tg);
+        if (!cur || cli_jint(a, "ModifyTime") > cli_jint(cur, "ModifyTime"))
+            json_object_set(latest, tg, a);
+    }
+    size_t n;
+    char **tgs = cli_sorted_keys(latest, &n);
+    struct cli_rows r = {0};
+    size_t idlen = verbose ? CLI_FULL_ID : CLI_SHORT_ID;
+    if (verbose)
+        cli_rows_add(&r, "Task Group|Reschedule Policy|Eval ID|Eval Time");
+    else
+        cli_rows_add(&r, "Task Group|Eval ID|Eval Time");
+    size_t rows = 0;
+    for (size_t k = 0; k < n; k++) {
+        const char *fid = cli_jstr(json_object_get(latest, tgs[k]), "FollowupEvalID");
+        const json_t *e = *fid ? find_eval(evals, fid) : NULL;
+        int64_t wait = e ? cli_json_time(json_object_get(e, "WaitUntil")) : 0;
+        if (wait <= 0 || wait < now_ns)
+            continue;
+        char when[64], id[40];
+        cli_pretty_time_diff(wait, now_ns, when, sizeof(when));
+        cli_short_id(fid, idlen, id, sizeof(id));
+        if (verbose) {
+            const json_t *rp = NULL;
+            size_t t;
+            json_t *tg;
+            json_array_foreach(cli_jarr(job, "TaskGroups"), t, tg)
+            {
+                if (strcmp(cli_jstr(tg, "Name"), tgs[k]) == 0)
+                    rp = cli_jobj(tg, "ReschedulePolicy");
+            }
+            char pol[256];
+            cli_format_reschedule_policy(rp, pol, sizeof(pol));
+            cli_rows_add(&r, "%s|%s|%s|%s", tgs[k], pol, id, when);
+        } else {
+            cli_rows_add(&r, "%s|%s|%s", tgs[k], id, when);
+        }
+        rows++;
+    }
+    if (rows) {
+        fprintf(out, "\nFuture Rescheduling Attempts\n");
+        cli_print_list(out, &r);
+    }
+    cli_rows_free(&r);
+    cli_strv_free(tgs, n);
+    json_decref(latest);
+}
+
 void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, const json_t *evals,
                            const json_t *allocs, bool verbose, bool evals_on, int64_t now_ns)
 {
@@ -110,11 +201,32 @@ void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, 
     cli_rows_free(&r);
     cli_strv_free(tgs, n);
 
+    size_t i;
+    json_t *e;
+    /* Nomad's order: Evaluations, Placement Failure, Future Rescheduling Attempts. */
+    if (evals_on || verbose) {
+        fprintf(out, "\nEvaluations\n");
+        size_t idlen = verbose ? CLI_FULL_ID : CLI_SHORT_ID;
+        cli_rows_add(&r, "ID|Priority|Triggered By|Status|Placement Failures");
+        json_array_foreach(evals, i, e)
+        {
+            char id[40];
+            const char *failures =
+                json_object_size(cli_jobj(e, "FailedTGAllocs")) ? "true" : "false";
+            if (strcmp(cli_jstr(e, "Status"), "blocked") == 0)
+                failures = "N/A - In Progress";
+            cli_rows_add(&r, "%s|%lld|%s|%s|%s",
+                         cli_short_id(cli_jstr(e, "ID"), idlen, id, sizeof(id)),
+                         (long long)cli_jint(e, "Priority"), cli_jstr(e, "TriggeredBy"),
+                         cli_jstr(e, "Status"), failures);
+        }
+        cli_print_list(out, &r);
+        cli_rows_free(&r);
+    }
+
     /* Placement Failure: the newest evaluation with failures, while one is blocked. */
     const json_t *latest = NULL;
     bool blocked = false;
-    size_t i;
-    json_t *e;
     json_array_foreach(evals, i, e)
     {
         if (json_object_size(cli_jobj(e, "FailedTGAllocs")) &&
@@ -144,25 +256,7 @@ void cli_render_job_status(FILE *out, const json_t *job, const json_t *summary, 
         cli_strv_free(ftgs, n);
     }
 
-    if (evals_on || verbose) {
-        fprintf(out, "\nEvaluations\n");
-        size_t idlen = verbose ? CLI_FULL_ID : CLI_SHORT_ID;
-        cli_rows_add(&r, "ID|Priority|Triggered By|Status|Placement Failures");
-        json_array_foreach(evals, i, e)
-        {
-            char id[40];
-            const char *failures =
-                json_object_size(cli_jobj(e, "FailedTGAllocs")) ? "true" : "false";
-            if (strcmp(cli_jstr(e, "Status"), "blocked") == 0)
-                failures = "N/A - In Progress";
-            cli_rows_add(&r, "%s|%lld|%s|%s|%s",
-                         cli_short_id(cli_jstr(e, "ID"), idlen, id, sizeof(id)),
-                         (long long)cli_jint(e, "Priority"), cli_jstr(e, "TriggeredBy"),
-                         cli_jstr(e, "Status"), failures);
-        }
-        cli_print_list(out, &r);
-        cli_rows_free(&r);
-    }
+    render_rescheduling(out, job, evals, allocs, verbose, now_ns);
 
     fprintf(out, "\nAllocations\n");
     cli_render_alloc_list(out, allocs, verbose, now_ns);

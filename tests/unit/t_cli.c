@@ -471,7 +471,7 @@ START_TEST(test_alloc_status_view)
     json_object_set_new(a, "ModifyTime", json_integer(NOW - 300 * SEC));
     struct cap c;
     cap_open(&c);
-    cli_render_alloc_status(c.f, a, false, NOW);
+    cli_render_alloc_status(c.f, a, NULL, false, NOW);
     ck_assert_str_eq(cap_str(&c), "ID                  = 0af996ed-aff4-8ddb-a566-e55ebf8969c9\n"
                                   "Eval ID             = be9bde98\n"
                                   "Name                = example.cache[0]\n"
@@ -511,6 +511,124 @@ START_TEST(test_alloc_status_view)
 }
 END_TEST
 
+START_TEST(test_alloc_status_reschedule_lines)
+{
+    /* alloc status shows Reschedule Attempts (events within the policy's interval before
+     * the alloc's ModifyTime, over the policy's attempts), the replacement's short ID and
+     * the follow-up eval's wait while it is ahead; an unlimited policy shows no attempts
+     * line and a past wait no eligibility line. */
+    set_tz("UTC");
+    json_t *a = J("{\"ID\": \"0af996ed-aff4-8ddb-a566-e55ebf8969c9\", \"TaskGroup\": \"web\","
+                  " \"Job\": {\"Version\": 0, \"TaskGroups\": [{\"Name\": \"web\","
+                  "  \"ReschedulePolicy\": {\"Attempts\": 3, \"Interval\": 3600000000000,"
+                  "   \"Delay\": 5000000000, \"DelayFunction\": \"constant\", \"MaxDelay\": 0,"
+                  "   \"Unlimited\": false}}]},"
+                  " \"NextAllocation\": \"9d2f4e11-0000-4000-8000-000000000000\","
+                  " \"FollowupEvalID\": \"c1d2e3f4-0000-4000-8000-000000000000\","
+                  " \"RescheduleTracker\": {\"Events\": ["
+                  "  {\"RescheduleTime\": 1699990000000000000, \"PrevAllocID\": \"p0\","
+                  "   \"PrevNodeID\": \"n0\", \"Delay\": 5000000000},"
+                  "  {\"RescheduleTime\": 1699999990000000000, \"PrevAllocID\": \"p1\","
+                  "   \"PrevNodeID\": \"n1\", \"Delay\": 5000000000}]}}");
+    json_object_set_new(a, "CreateTime", json_integer(NOW - 10 * SEC));
+    json_object_set_new(a, "ModifyTime", json_integer(NOW - 5 * SEC));
+    json_t *fu = J("{\"ID\": \"c1d2e3f4-0000-4000-8000-000000000000\","
+                   " \"WaitUntil\": \"2023-11-14T22:13:45Z\"}");
+    struct cap c;
+    cap_open(&c);
+    cli_render_alloc_status(c.f, a, fu, false, NOW);
+    ck_assert_ptr_nonnull(strstr(cap_str(&c), "Modified               = 5s ago\n"
+                                              "Reschedule Attempts    = 1/3\n"
+                                              "Replacement Alloc ID   = 9d2f4e11\n"
+                                              "Reschedule Eligibility = 25s from now\n"));
+    cap_close(&c);
+    /* -verbose: full IDs. The wait is over one minute later: no eligibility line. */
+    cap_open(&c);
+    cli_render_alloc_status(c.f, a, fu, true, NOW + 60 * SEC);
+    ck_assert_ptr_nonnull(
+        strstr(cap_str(&c), "Replacement Alloc ID = 9d2f4e11-0000-4000-8000-000000000000\n"));
+    ck_assert_ptr_null(strstr(cap_str(&c), "Reschedule Eligibility"));
+    cap_close(&c);
+    json_t *rp = json_object_get(json_object_get(json_array_get(json_object_get(
+                                                     json_object_get(a, "Job"), "TaskGroups"),
+                                                                 0),
+                                                 "ReschedulePolicy"),
+                                 "Attempts");
+    ck_assert_ptr_nonnull(rp);
+    json_object_set_new(
+        json_object_get(json_array_get(json_object_get(json_object_get(a, "Job"), "TaskGroups"), 0),
+                        "ReschedulePolicy"),
+        "Attempts", json_integer(0));
+    cap_open(&c);
+    cli_render_alloc_status(c.f, a, NULL, false, NOW);
+    ck_assert_ptr_null(strstr(cap_str(&c), "Reschedule Attempts"));
+    ck_assert_ptr_null(strstr(cap_str(&c), "Reschedule Eligibility"));
+    ck_assert_ptr_nonnull(strstr(cap_str(&c), "Replacement Alloc ID = 9d2f4e11\n"));
+    cap_close(&c);
+    json_decref(fu);
+    json_decref(a);
+}
+END_TEST
+
+START_TEST(test_job_status_future_rescheduling)
+{
+    /* job status lists, per task group, the follow-up eval of the most recently modified
+     * alloc while its WaitUntil is ahead, after Placement Failure and before Allocations;
+     * -verbose adds the reschedule policy as Nomad prints it. */
+    set_tz("UTC");
+    json_t *job = J("{\"ID\": \"example\", \"Name\": \"example\", \"Type\": \"batch\","
+                    " \"Priority\": 50, \"Status\": \"running\", \"TaskGroups\": [{\"Name\": "
+                    "\"web\", \"ReschedulePolicy\": {\"Attempts\": 1, \"Interval\": "
+                    "86400000000000, \"Delay\": 1000000000, \"DelayFunction\": \"constant\","
+                    " \"MaxDelay\": 3600000000000, \"Unlimited\": false}}]}");
+    json_t *evals = J("[{\"ID\": \"c1d2e3f4-0000-4000-8000-000000000000\", \"Status\": "
+                      "\"pending\", \"WaitUntil\": \"2023-11-14T22:13:45Z\"},"
+                      " {\"ID\": \"00000000-0000-4000-8000-0000000000e0\", \"Status\": "
+                      "\"complete\", \"WaitUntil\": \"0001-01-01T00:00:00Z\"}]");
+    json_t *allocs = J("[{\"ID\": \"a2000000-0000-4000-8000-000000000000\", \"TaskGroup\": "
+                       "\"web\", \"ClientStatus\": \"failed\", \"DesiredStatus\": \"run\","
+                       " \"FollowupEvalID\": \"c1d2e3f4-0000-4000-8000-000000000000\"},"
+                       " {\"ID\": \"a1000000-0000-4000-8000-000000000000\", \"TaskGroup\": "
+                       "\"web\", \"ClientStatus\": \"failed\", \"DesiredStatus\": \"run\","
+                       " \"FollowupEvalID\": \"00000000-0000-4000-8000-0000000000e0\"}]");
+    json_object_set_new(json_array_get(allocs, 0), "ModifyTime", json_integer(NOW - 2 * SEC));
+    json_object_set_new(json_array_get(allocs, 1), "ModifyTime", json_integer(NOW - 60 * SEC));
+    struct cap c;
+    cap_open(&c);
+    cli_render_job_status(c.f, job, NULL, evals, allocs, false, false, NOW);
+    ck_assert_ptr_nonnull(strstr(cap_str(&c), "\n\nFuture Rescheduling Attempts\n"
+                                              "Task Group  Eval ID   Eval Time\n"
+                                              "web         c1d2e3f4  25s from now\n"
+                                              "\nAllocations\n"));
+    cap_close(&c);
+    cap_open(&c);
+    cli_render_job_status(c.f, job, NULL, evals, allocs, true, false, NOW);
+    ck_assert_ptr_nonnull(strstr(
+        cap_str(&c), "Future Rescheduling Attempts\n"
+                     "Task Group  Reschedule Policy                                     "
+                     "Eval ID                               Eval Time\n"
+                     "web         1 in 24h0m0s with constant delay, max_delay = 1h0m0s  "
+                     "c1d2e3f4-0000-4000-8000-000000000000  25s from now\n"));
+    cap_close(&c);
+    /* Once the newest alloc's wait is over there is nothing to show (the older alloc's
+     * follow-up is not considered). */
+    cap_open(&c);
+    cli_render_job_status(c.f, job, NULL, evals, allocs, false, false, NOW + 30 * SEC);
+    ck_assert_ptr_null(strstr(cap_str(&c), "Future Rescheduling Attempts"));
+    cap_close(&c);
+    json_t *unl = J("{\"Attempts\": 0, \"Interval\": 0, \"Delay\": 5000000000, "
+                    "\"DelayFunction\": \"exponential\", \"MaxDelay\": 3600000000000, "
+                    "\"Unlimited\": true}");
+    char pol[256];
+    cli_format_reschedule_policy(unl, pol, sizeof pol);
+    ck_assert_str_eq(pol, "unlimited with exponential delay, max_delay = 1h0m0s");
+    json_decref(unl);
+    json_decref(job);
+    json_decref(evals);
+    json_decref(allocs);
+}
+END_TEST
+
 START_TEST(test_alloc_event_descriptions)
 {
     /* Events without DisplayMessage get Nomad's built descriptions. */
@@ -526,7 +644,7 @@ START_TEST(test_alloc_event_descriptions)
                   " \"DisplayMessage\": \"Shown as is\"}]}}}");
     struct cap c;
     cap_open(&c);
-    cli_render_alloc_status(c.f, a, false, NOW);
+    cli_render_alloc_status(c.f, a, NULL, false, NOW);
     const char *out = cap_str(&c);
     ck_assert_ptr_nonnull(strstr(out,
                                  "2023-11-14T22:13:23Z  Driver      Shown as is\n"
@@ -1030,6 +1148,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_http_chunked_and_index);
     tcase_add_test(tc, test_http_errors);
     tcase_add_test(tc, test_http_parse_addr);
+    tcase_add_test(tc, test_alloc_status_reschedule_lines);
+    tcase_add_test(tc, test_job_status_future_rescheduling);
     suite_add_tcase(s, tc);
     return s;
 }
