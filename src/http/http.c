@@ -38,12 +38,40 @@
 #define HTTP_MAX_PARKED 4096
 #define HTTP_MAX_BODY (48 * 1024 * 1024) /* snapshots travel as one RPC frame (64 MiB, base64) */
 
+struct proxy;
+struct relay;
+struct read_req;
+
 struct http_api {
     struct event_base *base;
     struct evhttp *http;
     struct http_deps deps;
     int parked;
+    /* Requests forwarded to another agent and not answered yet: http_api_free frees
+     * their outgoing connections (libevent would leave them, and us, their memory). */
+    struct proxy *proxies;
+    struct relay *relays;
+    struct read_req *reads; /* reads not answered yet (parked blocking queries ...) */
 };
+
+/* Links x (with prev/next members) at the head of list / out of it. */
+#define FWD_LINK(list, x)                                                                  \
+    do {                                                                                   \
+        (x)->prev = NULL;                                                                  \
+        (x)->next = (list);                                                                \
+        if (list)                                                                          \
+            (list)->prev = (x);                                                            \
+        (list) = (x);                                                                      \
+    } while (0)
+#define FWD_UNLINK(list, x)                                                                \
+    do {                                                                                   \
+        if ((x)->prev)                                                                     \
+            (x)->prev->next = (x)->next;                                                   \
+        else                                                                               \
+            (list) = (x)->next;                                                            \
+        if ((x)->next)                                                                     \
+            (x)->next->prev = (x)->prev;                                                   \
+    } while (0)
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -141,6 +169,8 @@ static int parse_wait(const char *s, int64_t *ns)
 /* ---------------------------------------------------------------- proxy (client agents) */
 
 struct proxy {
+    struct http_api *h;
+    struct proxy *prev, *next; /* h->proxies */
     struct evhttp_request *req;
     struct evhttp_connection *conn;
 };
@@ -148,6 +178,7 @@ struct proxy {
 static void proxy_done(struct evhttp_request *resp, void *arg)
 {
     struct proxy *p = arg;
+    FWD_UNLINK(p->h->proxies, p);
     if (!resp || evhttp_request_get_response_code(resp) == 0) {
         reply_text(p->req, 500, "No path to region: no server answered");
     } else {
@@ -181,12 +212,16 @@ static void proxy_to(struct http_api *h, struct evhttp_request *req, const char 
     }
     *colon = '\0';
     struct proxy *p = xcalloc(1, sizeof *p);
+    p->h = h;
     p->req = req;
     p->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
     evhttp_connection_set_timeout(p->conn, 320); /* blocking queries wait up to 5 min */
     struct evhttp_request *out = evhttp_request_new(proxy_done, p);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
     evhttp_add_header(oh, "Host", target);
+    /* One request per connection: an idle kept-alive connection would stay open (and
+     * allocated) until the other agent closed it. */
+    evhttp_add_header(oh, "Connection", "close");
     if (forwarded)
         evhttp_add_header(oh, "X-Caravan-Forwarded", "region");
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
@@ -202,6 +237,7 @@ static void proxy_to(struct http_api *h, struct evhttp_request *req, const char 
     /* libevent decides whether to free the connection before it calls proxy_done, so
      * this must be set now: set inside the callback it left the connection open. */
     evhttp_connection_free_on_completion(p->conn);
+    FWD_LINK(h->proxies, p);
 }
 
 static void proxy_request(struct http_api *h, struct evhttp_request *req)
@@ -439,6 +475,9 @@ struct read_req {
     struct event *catchup; /* polls raft's applied index while waiting for barrier */
     int catchup_polls;
     char *ns;         /* ?namespace= */
+    struct read_req *prev, *next; /* h->reads */
+    bool rpc_inflight; /* Status.ReadIndex asked: its callback owns r until it answers */
+    bool orphan;       /* the API was freed meanwhile: the callback only frees r */
 };
 
 /* A follower waits at most this long (in 2 ms polls) to reach the leader's read index. */
@@ -447,6 +486,8 @@ struct read_req {
 
 static void read_free(struct read_req *r)
 {
+    if (!r->orphan)
+        FWD_UNLINK(r->h->reads, r);
     if (r->timer)
         event_free(r->timer);
     if (r->catchup)
@@ -548,6 +589,11 @@ static void read_index_done(int status, const char *resp, size_t len, const char
     struct read_req *r = arg;
     struct generic_resp g = {0};
     char err[CV_ERRMSG_SIZE];
+    r->rpc_inflight = false;
+    if (r->orphan) {
+        read_free(r);
+        return;
+    }
     if (status || st_decode(&ST_GENERIC_RESP, resp, len, &g, err) != 0) {
         reply_text(r->req, 500, "%s", status ? (errmsg ? errmsg : cv_strerror(status)) : err);
         read_free(r);
@@ -566,6 +612,7 @@ static void start_read(struct http_api *h, struct evhttp_request *req, const str
     }
     struct read_req *r = xcalloc(1, sizeof *r);
     r->h = h;
+    FWD_LINK(h->reads, r);
     r->req = req;
     r->render = fn;
     r->mask = mask;
@@ -591,6 +638,7 @@ static void start_read(struct http_api *h, struct evhttp_request *req, const str
     }
     if (!server_is_leader(h->deps.server) && !evhttp_find_header(q, "stale")) {
         /* Default reads are consistent: learn the leader's index, then wait for it. */
+        r->rpc_inflight = true;
         rpc_dispatch(server_endpoints(h->deps.server), "Status.ReadIndex", "\x80", 1,
                      read_index_done, r);
         return;
@@ -1181,6 +1229,8 @@ static void handle_logs(struct http_api *h, struct evhttp_request *req, const st
 #define FWD_HEADER "X-Caravan-Forwarded"
 
 struct relay {
+    struct http_api *h;
+    struct relay *prev, *next;  /* h->relays */
     struct evhttp_request *req; /* the incoming request; NULL once its client went away */
     struct evhttp_connection *conn;
     bool started; /* the reply to req has started (chunks follow) */
@@ -1204,6 +1254,7 @@ static void relay_client_gone(struct evhttp_connection *c, void *arg)
 {
     (void)c;
     struct relay *r = arg;
+    FWD_UNLINK(r->h->relays, r);
     evhttp_connection_free(r->conn); /* frees the pending request without its callback */
     if (r->started)
         stream_abandoned(r->req);
@@ -1225,6 +1276,7 @@ static void relay_chunk(struct evhttp_request *resp, void *arg)
 static void relay_done(struct evhttp_request *resp, void *arg)
 {
     struct relay *r = arg;
+    FWD_UNLINK(r->h->relays, r);
     struct evhttp_connection *in = evhttp_request_get_connection(r->req);
     if (in)
         evhttp_connection_set_closecb(in, NULL, NULL);
@@ -1260,6 +1312,7 @@ static void relay_request(struct http_api *h, struct evhttp_request *req, const 
     }
     *colon = '\0';
     struct relay *r = xcalloc(1, sizeof *r);
+    r->h = h;
     r->req = req;
     r->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
     evhttp_connection_set_timeout(r->conn, 24 * 3600); /* a log follow may idle for long */
@@ -1268,6 +1321,7 @@ static void relay_request(struct http_api *h, struct evhttp_request *req, const 
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
     evhttp_add_header(oh, "Host", target);
+    evhttp_add_header(oh, "Connection", "close"); /* as proxy_to: nothing stays open */
     static const char *const pass[] = {"Content-Type", "X-Nomad-Token"};
     for (size_t i = 0; i < CV_ARRAY_LEN(pass); i++) {
         const char *v = evhttp_find_header(ih, pass[i]);
@@ -1288,6 +1342,7 @@ static void relay_request(struct http_api *h, struct evhttp_request *req, const 
      * before it calls the request's callback, so setting it there would leave it open. */
     evhttp_connection_free_on_completion(r->conn);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), relay_client_gone, r);
+    FWD_LINK(h->relays, r);
 }
 
 /* Decides where a /v1/client/ request about alloc_id is answered. Returns true when it
@@ -1858,6 +1913,37 @@ void http_api_free(struct http_api *h)
 {
     if (!h)
         return;
+    /* Forwarded requests still waiting for their answer: free their outgoing
+     * connections (with the pending request, without its callback) before the incoming
+     * ones go with evhttp_free. */
+    while (h->relays) {
+        struct relay *r = h->relays;
+        FWD_UNLINK(h->relays, r);
+        struct evhttp_connection *in = evhttp_request_get_connection(r->req);
+        if (in)
+            evhttp_connection_set_closecb(in, NULL, NULL);
+        evhttp_connection_free(r->conn);
+        free(r);
+    }
+    while (h->proxies) {
+        struct proxy *p = h->proxies;
+        FWD_UNLINK(h->proxies, p);
+        evhttp_connection_free(p->conn);
+        free(p);
+    }
+    /* Parked blocking queries (a watch, a timer) go too; one waiting for its
+     * Status.ReadIndex answer is left to that callback. */
+    for (struct read_req *r = h->reads, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->rpc_inflight) {
+            FWD_UNLINK(h->reads, r);
+            r->orphan = true;
+            continue;
+        }
+        if (r->watch)
+            state_watch_cancel(server_state(h->deps.server), r->watch);
+        read_free(r);
+    }
     evhttp_free(h->http);
     free(h);
 }
