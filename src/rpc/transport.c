@@ -17,6 +17,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "structs/mpcheck.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -96,7 +97,8 @@ static int frame_read(struct evbuffer *in, struct frame *f)
     msgpack_unpacked_init(&up);
     size_t off = 0;
     int rc = -1;
-    if (msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+    if (mp_check(data, len) == 0 &&
+        msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
         up.data.type == MSGPACK_OBJECT_MAP) {
         rc = 1;
         for (uint32_t i = 0; i < up.data.via.map.size; i++) {

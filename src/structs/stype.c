@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "structs/mpcheck.h"
 #include "util/err.h"
 #include "util/util.h"
 
@@ -1173,7 +1174,8 @@ int st_decode(const struct stype *t, const char *data, size_t len, void *obj, ch
     msgpack_unpacked_init(&up);
     size_t off = 0;
     int rc;
-    if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
+    if (mp_check(data, len) != 0 ||
+        msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
         rc = cv_err(errmsg, CV_EMALFORMED, "%s: truncated or invalid msgpack", t->name);
     else
         rc = st_unpack(t, &up.data, obj, errmsg);
