@@ -882,16 +882,61 @@ static void pack_field(const struct sfield *f, const void *obj, msgpack_packer *
     }
 }
 
+/* Whether field f of obj holds exactly what decoding a map without the field leaves in a
+ * zeroed object, so that leaving it out changes nothing for the reader: 0, false, +0.0,
+ * a NULL list/pointer/array, an empty map. Strings are always written: a NULL string is
+ * sent as "" and decodes as "", which readers (and the leader's own apply of a plan it
+ * decoded, cvraft_apply_cmd) rely on. Embedded structs are always written too. */
+static bool field_is_zero(const struct sfield *f, const void *obj)
+{
+    const char *p = CFPTR(obj, f);
+    switch (f->kind) {
+    case SF_INT:
+    case SF_DUR:
+    case SF_TIME:
+        return *(const int64_t *)p == 0;
+    case SF_UINT:
+        return *(const uint64_t *)p == 0;
+    case SF_BOOL:
+        return !*(const bool *)p;
+    case SF_FLOAT: {
+        static const double zero = 0.0;
+        return memcmp(p, &zero, sizeof zero) == 0; /* not -0.0 */
+    }
+    case SF_STRLIST:
+        return ((const struct strlist *)p)->v == NULL;
+    case SF_STRMAP:
+        return ((const struct strmap *)p)->n == 0;
+    case SF_INTMAP:
+    case SF_BOOLMAP:
+        return ((const struct intmap *)p)->n == 0;
+    case SF_ANY:
+    case SF_PTR:
+    case SF_REF:
+    case SF_ARRAY:
+    case SF_KEYED:
+        return *(void *const *)p == NULL;
+    case SF_STR:
+    case SF_STRUCT:
+        return false;
+    }
+    return false;
+}
+
+/* A struct is a map of its wire fields by name, leaving out zero-valued ones
+ * (field_is_zero): a plan allocation's unset metrics, indexes and empty lists cost no
+ * bytes in raft entries, RPC bodies and snapshots. Decoders of every version already
+ * read an absent field as zero. */
 static void pack_elem(const struct stype *t, const void *obj, msgpack_packer *pk)
 {
     size_t n = 0;
     for (size_t i = 0; i < t->nfields; i++)
-        if (!(t->fields[i].flags & SF_F_NOWIRE))
+        if (!(t->fields[i].flags & SF_F_NOWIRE) && !field_is_zero(&t->fields[i], obj))
             n++;
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < t->nfields; i++) {
         const struct sfield *f = &t->fields[i];
-        if (f->flags & SF_F_NOWIRE)
+        if ((f->flags & SF_F_NOWIRE) || field_is_zero(f, obj))
             continue;
         pack_str(pk, f->name);
         pack_field(f, obj, pk);

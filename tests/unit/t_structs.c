@@ -2,6 +2,7 @@
  * t_structs.c - the data model's codecs and helpers.
  */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +164,147 @@ START_TEST(test_durations)
 }
 END_TEST
 
+static bool has_key(const char *buf, size_t len, const char *key)
+{
+    return memmem(buf, len, key, strlen(key)) != NULL;
+}
+
+/* Zero-valued fields are left out of the msgpack encoding (strings excepted) and decode
+ * back to the same object: JSON before and after are equal, a NULL string reads as "". */
+START_TEST(test_zero_fields_omitted)
+{
+    struct alloc *a = st_new(&ST_ALLOC);
+    a->id = xstrdup("a1");
+    a->name = xstrdup("j.g[3]");
+    a->client_status = xstrdup("pending");
+    a->metrics = st_new(&ST_ALLOC_METRIC);
+    a->metrics->nodes_in_pool = 1000;
+    a->metrics->nodes_evaluated = 2;
+    intmap_set(&a->metrics->nodes_available, "dc1", 1000);
+    a->metrics->n_score_meta_data = 1;
+    a->metrics->score_meta_data = xcalloc(1, sizeof *a->metrics->score_meta_data);
+    a->metrics->score_meta_data[0].node_id = xstrdup("n1");
+    a->metrics->score_meta_data[0].norm_score = -0.0; /* not zero on the wire: sign bit */
+    intmap_set(&a->metrics->score_meta_data[0].scores_milli, "binpack", 0);
+    a->create_time = 1700000000000000000ll;
+    char *buf;
+    size_t len;
+    st_encode(&ST_ALLOC, a, &buf, &len);
+    ck_assert(has_key(buf, len, "NodesInPool"));
+    ck_assert(has_key(buf, len, "binpack")); /* a map entry of value 0 stays */
+    ck_assert(has_key(buf, len, "NormScore"));
+    ck_assert(has_key(buf, len, "DesiredDescription")); /* strings are always written */
+    ck_assert(!has_key(buf, len, "NodesFiltered"));
+    ck_assert(!has_key(buf, len, "ClassFiltered"));
+    ck_assert(!has_key(buf, len, "QuotaExhausted"));
+    ck_assert(!has_key(buf, len, "CreateIndex"));
+    ck_assert(!has_key(buf, len, "TaskStates"));
+    ck_assert(!has_key(buf, len, "\xa3Job")); /* fixstr(3) "Job": no NULL job */
+    ck_assert(!has_key(buf, len, "AllocatedResources"));
+    struct alloc *b = st_new(&ST_ALLOC);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(st_decode(&ST_ALLOC, buf, len, b, err), 0);
+    json_t *j1 = st_to_json(&ST_ALLOC, a), *j2 = st_to_json(&ST_ALLOC, b);
+    ck_assert(json_equal(j1, j2));
+    ck_assert_ptr_nonnull(b->desired_description);
+    ck_assert_str_eq(b->desired_description, "");
+    ck_assert(signbit(b->metrics->score_meta_data[0].norm_score));
+    ck_assert_ptr_null(b->job);
+    ck_assert_ptr_null(b->metrics->quota_exhausted.v);
+    /* Encoding what was decoded gives the same bytes (the leader and followers agree). */
+    char *buf2;
+    size_t len2;
+    st_encode(&ST_ALLOC, b, &buf2, &len2);
+    ck_assert_uint_eq(len2, len);
+    ck_assert(memcmp(buf, buf2, len) == 0);
+    free(buf);
+    free(buf2);
+    json_decref(j1);
+    json_decref(j2);
+    st_unref(&ST_ALLOC, a);
+    st_unref(&ST_ALLOC, b);
+}
+END_TEST
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* An encoding with every field present, zeros included (what the encoder wrote before
+ * it left zero fields out: old raft entries and snapshots), still decodes to the same
+ * object as the new encoding of it. */
+START_TEST(test_full_encoding_decodes)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 14);
+    pack_cstr(&pk, "NodesEvaluated");
+    msgpack_pack_int64(&pk, 3);
+    pack_cstr(&pk, "NodesFiltered");
+    msgpack_pack_int64(&pk, 0);
+    pack_cstr(&pk, "NodesInPool");
+    msgpack_pack_int64(&pk, 1000);
+    pack_cstr(&pk, "NodesAvailable");
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, "dc1");
+    msgpack_pack_int64(&pk, 1000);
+    const char *empty_maps[] = {"ClassFiltered", "ConstraintFiltered"};
+    for (size_t i = 0; i < 2; i++) {
+        pack_cstr(&pk, empty_maps[i]);
+        msgpack_pack_map(&pk, 0);
+    }
+    pack_cstr(&pk, "NodesExhausted");
+    msgpack_pack_int64(&pk, 0);
+    pack_cstr(&pk, "ClassExhausted");
+    msgpack_pack_map(&pk, 0);
+    pack_cstr(&pk, "DimensionExhausted");
+    msgpack_pack_map(&pk, 0);
+    pack_cstr(&pk, "QuotaExhausted");
+    msgpack_pack_nil(&pk);
+    pack_cstr(&pk, "ScoreMetaData");
+    msgpack_pack_nil(&pk);
+    pack_cstr(&pk, "AllocationTime");
+    msgpack_pack_int64(&pk, 0);
+    pack_cstr(&pk, "CoalescedFailures");
+    msgpack_pack_int64(&pk, 0);
+    pack_cstr(&pk, "TaskGroup");
+    pack_cstr(&pk, "");
+
+    struct alloc_metric m;
+    memset(&m, 0, sizeof m);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(st_decode(&ST_ALLOC_METRIC, sb.data, sb.size, &m, err), 0);
+    ck_assert_int_eq(m.nodes_evaluated, 3);
+    ck_assert_int_eq(m.nodes_in_pool, 1000);
+    ck_assert_int_eq(intmap_get(&m.nodes_available, "dc1"), 1000);
+    ck_assert_uint_eq(m.class_filtered.n, 0);
+    ck_assert_ptr_null(m.score_meta_data);
+    ck_assert_str_eq(m.tg_name, "");
+
+    struct alloc_metric want;
+    memset(&want, 0, sizeof want);
+    want.nodes_evaluated = 3;
+    want.nodes_in_pool = 1000;
+    intmap_set(&want.nodes_available, "dc1", 1000);
+    char *b1, *b2;
+    size_t l1, l2;
+    st_encode(&ST_ALLOC_METRIC, &m, &b1, &l1);
+    st_encode(&ST_ALLOC_METRIC, &want, &b2, &l2);
+    ck_assert_uint_lt(l1, sb.size);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert(memcmp(b1, b2, l1) == 0);
+    free(b1);
+    free(b2);
+    st_clear(&ST_ALLOC_METRIC, &m);
+    st_clear(&ST_ALLOC_METRIC, &want);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("structs");
@@ -172,6 +314,8 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_canonicalize_validate);
     tcase_add_test(tc, test_durations);
+    tcase_add_test(tc, test_zero_fields_omitted);
+    tcase_add_test(tc, test_full_encoding_decodes);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
