@@ -410,8 +410,8 @@ static json_t *alloc_stub(const struct alloc *a)
         "ID",           "EvalID",           "Name",           "Namespace",     "NodeID",
         "NodeName",     "JobID",            "TaskGroup",      "AllocatedResources", "DesiredStatus",
         "DesiredDescription", "ClientStatus", "ClientDescription", "TaskStates", "FollowupEvalID",
-        "NextAllocation", "PreviousAllocation", "CreateIndex", "ModifyIndex", "CreateTime",
-        "ModifyTime"};
+        "NextAllocation", "PreviousAllocation", "RescheduleTracker", "DesiredTransition",
+        "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime"};
     json_t *full = st_to_json(&ST_ALLOC, a);
     json_t *o = json_object();
     for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
@@ -422,7 +422,8 @@ static json_t *alloc_stub(const struct alloc *a)
     json_object_set_new(o, "JobType", json_string(a->job ? cv_str(a->job->type) : ""));
     json_object_set_new(o, "JobVersion", json_integer(a->job ? (json_int_t)a->job->version : 0));
     json_object_set_new(o, "DeploymentStatus", json_null());
-    json_object_set_new(o, "RescheduleTracker", json_null());
+    if (!json_object_get(o, "RescheduleTracker"))
+        json_object_set_new(o, "RescheduleTracker", json_null());
     json_object_set_new(o, "PreemptedAllocations", json_null());
     json_object_set_new(o, "PreemptedByAllocation", json_string(""));
     json_decref(full);

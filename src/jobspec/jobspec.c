@@ -26,6 +26,8 @@
 struct dec {
     struct hcl_ectx ec;
     struct hcl_diags *d;
+    const char *job_type; /* the job's type, once decoded: partial policy blocks merge with
+                             its defaults, as Nomad's canonicalisation does */
 };
 
 struct bspec {
@@ -633,6 +635,7 @@ static bool dec_restart(struct dec *d, const struct hcl_body *parent, struct res
     if (!check_body(d, k->body, attrs, NULL))
         return false;
     struct restart_policy *r = st_new(&ST_RESTART_POLICY);
+    restart_policy_defaults(d->job_type, r); /* what the block leaves out */
     *out = r;
     return get_int(d, k->body, "attempts", &r->attempts, NULL) &
            get_dur(d, k->body, "interval", &r->interval) & get_dur(d, k->body, "delay", &r->delay) &
@@ -651,6 +654,7 @@ static bool dec_reschedule(struct dec *d, const struct hcl_body *parent,
     if (!check_body(d, k->body, attrs, NULL))
         return false;
     struct reschedule_policy *r = st_new(&ST_RESCHEDULE_POLICY);
+    reschedule_policy_defaults(d->job_type, r); /* what the block leaves out */
     *out = r;
     return get_int(d, k->body, "attempts", &r->attempts, NULL) &
            get_dur(d, k->body, "interval", &r->interval) & get_dur(d, k->body, "delay", &r->delay) &
@@ -888,6 +892,7 @@ static bool dec_job(struct dec *d, const struct hcl_block *k, struct job *j)
           get_bool(d, b, "all_at_once", &j->all_at_once, NULL) &
           get_strlist(d, b, "datacenters", &j->datacenters) &
           get_str(d, b, "node_pool", &j->node_pool);
+    d->job_type = j->type;
     ok &= get_strmap(d, b, "meta", &j->meta);
     ok &= dec_constraints(d, b, &j->constraints, &j->n_constraints);
     /* A task directly under job becomes a group of its own, before the explicit groups. */

@@ -455,6 +455,39 @@ static void canonicalize_network(struct network_resource *n)
     set_default_str(&n->mode, "host");
 }
 
+static bool type_is_batch(const char *job_type)
+{
+    return cv_streq(job_type, JOB_TYPE_BATCH) || cv_streq(job_type, JOB_TYPE_SYSBATCH);
+}
+
+void restart_policy_defaults(const char *job_type, struct restart_policy *r)
+{
+    bool batch = type_is_batch(job_type);
+    r->attempts = batch ? 3 : 2;
+    r->interval = (batch ? 24ll * 3600 : 30ll * 60) * 1000000000ll;
+    r->delay = 15ll * 1000000000ll;
+    cv_strset(&r->mode, "fail");
+}
+
+void reschedule_policy_defaults(const char *job_type, struct reschedule_policy *r)
+{
+    if (type_is_batch(job_type)) {
+        r->attempts = 1;
+        r->interval = 24ll * 3600 * 1000000000ll;
+        r->delay = 5ll * 1000000000ll;
+        cv_strset(&r->delay_function, "constant");
+        r->max_delay = 0;
+        r->unlimited = false;
+    } else {
+        r->attempts = 0;
+        r->interval = 0;
+        r->unlimited = true;
+        r->delay = 30ll * 1000000000ll;
+        cv_strset(&r->delay_function, "exponential");
+        r->max_delay = 3600ll * 1000000000ll;
+    }
+}
+
 void job_canonicalize(struct job *j)
 {
     bool batch = cv_streq(j->type, JOB_TYPE_BATCH) || cv_streq(j->type, JOB_TYPE_SYSBATCH);
@@ -471,25 +504,17 @@ void job_canonicalize(struct job *j)
         struct task_group *tg = &j->task_groups[g];
         if (!tg->restart_policy) {
             tg->restart_policy = st_new(&ST_RESTART_POLICY);
-            tg->restart_policy->attempts = batch ? 3 : 2;
-            tg->restart_policy->interval = (batch ? 24ll * 3600 : 30ll * 60) * 1000000000ll;
-            tg->restart_policy->delay = 15ll * 1000000000ll;
+            restart_policy_defaults(j->type, tg->restart_policy);
         }
         set_default_str(&tg->restart_policy->mode, "fail");
+        /* An interval of 0 cannot be meant (the attempts would never reset): a policy
+         * sent without one takes the job type's. */
+        if (tg->restart_policy->interval <= 0)
+            tg->restart_policy->interval = (batch ? 24ll * 3600 : 30ll * 60) * 1000000000ll;
         if (!tg->reschedule_policy && !cv_streq(j->type, JOB_TYPE_SYSTEM) &&
             !cv_streq(j->type, JOB_TYPE_SYSBATCH)) {
             struct reschedule_policy *rp = st_new(&ST_RESCHEDULE_POLICY);
-            if (batch) {
-                rp->attempts = 1;
-                rp->interval = 24ll * 3600 * 1000000000ll;
-                rp->delay = 5ll * 1000000000ll;
-                rp->delay_function = xstrdup("constant");
-            } else {
-                rp->unlimited = true;
-                rp->delay = 30ll * 1000000000ll;
-                rp->delay_function = xstrdup("exponential");
-                rp->max_delay = 3600ll * 1000000000ll;
-            }
+            reschedule_policy_defaults(j->type, rp);
             tg->reschedule_policy = rp;
         }
         if (!tg->ephemeral_disk) {

@@ -483,6 +483,10 @@ extern const struct stype ST_CONSTRAINT, ST_PORT, ST_NETWORK, ST_RESOURCES, ST_R
  * region, namespace, type, priority, datacenters, count, resources, restart/reschedule
  * policies, log config, ephemeral disk, kill timeout, name = id. */
 void job_canonicalize(struct job *j);
+/* Nomad's default restart and reschedule policies for a job type ("service" when NULL):
+ * what an absent block means, and what the fields a partial block leaves out take. */
+void restart_policy_defaults(const char *job_type, struct restart_policy *r);
+void reschedule_policy_defaults(const char *job_type, struct reschedule_policy *r);
 /* Validates a canonicalised job. Returns 0 or -CV_EINVAL with every problem found,
  * one per line, in errmsg (which must hold CV_ERRMSG_SIZE*4 bytes). */
 int job_validate(const struct job *j, char *errmsg, size_t errmsg_size);

@@ -195,6 +195,58 @@ START_TEST(variables_precedence)
 }
 END_TEST
 
+START_TEST(partial_policies_merge_defaults)
+{
+    /* A restart or reschedule block that sets some fields takes the job type's defaults
+     * for the others, as Nomad merges them (a missing interval used to mean 0). */
+    struct job *j = parse_ok("job \"s\" {\n"
+                             "  group \"g\" {\n"
+                             "    restart { attempts = 5 }\n"
+                             "    reschedule { attempts = 3 }\n"
+                             "    task \"t\" {\n"
+                             "      driver = \"raw_exec\"\n"
+                             "      config { command = \"/bin/true\" }\n"
+                             "    }\n"
+                             "  }\n"
+                             "}\n",
+                             NULL, 0);
+    const struct restart_policy *r = j->task_groups[0].restart_policy;
+    ck_assert_int_eq(r->attempts, 5);
+    ck_assert_int_eq(r->interval, 30ll * 60 * 1000000000ll);
+    ck_assert_int_eq(r->delay, 15ll * 1000000000ll);
+    ck_assert_str_eq(r->mode, "fail");
+    const struct reschedule_policy *rp = j->task_groups[0].reschedule_policy;
+    ck_assert_int_eq(rp->attempts, 3);
+    ck_assert(rp->unlimited); /* service default; Nomad ignores attempts unless unlimited = false */
+    ck_assert_str_eq(rp->delay_function, "exponential");
+    st_unref(&ST_JOB, j);
+
+    j = parse_ok("job \"b\" {\n"
+                 "  type = \"batch\"\n"
+                 "  group \"g\" {\n"
+                 "    restart { delay = \"1s\" }\n"
+                 "    reschedule { delay = \"10s\" }\n"
+                 "    task \"t\" {\n"
+                 "      driver = \"raw_exec\"\n"
+                 "      config { command = \"/bin/true\" }\n"
+                 "    }\n"
+                 "  }\n"
+                 "}\n",
+                 NULL, 0);
+    r = j->task_groups[0].restart_policy;
+    ck_assert_int_eq(r->attempts, 3);
+    ck_assert_int_eq(r->interval, 24ll * 3600 * 1000000000ll);
+    ck_assert_int_eq(r->delay, 1000000000ll);
+    rp = j->task_groups[0].reschedule_policy;
+    ck_assert_int_eq(rp->attempts, 1);
+    ck_assert_int_eq(rp->interval, 24ll * 3600 * 1000000000ll);
+    ck_assert_int_eq(rp->delay, 10ll * 1000000000ll);
+    ck_assert_str_eq(rp->delay_function, "constant");
+    ck_assert(!rp->unlimited);
+    st_unref(&ST_JOB, j);
+}
+END_TEST
+
 START_TEST(decode_errors)
 {
     /* Schema and type errors print HCL diagnostics with the file's base name. */
@@ -342,6 +394,7 @@ static Suite *suite(void)
     tcase_add_test(tc, batch_job);
     tcase_add_test(tc, ports_and_implicit_group);
     tcase_add_test(tc, variables_precedence);
+    tcase_add_test(tc, partial_policies_merge_defaults);
     tcase_add_test(tc, decode_errors);
     tcase_add_test(tc, never_crashes_on_mutations);
     tcase_add_test(tc, parse_speed);
