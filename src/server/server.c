@@ -751,15 +751,16 @@ static void ep_alloc_stop(struct rpc_req *req, void *ctx)
         /* Nomad's Alloc.Stop: mark the allocation DesiredTransition.Migrate and create
          * the alloc-stop eval in one write; the scheduler then stops it ("alloc is being
          * migrated") and places a replacement whose PreviousAllocation is this one. The
-         * write is the stored alloc with the flag set (the FSM keeps the client status
-         * of the stored one). */
+         * FSM merges only the transition into the stored alloc, so a client update
+         * committed meanwhile is not overwritten. */
         struct fsm_cmd cmd;
         memset(&cmd, 0, sizeof cmd);
-        cmd.type = FSM_PLAN_APPLY;
+        cmd.type = FSM_ALLOC_DESIRED_TRANSITION;
         cmd.allocs = xcalloc(1, sizeof *cmd.allocs);
         cmd.n_allocs = 1;
-        st_copy(&ST_ALLOC, &cmd.allocs[0], a);
         cmd.allocs[0].refs = 1;
+        cmd.allocs[0].id = xstrdup(a->id);
+        cmd.allocs[0].desired_transition = a->desired_transition;
         cmd.allocs[0].desired_transition.migrate = true;
         cmd.evals = e;
         cmd.n_evals = 1;

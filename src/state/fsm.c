@@ -208,6 +208,20 @@ static void apply_alloc_client_update(struct state_txn *txn, struct fsm_cmd *cmd
     }
 }
 
+static void apply_desired_transition(struct state_txn *txn, const struct fsm_cmd *cmd)
+{
+    for (size_t i = 0; i < cmd->n_allocs; i++) {
+        const struct alloc *u = &cmd->allocs[i];
+        const struct alloc *old = snap_alloc(txn_snap(txn), u->id);
+        if (!old)
+            continue;
+        struct alloc *a = st_dup(&ST_ALLOC, old);
+        a->desired_transition = u->desired_transition;
+        a->modify_time = cmd->now;
+        txn_upsert_alloc(txn, a);
+    }
+}
+
 static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlist *freed_nodes)
 {
     const struct state_snap *sn = txn_snap(txn);
@@ -343,6 +357,9 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         break;
     case FSM_PLAN_APPLY:
         apply_plan(txn, cmd, &freed);
+        break;
+    case FSM_ALLOC_DESIRED_TRANSITION:
+        apply_desired_transition(txn, cmd);
         break;
     default:
         rc = cv_err(errmsg, CV_EMALFORMED, "unknown command type %lld", (long long)cmd->type);

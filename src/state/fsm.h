@@ -33,6 +33,10 @@ enum fsm_type {
     FSM_NODE_DELETE,
     FSM_STATE_RESTORE, /* Snapshot: a whole fsm snapshot (operator snapshot restore) */
     FSM_GC,            /* Evals/Allocs/Stopped: IDs to delete; Jobs (ns+id); Nodes (ids) */
+    /* Allocs: ID + DesiredTransition, merged into the stored allocations (nothing else
+     * of them changes: a client update committed meanwhile is kept); Evals. Nomad's
+     * AllocUpdateDesiredTransition, written by Alloc.Stop. */
+    FSM_ALLOC_DESIRED_TRANSITION,
 };
 
 struct fsm_cmd {

@@ -170,6 +170,55 @@ START_TEST(test_semantics)
 }
 END_TEST
 
+/* Alloc.Stop's write merges only DesiredTransition into the stored allocation: the
+ * client status and task states committed before it stay, and its eval is stored. */
+START_TEST(test_desired_transition_merges)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *s = apply_all(&l);
+    struct state_snap *sn = state_snapshot(s);
+    const struct alloc *before = snap_alloc(sn, "a1");
+    ck_assert_ptr_nonnull(before);
+    char *status = xstrdup(before->client_status);
+    size_t ntasks = before->n_task_states;
+    snap_unref(sn);
+
+    struct fsm_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_ALLOC_DESIRED_TRANSITION;
+    c.now = 9000;
+    c.n_allocs = 1;
+    c.allocs = xcalloc(1, sizeof *c.allocs);
+    c.allocs[0].refs = 1;
+    c.allocs[0].id = xstrdup("a1");
+    c.allocs[0].desired_transition.migrate = true;
+    c.n_evals = 1;
+    c.evals = xcalloc(1, sizeof *c.evals);
+    c.evals[0].id = xstrdup("e-stop");
+    c.evals[0].job_id = xstrdup("web");
+    c.evals[0].status = xstrdup(EVAL_STATUS_PENDING);
+    char *buf;
+    size_t len;
+    encode_cmd(&c, &buf, &len);
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(fsm_apply(s, 100, buf, len, NULL, err), 0);
+    free(buf);
+
+    sn = state_snapshot(s);
+    const struct alloc *a = snap_alloc(sn, "a1");
+    ck_assert(a->desired_transition.migrate);
+    ck_assert_str_eq(a->client_status, status);
+    ck_assert_uint_eq(a->n_task_states, ntasks);
+    ck_assert_uint_eq(a->modify_index, 100);
+    ck_assert_ptr_nonnull(snap_eval(sn, "e-stop"));
+    snap_unref(sn);
+    free(status);
+    state_free(s);
+    free_log(&l);
+}
+END_TEST
+
 /* A snapshot restores to an identical state, indexes included. */
 START_TEST(test_snapshot_round_trip)
 {
@@ -233,6 +282,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_semantics);
+    tcase_add_test(tc, test_desired_transition_merges);
     tcase_add_test(tc, test_snapshot_round_trip);
     tcase_add_test(tc, test_malformed);
     suite_add_tcase(su, tc);
