@@ -398,6 +398,7 @@ struct tcp_client {
     struct pending *pending;
     struct event *fail_ev;
     size_t failures; /* connection attempts that failed in a row */
+    char *addr;      /* the server bev is connected (or connecting) to; NULL without bev */
 };
 
 static void tc_connect(struct tcp_client *t);
@@ -416,15 +417,20 @@ static void tc_flush(struct tcp_client *t)
 }
 
 /* The connection broke: calls that were sent fail (the server may have run them, so
- * only the caller can decide to retry), unsent ones move to the next server. */
-static void tc_broken(struct tcp_client *t, const char *why)
+ * only the caller can decide to retry), unsent ones move to the next server (failover)
+ * or, when the server list was replaced, to the head of the new list. */
+static void tc_broken_ex(struct tcp_client *t, const char *why, bool failover)
 {
     if (t->bev) {
         bufferevent_free(t->bev);
         t->bev = NULL;
     }
     t->connected = false;
-    const char *srv = t->servers.n ? t->servers.v[t->cur % t->servers.n] : "none";
+    char srv[128];
+    snprintf(srv, sizeof srv, "%s", t->addr ? t->addr
+                                     : t->servers.n ? t->servers.v[t->cur % t->servers.n] : "none");
+    free(t->addr);
+    t->addr = NULL;
     struct pending **pp = &t->pending, *failed = NULL;
     while (*pp) {
         struct pending *p = *pp;
@@ -436,11 +442,11 @@ static void tc_broken(struct tcp_client *t, const char *why)
             pp = &p->next;
         }
     }
-    if (t->servers.n)
+    if (failover && t->servers.n)
         t->cur = (t->cur + 1) % t->servers.n;
     /* Every server tried in a row without success: fail what waits, rather than
      * reconnecting in a loop; the next call starts a new round. */
-    if (++t->failures >= (t->servers.n ? t->servers.n : 1)) {
+    if (failover && ++t->failures >= (t->servers.n ? t->servers.n : 1)) {
         t->failures = 0;
         struct pending **pu = &t->pending;
         while (*pu) {
@@ -462,6 +468,11 @@ static void tc_broken(struct tcp_client *t, const char *why)
     }
     if (t->pending)
         tc_connect(t);
+}
+
+static void tc_broken(struct tcp_client *t, const char *why)
+{
+    tc_broken_ex(t, why, true);
 }
 
 static void tc_read(struct bufferevent *bev, void *arg)
@@ -549,6 +560,7 @@ static void tc_connect(struct tcp_client *t)
     sa.sin_port = htons((uint16_t)atoi(colon + 1));
     inet_pton(AF_INET, host, &sa.sin_addr);
     t->bev = bufferevent_socket_new(t->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    t->addr = xstrdup(srv);
     bufferevent_setcb(t->bev, tc_read, NULL, tc_event, t);
     bufferevent_enable(t->bev, EV_READ | EV_WRITE);
     struct timeval tv = {RPC_CONNECT_TIMEOUT_S, 0};
@@ -584,6 +596,7 @@ static void tc_free(struct rpc_client *c)
     struct tcp_client *t = c->impl;
     if (t->bev)
         bufferevent_free(t->bev);
+    free(t->addr);
     /* Every call gets its answer, so callers can release what they attached to it. */
     while (t->pending) {
         struct pending *p = t->pending;
@@ -619,4 +632,20 @@ void rpc_tcp_client_set_servers(struct rpc_client *c, const struct strlist *serv
     strlist_clear(&t->servers);
     strlist_copy(&t->servers, servers);
     t->cur = 0;
+    t->failures = 0;
+    if (!t->bev)
+        return;
+    for (size_t i = 0; i < t->servers.n; i++) {
+        if (!strcmp(t->servers.v[i], t->addr)) {
+            t->cur = i; /* still wanted: keep the connection */
+            return;
+        }
+    }
+    /* The connection goes to a server no longer in the list (a follower's forwarding
+     * client whose leader changed; a client whose server left the node pool). Keeping it
+     * would send every later call into it: to an old leader cut off by a partition they
+     * would wait until TCP gives up, minutes later (tests/integration/test_chaos found
+     * forwarded writes hanging that way). Calls sent on it fail, as when a connection
+     * breaks (the old server may have run them); unsent ones go to the new list. */
+    tc_broken_ex(t, "no longer in the server list", false);
 }
