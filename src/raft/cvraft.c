@@ -531,6 +531,8 @@ static struct fsm_cmd *pending_take(struct cvraft *r, const struct raft_buffer *
     return NULL;
 }
 
+static void apply_fail_later(evutil_socket_t fd, short what, void *arg);
+
 static void apply_done(struct raft_apply *req, int status, void *result)
 {
     struct apply_req *ar = req->data;
@@ -539,6 +541,18 @@ static void apply_done(struct raft_apply *req, int status, void *result)
         int code = (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) ? -CV_ENOTLEADER
                                                                                : -CV_EIO;
         snprintf(ar->errmsg, sizeof ar->errmsg, "raft apply: %s", raft_strerror(status));
+        if (status == RAFT_LEADERSHIPLOST && !ar->r->closing) {
+            /* libraft 0.15 fails the outstanding requests from inside its step-down
+             * (convertClearLeader), after freeing the leader's progress array but while
+             * its state still reads LEADER: a callback that applies again from there
+             * (the plan applier moving on to its next plan) makes raft_apply replicate
+             * through the freed array - a NULL dereference that killed a leader under
+             * packet loss (tests/integration/test_chaos). Report on a later loop turn,
+             * when raft is a follower and a new apply fails cleanly. */
+            ar->status = code;
+            event_base_once(ar->r->base, -1, EV_TIMEOUT, apply_fail_later, ar, NULL);
+            return;
+        }
         ar->cb(code, 0, ar->errmsg, ar->arg);
     } else if (!result) {
         ar->cb(-CV_EMALFORMED, 0, "raft apply: entry rejected by the state machine", ar->arg);
