@@ -176,13 +176,91 @@ static bool name_cb(const void *obj, void *arg)
     return true;
 }
 
+struct name_hold {
+    char *name; /* the smap key */
+    char *id;
+};
+
+struct plan_names {
+    char *ns, *job_id; /* the job indexed; NULL: nothing yet */
+    struct smap m;     /* name -> struct name_hold * */
+};
+
+struct plan_names *plan_names_new(void)
+{
+    struct plan_names *pn = xcalloc(1, sizeof *pn);
+    smap_init(&pn->m, 16);
+    return pn;
+}
+
+void plan_names_reset(struct plan_names *pn)
+{
+    for (size_t i = 0; i < pn->m.cap; i++) {
+        if (!pn->m.keys[i])
+            continue;
+        struct name_hold *h = pn->m.vals[i];
+        free(h->name);
+        free(h->id);
+        free(h);
+    }
+    smap_close(&pn->m);
+    smap_init(&pn->m, 16);
+    free(pn->ns);
+    free(pn->job_id);
+    pn->ns = pn->job_id = NULL;
+}
+
+void plan_names_free(struct plan_names *pn)
+{
+    if (!pn)
+        return;
+    plan_names_reset(pn);
+    smap_close(&pn->m);
+    free(pn);
+}
+
+static void names_hold(struct plan_names *pn, const char *name, const char *id)
+{
+    struct name_hold *h = smap_get(&pn->m, name, NULL);
+    if (h) {
+        cv_strset(&h->id, id);
+        return;
+    }
+    h = xmalloc(sizeof *h);
+    h->name = xstrdup(name);
+    h->id = xstrdup(id);
+    smap_put(&pn->m, h->name, h);
+}
+
+static bool names_build_cb(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    if (!alloc_terminal(a) && a->name && *a->name)
+        names_hold(arg, a->name, cv_str(a->id));
+    return true;
+}
+
+/* Whether the alloc id, found in the index as a name's holder, still holds it in latest
+ * and the plan does not stop it. */
+static bool holder_live(const struct state_snap *latest, const struct smap *ids, const char *id)
+{
+    const struct alloc *a = snap_alloc(latest, id);
+    if (!a || alloc_terminal(a))
+        return false;
+    bool found;
+    void *v = smap_get(ids, id, &found);
+    return !(found && !v);
+}
+
 /* Marks the nodes of new placements of a service or batch job whose name a live
  * allocation of the job (one this plan does not stop) or an earlier placement of the
  * plan already holds. Workers planning
  * slices of one eval, or a worker re-planning on a stale snapshot, can then never place
- * more allocations than the job has names (no over-placement beyond count). */
+ * more allocations than the job has names (no over-placement beyond count). With an
+ * index (pn), the job's allocations are walked only when the index holds another job. */
 static void check_names(const struct state_snap *latest, const struct plan *p,
-                        const struct smap *ids, const struct smap *by_node, struct pnode *nodes)
+                        const struct smap *ids, const struct smap *by_node, struct pnode *nodes,
+                        struct plan_names *pn)
 {
     if (!p->n_node_allocation)
         return;
@@ -194,12 +272,24 @@ static void check_names(const struct state_snap *latest, const struct plan *p,
         return;
     struct names nm = {.ids = ids};
     smap_init(&nm.m, p->n_node_allocation * 2);
-    snap_allocs_by_job(latest, ns, first->job_id, name_cb, &nm);
+    if (pn && !(pn->ns && cv_streq(pn->ns, ns) && cv_streq(pn->job_id, first->job_id))) {
+        plan_names_reset(pn);
+        pn->ns = xstrdup(ns);
+        pn->job_id = xstrdup(cv_str(first->job_id));
+        snap_allocs_by_job(latest, ns, first->job_id, names_build_cb, pn);
+    }
+    if (!pn)
+        snap_allocs_by_job(latest, ns, first->job_id, name_cb, &nm);
     for (size_t i = 0; i < p->n_node_allocation; i++) {
         const struct alloc *a = &p->node_allocation[i];
         if (!a->name || !*a->name || alloc_terminal(a))
             continue;
         const char *holder = smap_get(&nm.m, a->name, NULL);
+        if (!holder && pn) {
+            const struct name_hold *h = smap_get(&pn->m, a->name, NULL);
+            if (h && !cv_streq(h->id, a->id) && holder_live(latest, ids, h->id))
+                holder = h->id;
+        }
         if (holder && !cv_streq(holder, a->id)) {
             bool found;
             void *k = smap_get(by_node, cv_str(a->node_id), &found);
@@ -212,7 +302,19 @@ static void check_names(const struct state_snap *latest, const struct plan *p,
     smap_close(&nm.m);
 }
 
-int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out)
+/* Fills dst with src: a deep copy, or src itself (src left zeroed) when moving. */
+static void take(struct alloc *dst, struct alloc *src, bool move)
+{
+    if (!move) {
+        st_copy(&ST_ALLOC, dst, src);
+        return;
+    }
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+}
+
+static int check(const struct state_snap *latest, struct plan *p, bool move,
+                 struct plan_names *names, struct plan_result *out)
 {
     memset(out, 0, sizeof *out);
     struct pcheck c = {.p = p};
@@ -238,7 +340,7 @@ int plan_check(const struct state_snap *latest, const struct plan *p, struct pla
         pn->allocs[pn->n_allocs++] = i;
     }
 
-    check_names(latest, p, &c.ids, &by_node, nodes);
+    check_names(latest, p, &c.ids, &by_node, nodes, names);
     size_t rejected = 0, n_alloc_ok = 0, n_update_ok = 0;
     for (size_t i = 0; i < n_nodes; i++) {
         if (nodes[i].reject || !node_fits(&c, latest, &nodes[i])) {
@@ -262,13 +364,21 @@ int plan_check(const struct state_snap *latest, const struct plan *p, struct pla
             if (pn->reject)
                 continue;
             for (size_t k = 0; k < pn->n_updates; k++)
-                st_copy(&ST_ALLOC, &out->node_update[out->n_node_update++],
-                        &p->node_update[pn->updates[k]]);
+                take(&out->node_update[out->n_node_update++], &p->node_update[pn->updates[k]],
+                     move);
             for (size_t k = 0; k < pn->n_allocs; k++)
-                st_copy(&ST_ALLOC, &out->node_allocation[out->n_node_allocation++],
-                        &p->node_allocation[pn->allocs[k]]);
+                take(&out->node_allocation[out->n_node_allocation++],
+                     &p->node_allocation[pn->allocs[k]], move);
         }
     }
+    /* What commits holds its name from now on (c.ids borrows from p: done before the
+     * moved-out slots matter, names read from out). */
+    if (names && names->ns)
+        for (size_t i = 0; i < out->n_node_allocation; i++) {
+            const struct alloc *a = &out->node_allocation[i];
+            if (a->name && *a->name && !alloc_terminal(a) && cv_streq(a->job_id, names->job_id))
+                names_hold(names, a->name, cv_str(a->id));
+        }
     for (size_t i = 0; i < n_nodes; i++) {
         free(nodes[i].allocs);
         free(nodes[i].updates);
@@ -279,4 +389,16 @@ int plan_check(const struct state_snap *latest, const struct plan *p, struct pla
     free(c.is_update);
     free(c.ports);
     return (int)rejected;
+}
+
+int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out)
+{
+    /* Not moving: p is only read. */
+    return check(latest, (struct plan *)p, false, NULL, out);
+}
+
+int plan_check_move(const struct state_snap *latest, struct plan *p, struct plan_names *names,
+                    struct plan_result *out)
+{
+    return check(latest, p, true, names, out);
 }

@@ -148,6 +148,26 @@ struct eval *sched_eval_max_plans(const struct eval *ev, uint64_t seed, int64_t 
  * Returns the number of rejected nodes. */
 int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out);
 
+/* The applier's index of the names held in one job: name -> ID of the live alloc last
+ * known to hold it. Built by one walk of the job's allocations the first time a plan of
+ * that job is checked, then kept up to date with every placement plan_check_move accepts,
+ * so a big job planned in slices is walked once, not once per plan. An entry may be
+ * stale (the alloc stopped, was collected, or its raft entry failed): a hit is confirmed
+ * against the latest state before it refuses anything. Valid only while every new
+ * allocation passes through plan_check_move with it: reset it (plan_names_reset) when
+ * leadership is gained or lost. */
+struct plan_names;
+/* Returns a new empty index, free with plan_names_free. */
+struct plan_names *plan_names_new(void);
+void plan_names_reset(struct plan_names *pn);
+void plan_names_free(struct plan_names *pn);
+
+/* plan_check for the plan applier: the committed entries are moved out of p (their slots
+ * in p are left zeroed) instead of copied, and the names check uses names (may be NULL:
+ * walk the job's allocations as plan_check does). */
+int plan_check_move(const struct state_snap *latest, struct plan *p, struct plan_names *names,
+                    struct plan_result *out);
+
 /* ---- pieces exposed for tests and the CLI ---- */
 
 /* Nomad's ScoreFitBinPack: 20 - (10^freeCpu + 10^freeMem), clamped to [0, 18], where

@@ -52,6 +52,7 @@ struct dequeue_wait {
     struct leader *ld;
     struct rpc_req *req;
     struct strlist types;
+    bool local; /* from a worker of this (leader) server */
     struct event *timer;
 };
 
@@ -75,9 +76,11 @@ struct leader {
     int n_workers;
     struct plan_req *plans, *plans_tail;
     bool applying;
+    struct plan_names *names; /* plan_check_move's index of a job's held names */
     bool closing;
     struct dequeue_wait *waits;
     uint64_t seed;
+    uint64_t remote_dequeue_ns; /* monotonic time of the last Eval.Dequeue from a follower */
 };
 
 enum worker_state { W_IDLE, W_DEQUEUE, W_WAIT_INDEX, W_SUBMITTED, W_FINISH, W_ACK };
@@ -244,6 +247,7 @@ static bool restore_eval(const void *obj, void *arg)
 void leader_establish(struct leader *ld)
 {
     ld->enabled = true;
+    plan_names_reset(ld->names); /* allocations placed under another leader */
     broker_set_enabled(ld->broker, true);
     blocked_set_enabled(ld->blocked, true);
     /* Rebuild from the state store: every non-terminal eval goes back to the broker or
@@ -259,6 +263,7 @@ static void drop_splits(struct leader *ld);
 void leader_revoke(struct leader *ld)
 {
     ld->enabled = false;
+    plan_names_reset(ld->names);
     drop_waits(ld);
     drop_splits(ld);
     broker_set_enabled(ld->broker, false);
@@ -314,14 +319,23 @@ static void drop_splits(struct leader *ld)
     }
 }
 
+/* How long after a follower's last Eval.Dequeue the leader's own workers leave slices to
+ * the followers: theirs poll at least every DEQUEUE_TIMEOUT_NS while they are idle. */
+#define REMOTE_WORKERS_NS (3 * DEQUEUE_TIMEOUT_NS)
+
 /* Hands out the next slice of a sliced delivery, else the broker's best eval (slicing it
- * when it is big). slice and slices say which part the caller plans. */
-static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, char token[37],
-                                int64_t *slice, int64_t *slices)
+ * when it is big). slice and slices say which part the caller plans. The leader's own
+ * workers (local) take no further slices while followers' workers are around: the
+ * leader decodes, checks and commits every slice's plan, and on a small machine its
+ * planning would delay all of them. */
+static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, bool local,
+                                char token[37], int64_t *slice, int64_t *slices)
 {
     *slice = 0;
     *slices = 1;
-    for (struct split *sp = ld->splits; sp; sp = sp->next)
+    bool skip_splits =
+        local && ld->remote_dequeue_ns && cv_mono_ns() - ld->remote_dequeue_ns < REMOTE_WORKERS_NS;
+    for (struct split *sp = skip_splits ? NULL : ld->splits; sp; sp = sp->next)
         if (sp->handed < sp->n && type_wanted(types, sp->ev->type)) {
             *slice = sp->handed++;
             *slices = sp->n;
@@ -404,7 +418,7 @@ static void serve_waits(struct leader *ld)
         struct dequeue_wait *w = *pp;
         char token[37];
         int64_t slice, slices;
-        struct eval *e = dequeue_for(ld, &w->types, token, &slice, &slices);
+        struct eval *e = dequeue_for(ld, &w->types, w->local, token, &slice, &slices);
         if (!e) {
             pp = &w->next;
             continue;
@@ -439,9 +453,11 @@ static void ep_eval_dequeue(struct rpc_req *req, void *ctx)
         st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
         return;
     }
+    if (!r.leader_local)
+        ld->remote_dequeue_ns = cv_mono_ns();
     char token[37];
     int64_t slice, slices;
-    struct eval *e = dequeue_for(ld, &r.types, token, &slice, &slices);
+    struct eval *e = dequeue_for(ld, &r.types, r.leader_local, token, &slice, &slices);
     if (e) {
         reply_dequeue(req, e, token, slice, slices);
         st_unref(&ST_EVAL, e);
@@ -453,6 +469,7 @@ static void ep_eval_dequeue(struct rpc_req *req, void *ctx)
     struct dequeue_wait *w = xcalloc(1, sizeof *w);
     w->ld = ld;
     w->req = req;
+    w->local = r.leader_local;
     w->types = r.types;
     r.types.v = NULL;
     r.types.n = 0;
@@ -755,7 +772,8 @@ static void applier_next(struct leader *ld)
     c->ld = ld;
     c->pr = pr;
     struct state_snap *latest = state_snapshot(ld->s->state);
-    int rejected = plan_check(latest, &pr->plan, &c->result);
+    /* The committed allocations move out of the decoded plan (no copy). */
+    int rejected = plan_check_move(latest, &pr->plan, ld->names, &c->result);
     snap_unref(latest);
     if (rejected > 0)
         server_count(ld->s, "caravan.plan.node_rejected", rejected);
@@ -1083,6 +1101,7 @@ static void worker_poll(struct worker *w)
     for (size_t i = 0; i < CV_ARRAY_LEN(sched_types); i++)
         strlist_add(&d.types, sched_types[i]);
     d.timeout = DEQUEUE_TIMEOUT_NS;
+    d.leader_local = ld->s->leader;
     wcall(w, "Eval.Dequeue", &ST_EVAL_DEQUEUE_REQ, &d, dequeue_done);
     strlist_clear(&d.types);
 }
@@ -1121,6 +1140,7 @@ struct leader *leader_new(struct server *s)
     ld->seed = (uint64_t)cv_wall_ns();
     ld->broker = broker_new(NULL, ld->seed);
     ld->blocked = blocked_new();
+    ld->names = plan_names_new();
     ld->tick_ev = evtimer_new(s->base, on_tick, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Dequeue", ep_eval_dequeue, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Ack", ep_eval_ack, ld);
@@ -1162,6 +1182,7 @@ void leader_free(struct leader *ld)
     }
     broker_free(ld->broker);
     blocked_free(ld->blocked);
+    plan_names_free(ld->names);
     event_free(ld->tick_ev);
     free(ld);
 }

@@ -102,6 +102,7 @@ TYPE(ST_SERVER_MEMBER, server_member, server_member_fields);
 static const struct sfield eval_dequeue_req_fields[] = {
     SF(eval_dequeue_req, types, "Schedulers", SF_STRLIST),
     SF(eval_dequeue_req, timeout, "Timeout", SF_DUR),
+    SF(eval_dequeue_req, leader_local, "LeaderLocal", SF_BOOL),
 };
 TYPE(ST_EVAL_DEQUEUE_REQ, eval_dequeue_req, eval_dequeue_req_fields);
 

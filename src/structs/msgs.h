@@ -115,6 +115,9 @@ struct server_member {
 struct eval_dequeue_req {
     struct strlist types;
     int64_t timeout; /* ns */
+    /* A worker of the leader itself: handed slices of a sliced eval only when no other
+     * server's worker asked lately (the leader's CPU goes to the plan applier). */
+    bool leader_local;
 };
 
 struct eval_dequeue_resp {

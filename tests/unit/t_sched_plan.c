@@ -396,6 +396,111 @@ START_TEST(test_plan_check_refuses_held_names)
 }
 END_TEST
 
+struct id_list {
+    char *ids[12];
+    size_t n;
+};
+
+static bool collect_ids(const void *obj, void *arg)
+{
+    struct id_list *l = arg;
+    const struct alloc *a = obj;
+    if (!alloc_terminal(a) && l->n < 12)
+        l->ids[l->n++] = xstrdup(a->id);
+    return true;
+}
+
+START_TEST(test_plan_names_index)
+{
+    /* With the applier's names index (built once per job, then fed by each accepted
+     * plan), plan_check_move refuses exactly what the walking check refuses: a second
+     * plan of held names, also on an index built fresh from the state; names whose
+     * holders went terminal are free again although the index still lists them; and the
+     * committed allocations are moved out of the plan, not copied. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 6, 4000, 8192);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 12, 100, 100));
+    th_put_job(&h, th_job("api", JOB_TYPE_SERVICE, 3, 100, 100));
+    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct state_snap *s = th_snap(&h);
+    struct sched_result a, b;
+    char err[256];
+    ck_assert_int_eq(sched_compute(s, ev, 1, TH_NOW, &a, err), 0);
+    ck_assert_int_eq(sched_compute(s, ev, 2, TH_NOW, &b, err), 0);
+    snap_unref(s);
+    ck_assert_uint_eq(a.n_place, 12);
+    char *first_id = xstrdup(a.plan.node_allocation[0].id);
+    struct plan_names *names = plan_names_new();
+    struct plan_result pr;
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check_move(s, &a.plan, names, &pr), 0);
+    snap_unref(s);
+    ck_assert_uint_eq(pr.n_node_allocation, 12);
+    ck_assert_ptr_null(a.plan.node_allocation[0].id); /* moved */
+    bool moved_found = false;
+    for (size_t i = 0; i < pr.n_node_allocation; i++)
+        moved_found |= cv_streq(pr.node_allocation[i].id, first_id);
+    ck_assert(moved_found);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+
+    /* The index knows a's names without walking: b is refused whole. */
+    s = th_snap(&h);
+    ck_assert_int_ge(plan_check_move(s, &b.plan, names, &pr), 1);
+    ck_assert_uint_eq(pr.n_node_allocation, 0);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    /* A fresh index (a new leader) builds from the state and refuses it too. */
+    plan_names_reset(names);
+    ck_assert_int_ge(plan_check_move(s, &b.plan, names, &pr), 1);
+    ck_assert_uint_eq(pr.n_node_allocation, 0);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    snap_unref(s);
+    ck_assert_uint_eq(check_names(&h, "web", 12), 12);
+
+    /* A plan of another job re-targets the index; coming back rebuilds it. */
+    struct eval *ev2 = th_eval("api", JOB_TYPE_SERVICE);
+    struct sched_result c;
+    s = th_snap(&h);
+    ck_assert_int_eq(sched_compute(s, ev2, 3, TH_NOW, &c, err), 0);
+    ck_assert_int_eq(plan_check_move(s, &c.plan, names, &pr), 0);
+    ck_assert_uint_eq(pr.n_node_allocation, 3);
+    snap_unref(s);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+
+    /* Every web alloc finishes: the index (rebuilt for web while they were live) still
+     * names them, yet b's placements of the same names now commit. */
+    s = th_snap(&h);
+    ck_assert_int_ge(plan_check_move(s, &b.plan, names, &pr), 1);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    struct id_list live = {.n = 0};
+    snap_allocs_by_job(s, "default", "web", collect_ids, &live);
+    snap_unref(s);
+    ck_assert_uint_eq(live.n, 12);
+    for (size_t i = 0; i < live.n; i++) {
+        th_alloc_client(&h, live.ids[i], ALLOC_CLIENT_COMPLETE, TH_NOW);
+        free(live.ids[i]);
+    }
+    s = th_snap(&h);
+    ck_assert_int_eq(plan_check_move(s, &b.plan, names, &pr), 0);
+    ck_assert_uint_eq(pr.n_node_allocation, 12);
+    snap_unref(s);
+    th_apply(&h, &pr);
+    st_clear(&ST_PLAN_RESULT, &pr);
+    ck_assert_uint_eq(check_names(&h, "web", 12), 12);
+
+    plan_names_free(names);
+    free(first_id);
+    sched_result_clear(&a);
+    sched_result_clear(&b);
+    sched_result_clear(&c);
+    st_unref(&ST_EVAL, ev);
+    st_unref(&ST_EVAL, ev2);
+    th_close(&h);
+}
+END_TEST
+
 START_TEST(test_slice_partition)
 {
     /* Slice ownership covers every name index exactly once, contiguously, with indexes
@@ -447,6 +552,7 @@ int main(void)
     tcase_add_test(tc, test_plan_check_port_collision);
     tcase_add_test(tc, test_slices_place_disjoint_and_complete);
     tcase_add_test(tc, test_plan_check_refuses_held_names);
+    tcase_add_test(tc, test_plan_names_index);
     tcase_add_test(tc, test_slice_partition);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
