@@ -13,11 +13,22 @@
  *   - SIGPIPE is ignored by the agent (raft writes to dead peers);
  *   - pre-vote is on, so a healed node does not depose a healthy leader;
  *   - a truncation that meets a snapshot write loses its barrier and the server stalls
- *     for good (canonical/raft#372): io_guard.h serialises them.
+ *     for good (canonical/raft#372): io_guard.h serialises them;
+ *   - uv_run must never nest. Raft callbacks run inside uv_run, and what they call may
+ *     call into raft and pump again (a plan applier's apply completion applies the next
+ *     plan). libraft 0.15 runs a leader's apply completions from inside the reader of
+ *     the follower connection that brought the AppendEntries result (uvServerReadCb ->
+ *     uvFireRecvCb -> ... -> replicationApply); a nested uv_run that saw that connection
+ *     end closed and freed the reader, its stream and its header buffer under the
+ *     running callback, which then freed the header again (test_chaos under 25% loss: a
+ *     server died of a double free with only libuv and libraft frames on the stack).
+ *     uv_pump defers a pump asked for from inside uv_run to the next loop turn;
+ *     t_raft_transport reproduces the crash with the guard off.
  */
 #include "raft/cvraft.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +62,9 @@ struct cvraft {
     bool transport_closed;
     int last_role;
     bool started, closing, raft_closed;
+    bool in_uv;            /* inside uv_run (uv_pump or cvraft_close): raft callbacks run */
+    bool pump_again;       /* a pump was asked for from inside uv_run (uv_pump) */
+    uint64_t nested_pumps; /* how often that happened (cvraft_nested_pumps) */
     struct apply_req *pending; /* our proposals whose decoded command we hold (apply) */
 };
 
@@ -78,10 +92,35 @@ static void check_role(struct cvraft *r)
         r->hooks.leadership(is, r->hooks.arg);
 }
 
+/* Runs what libuv has ready, then re-arms libevent for what it has next. Never nested:
+ * raft's callbacks (an apply's completion, the FSM, a connect) run inside uv_run, and
+ * Caravan code they call may call into raft again and then pump (cvraft_apply from a
+ * plan applier's completion). libuv is not re-entrant: a nested uv_run polls and closes
+ * handles under the callback that is still running. libraft 0.15 delivers a received
+ * message from uvServerReadCb -> uvFireRecvCb with the reader (struct uvServer) in
+ * hand; a nested uv_run that sees the same connection end (EOF, reset: packet loss)
+ * aborts that reader and, in its closing phase, frees it and its header buffer, and
+ * uvFireRecvCb then resets and raft_frees them again (tests/integration/test_chaos:
+ * double free under 25% loss; t_raft_transport reproduces it). A pump requested from
+ * inside uv_run is therefore deferred: the outer pump re-arms with a zero timeout so
+ * the next loop turn runs uv again (and flushes the watchers the callback started). */
 static void uv_pump(struct cvraft *r)
 {
+    if (r->in_uv) {
+        r->pump_again = true;
+        return;
+    }
+    r->in_uv = true;
     uv_run(&r->loop, UV_RUN_NOWAIT);
-    uv_rearm(r);
+    r->in_uv = false;
+    if (r->pump_again) {
+        struct timeval now = {0, 0};
+        r->pump_again = false;
+        r->nested_pumps++;
+        evtimer_add(r->ev_uvtimer, &now);
+    } else {
+        uv_rearm(r);
+    }
     check_role(r);
 }
 
@@ -788,6 +827,11 @@ size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs,
     return n;
 }
 
+uint64_t cvraft_nested_pumps(const struct cvraft *r)
+{
+    return r->nested_pumps;
+}
+
 void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *puts,
                         uint64_t *appends)
 {
@@ -806,7 +850,10 @@ static void raft_closed(struct raft *raft)
 
 void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
 {
+    /* Never from a raft callback: the uv_run calls below would be nested (uv_pump). */
+    assert(!r->in_uv);
     r->closing = true;
+    r->in_uv = true; /* callbacks run below: a pump they ask for is not needed */
     raft_close(&r->raft, raft_closed);
     /* Shutdown is synchronous: drive libuv (not re-entrantly: we are in a libevent
      * callback, outside uv_run) until raft has released everything. */
@@ -818,6 +865,7 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
+    r->in_uv = false;
     event_free(r->ev_uvfd);
     event_free(r->ev_uvtimer);
     free(r->address);

@@ -100,6 +100,9 @@ const char *cvraft_state_name(const struct cvraft *r);
  * append behind them since start. */
 void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *puts,
                         uint64_t *appends);
+/* How often code called from inside a raft callback asked to run libuv, which is then
+ * deferred to the next loop turn instead of nesting uv_run (cvraft.c, uv_pump). */
+uint64_t cvraft_nested_pumps(const struct cvraft *r);
 /* Voters in the configuration (address strings valid until the next loop turn). */
 size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs, bool *voters,
                       size_t max);

@@ -14,3 +14,11 @@ TESTS += tests/unit/t_raft_io_guard
 tests_unit_t_raft_io_guard_SOURCES = tests/unit/t_raft_io_guard.c
 tests_unit_t_raft_io_guard_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_raft_io_guard_LDADD = libcvraft.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
+
+# Two real cvraft servers on loopback: an apply completion that proposes again while the
+# connection it was delivered on ends (no nested uv_run; test_chaos's double free).
+check_PROGRAMS += tests/unit/t_raft_transport
+TESTS += tests/unit/t_raft_transport
+tests_unit_t_raft_transport_SOURCES = tests/unit/t_raft_transport.c
+tests_unit_t_raft_transport_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_t_raft_transport_LDADD = libcvraft.a libcvrpc.a libcvstate.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
