@@ -99,16 +99,15 @@ static void nodes_start(void)
         ck_assert_ptr_nonnull(mkdtemp(n->dir));
         n->state = state_new();
         n->eps = rpc_endpoints_new(base, n->state);
-        n->listener = rpc_listener_new(base, "127.0.0.1", n->port, n->eps, on_raft_conn, n,
-                                       errmsg);
+        n->listener = rpc_listener_new(base, "127.0.0.1", n->port, n->eps, on_raft_conn, n, errmsg);
         ck_assert_msg(n->listener != NULL, "%s", errmsg);
         ids[i] = n->id;
         addrs[i] = n->addr;
     }
     for (int i = 0; i < N_NODES; i++) {
         struct rnode *n = &nodes[i];
-        struct cvraft_config cfg = {.id = n->id, .address = n->addr, .dir = n->dir,
-                                    .election_ms = 300, .heartbeat_ms = 30};
+        struct cvraft_config cfg = {
+            .id = n->id, .address = n->addr, .dir = n->dir, .election_ms = 300, .heartbeat_ms = 30};
         n->raft = cvraft_new(base, &cfg, n->state, NULL, NULL, errmsg);
         ck_assert_msg(n->raft != NULL, "%s", errmsg);
     }
@@ -242,8 +241,8 @@ static uint64_t commit_one(int timeout_ms)
 struct reenter {
     struct rnode *leader;
     struct rnode *follower;
-    int shut;               /* connections from the follower ended in the completion */
-    struct apply_wait first; /* the entry whose completion re-enters */
+    int shut;                 /* connections from the follower ended in the completion */
+    struct apply_wait first;  /* the entry whose completion re-enters */
     struct apply_wait second; /* the entry proposed from inside that completion */
 };
 
