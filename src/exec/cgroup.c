@@ -360,6 +360,8 @@ static int create_v2(struct cgroup *cg, const char *name, const struct cgroup_li
     return 0;
 }
 
+static bool freeze(const struct cgroup *cg, bool on);
+
 int cgroup_create(struct cgroup *cg, const char *name, const struct cgroup_limits *lim,
                   char *errmsg)
 {
@@ -383,6 +385,14 @@ int cgroup_create(struct cgroup *cg, const char *name, const struct cgroup_limit
         snprintf(errmsg, CV_ERRMSG_SIZE, "%s", keep);
         return rc;
     }
+    /* The cgroups may be left from an earlier attempt of this task whose shim died
+     * mid-way, SIGKILLed while the group was frozen for a kill-all: whatever is inside
+     * is an orphan of that attempt, and a task joining a frozen group would never run
+     * (seen: 131 processes stuck in one test cgroup). Thaw and empty it first. */
+    if (cg->path[CG_FREEZER])
+        freeze(cg, false);
+    if (cgroup_nprocs(cg) > 0)
+        cgroup_kill_all(cg, 2000);
     cg->oom_kills_at_start = oom_kills(cg);
     return 0;
 }

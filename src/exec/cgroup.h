@@ -51,7 +51,8 @@ char *cgroup_self_dir(const char *ctrl);
 
 /* Creates the task's cgroups `caravan/<name>` under the calling process's own cgroups
  * and applies lim. Returns 0, or a negative CV_E* code with errmsg (nothing is left
- * behind then). cg is filled; release with cgroup_destroy(). */
+ * behind then). Groups left by an earlier attempt are thawed and emptied (their
+ * processes are orphans). cg is filled; release with cgroup_destroy(). */
 int cgroup_create(struct cgroup *cg, const char *name, const struct cgroup_limits *lim,
                   char *errmsg);
 

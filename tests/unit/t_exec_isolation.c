@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -27,6 +28,7 @@
 #include "exec/shim.h"
 #include "structs/structs.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/util.h"
 
 #define ALLOC_ID "5e0c1a55-0000-4000-8000-00000000e8ec"
@@ -442,6 +444,56 @@ START_TEST(test_raw_exec_cgroup)
 }
 END_TEST
 
+START_TEST(test_frozen_leftover_cgroup_reclaimed)
+{
+    /* A task's cgroups left frozen with a process inside (its shim was SIGKILLed during
+     * a kill-all) do not stall the next attempt: creating them again thaws and empties
+     * them, and a task started in them runs. */
+    const char *name = "t-exec-leftover.t";
+    struct cgroup_limits lim = {0};
+    struct cgroup cg;
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(cgroup_create(&cg, name, &lim, err), 0);
+    pid_t orphan = fork();
+    if (orphan == 0) {
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(cgroup_enter(&cg, orphan, err), 0);
+    ck_assert_ptr_nonnull(cg.path[CG_FREEZER]);
+    char *st = xasprintf("%s/freezer.state", cg.path[CG_FREEZER]);
+    FILE *f = fopen(st, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("FROZEN", f);
+    fclose(f);
+    ck_assert_int_eq(cgroup_nprocs(&cg), 1);
+
+    struct cgroup again;
+    ck_assert_int_eq(cgroup_create(&again, name, &lim, err), 0);
+    ck_assert_int_eq(cgroup_nprocs(&again), 0);
+    int status;
+    ck_assert_int_eq(waitpid(orphan, &status, 0), orphan);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    char *state = NULL;
+    ck_assert_int_eq(cv_read_file(st, &state, NULL), 0);
+    ck_assert_msg(cv_has_prefix(state, "THAWED"), "freezer.state %s", state);
+    free(state);
+
+    pid_t task = fork();
+    if (task == 0) {
+        char e2[CV_ERRMSG_SIZE];
+        if (cgroup_enter(&again, 0, e2) != 0)
+            _exit(2);
+        _exit(7);
+    }
+    ck_assert_int_eq(waitpid(task, &status, 0), task);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    free(st);
+    cgroup_destroy(&again);
+    cgroup_destroy(&cg); /* the same directories, already gone: only frees */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("exec_isolation");
@@ -454,6 +506,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_tree_killed_whole);
     tcase_add_test(tc, test_missing_command);
     tcase_add_test(tc, test_raw_exec_cgroup);
+    tcase_add_test(tc, test_frozen_leftover_cgroup_reclaimed);
     suite_add_tcase(s, tc);
     return s;
 }
