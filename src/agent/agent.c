@@ -55,6 +55,11 @@ struct agent {
     struct event *retry_ev;     /* -retry-join: the next attempt */
     int retry_attempts;
     bool retry_busy;            /* an attempt is in flight */
+    /* -join: repeated every second while it reaches nobody (agents started together
+     * race their listeners), START_JOIN_ATTEMPTS times at most */
+    struct event *start_join_ev;
+    int start_join_attempts;
+    bool server_pool_joined, lan_joined;
     /* servers of the server pool whose node pool we joined or are joining: "ip:lan" ->
      * monotonic ms of the last attempt (decimal) */
     struct strmap lan_tried;
@@ -425,18 +430,42 @@ static void on_gossip_change(void *arg)
     gossip_members_free(gm, n);
 }
 
+#define START_JOIN_ATTEMPTS 60
+
+/* A -join that reached nobody is tried again in a second: agents started at the same
+ * moment (a cluster brought up by a script) often find each other's ports not yet open,
+ * and a server left outside the pools would never hear of a failed client. */
+static void start_join_later(struct agent *a)
+{
+    if (a->shutting_down || !a->start_join_ev || !a->cfg.join.n ||
+        a->start_join_attempts >= START_JOIN_ATTEMPTS || evtimer_pending(a->start_join_ev, NULL))
+        return;
+    struct timeval tv = {1, 0};
+    evtimer_add(a->start_join_ev, &tv);
+}
+
 static void lan_join_done(int n, const char *err, void *arg)
 {
-    (void)arg;
-    if (n < 0)
-        log_warn("agent", "joining the node gossip pool failed: %s", err);
+    struct agent *a = arg;
+    if (n > 0) {
+        a->lan_joined = true;
+        return;
+    }
+    log_warn("agent", "joining the node gossip pool failed: %s", err);
+    if (!a->lan_joined)
+        start_join_later(a);
 }
 
 static void server_join_done(int n, const char *err, void *arg)
 {
-    (void)arg;
-    if (n < 0)
-        log_warn("agent", "joining the server pool failed: %s", err);
+    struct agent *a = arg;
+    if (n > 0) {
+        a->server_pool_joined = true;
+        return;
+    }
+    log_warn("agent", "joining the server pool failed: %s", err);
+    if (!a->server_pool_joined)
+        start_join_later(a);
 }
 
 /* "host[:port]" with the port replaced by `port` (join addresses of the other pool). */
@@ -463,6 +492,20 @@ static void lan_join_hosts(struct agent *a, const struct strlist *addrs)
     }
     gossip_join(a->lan, &lj, lan_join_done, a);
     strlist_clear(&lj);
+}
+
+static void start_join_attempt(evutil_socket_t fd, short what, void *arg)
+{
+    struct agent *a = arg;
+    (void)fd;
+    (void)what;
+    if (a->shutting_down)
+        return;
+    a->start_join_attempts++;
+    if (a->gossip && !a->server_pool_joined)
+        gossip_join(a->gossip, &a->cfg.join, server_join_done, a);
+    if (!a->lan_joined)
+        lan_join_hosts(a, &a->cfg.join);
 }
 
 /* -retry-join: a server joins the server pool (and the node pool of the same hosts), a
@@ -1134,6 +1177,7 @@ int agent_main(int argc, char **argv)
         goto out_roles;
     }
     banner(&a);
+    a.start_join_ev = evtimer_new(a.base, start_join_attempt, &a);
     if (a.gossip && a.cfg.join.n) {
         /* -join: through the server pool (the serf port), as Nomad; the RPC discovery
          * above polls the same addresses too. On the loop: the result is logged. */
@@ -1213,6 +1257,8 @@ out_roles:
         event_free(a.shutdown_timer);
     if (a.retry_ev)
         event_free(a.retry_ev);
+    if (a.start_join_ev)
+        event_free(a.start_join_ev);
     strmap_clear(&a.lan_tried);
     http_api_free(a.http);
     gossip_pool_free(a.gossip);
