@@ -128,6 +128,11 @@ int cli_flags_parse(struct cli_ctx *ctx, const struct cli_flag *flags, int argc,
 /* Prints "<msg>\n", the command's usage line and "For additional help try 'caravan <cmd>
  * -help'" to stderr; returns 1. */
 int cli_usage_error(struct cli_ctx *ctx, const char *msg);
+/* For commands without flags of their own: parses the common ones and checks that
+ * between min and max arguments (max < 0: no limit) follow. Returns 0 with *first set to
+ * the first argument, or the exit code after printing the error (msg for a wrong count). */
+int cli_args_only(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
+                  const char *msg, int *first);
 
 /* ------------------------------------------------------------------------------------
  * HTTP client (http.c): blocking HTTP/1.1 over a socket, one connection per request

@@ -13,13 +13,12 @@
 
 static int save_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_flag flags[] = {{NULL, CLI_FLAG_BOOL, NULL}};
     int first;
     char errmsg[1024];
-    if (cli_flags_parse(ctx, flags, argc, argv, &first))
-        return 1;
-    if (argc - first != 1)
-        return cli_usage_error(ctx, "This command takes one argument: <filename>");
+    int rc = cli_args_only(ctx, argc, argv, 1, 1,
+                           "This command takes one argument: <filename>", &first);
+    if (rc)
+        return rc;
     const char *file = argv[first];
     struct cli_http_resp resp;
     if (cli_http_request(ctx->address, ctx->token, "GET", "/v1/operator/snapshot", NULL, 0, NULL,
@@ -33,7 +32,7 @@ static int save_exec(struct cli_ctx *ctx, int argc, char **argv)
         cli_http_resp_free(&resp);
         return 1;
     }
-    int rc = cv_write_file_atomic(file, resp.body.data, resp.body.len);
+    rc = cv_write_file_atomic(file, resp.body.data, resp.body.len);
     cli_http_resp_free(&resp);
     if (rc) {
         cli_error("Failed to write snapshot file %s: %s", file, strerror(-rc));
@@ -45,16 +44,15 @@ static int save_exec(struct cli_ctx *ctx, int argc, char **argv)
 
 static int restore_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_flag flags[] = {{NULL, CLI_FLAG_BOOL, NULL}};
     int first;
     char errmsg[1024];
-    if (cli_flags_parse(ctx, flags, argc, argv, &first))
-        return 1;
-    if (argc - first != 1)
-        return cli_usage_error(ctx, "This command takes one argument: <filename>");
+    int rc = cli_args_only(ctx, argc, argv, 1, 1,
+                           "This command takes one argument: <filename>", &first);
+    if (rc)
+        return rc;
     char *data;
     size_t len;
-    int rc = cv_read_file(argv[first], &data, &len);
+    rc = cv_read_file(argv[first], &data, &len);
     if (rc) {
         cli_error("Error opening snapshot file: %s", strerror(-rc));
         return 1;

@@ -13,13 +13,12 @@
 
 static int join_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_flag flags[] = {{NULL, CLI_FLAG_BOOL, NULL}};
     int first;
     char errmsg[1024];
-    if (cli_flags_parse(ctx, flags, argc, argv, &first))
-        return 1;
-    if (argc - first < 1)
-        return cli_usage_error(ctx, "One or more server addresses are required");
+    int rc = cli_args_only(ctx, argc, argv, 1, -1,
+                           "One or more server addresses are required", &first);
+    if (rc)
+        return rc;
     struct buf path = BUF_INIT;
     buf_puts(&path, "/v1/agent/join");
     for (int i = first; i < argc; i++) {
@@ -29,7 +28,7 @@ static int join_exec(struct cli_ctx *ctx, int argc, char **argv)
     }
     json_t *resp = NULL;
     int status = 0;
-    int rc = cli_api_json(ctx, "PUT", buf_str(&path), NULL, &resp, NULL, &status, errmsg,
+    rc = cli_api_json(ctx, "PUT", buf_str(&path), NULL, &resp, NULL, &status, errmsg,
                           sizeof errmsg);
     buf_free(&path);
     if (rc < 0) {
@@ -50,18 +49,17 @@ static int join_exec(struct cli_ctx *ctx, int argc, char **argv)
 
 static int force_leave_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_flag flags[] = {{NULL, CLI_FLAG_BOOL, NULL}};
     int first;
     char errmsg[1024];
-    if (cli_flags_parse(ctx, flags, argc, argv, &first))
-        return 1;
-    if (argc - first != 1)
-        return cli_usage_error(ctx, "A single server name is required");
+    int rc = cli_args_only(ctx, argc, argv, 1, 1,
+                           "A single server name is required", &first);
+    if (rc)
+        return rc;
     char *e = cli_url_escape(argv[first]);
     char *path = xasprintf("/v1/agent/force-leave?node=%s", e);
     free(e);
     int status = 0;
-    int rc = cli_api_json(ctx, "PUT", path, NULL, NULL, NULL, &status, errmsg, sizeof errmsg);
+    rc = cli_api_json(ctx, "PUT", path, NULL, NULL, NULL, &status, errmsg, sizeof errmsg);
     free(path);
     if (rc < 0) {
         cli_error("Error force-leaving server %s: %s", argv[first], errmsg);

@@ -6,13 +6,12 @@
 
 static int gc_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_flag flags[] = {{NULL, CLI_FLAG_BOOL, NULL}};
     int first;
     char errmsg[1024];
-    if (cli_flags_parse(ctx, flags, argc, argv, &first))
-        return 1;
-    if (argc - first != 0)
-        return cli_usage_error(ctx, "This command takes no arguments");
+    int rc = cli_args_only(ctx, argc, argv, 0, 0,
+                           "This command takes no arguments", &first);
+    if (rc)
+        return rc;
     int status = 0;
     if (cli_api_json(ctx, "PUT", "/v1/system/gc", NULL, NULL, NULL, &status, errmsg,
                      sizeof errmsg) < 0) {

@@ -12,6 +12,18 @@
 
 #include "util/util.h"
 
+int cli_args_only(struct cli_ctx *ctx, int argc, char **argv, int min, int max,
+                  const char *msg, int *first)
+{
+    const struct cli_flag none[] = {{NULL, CLI_FLAG_BOOL, NULL}};
+    if (cli_flags_parse(ctx, none, argc, argv, first))
+        return 1;
+    int n = argc - *first;
+    if (n < min || (max >= 0 && n > max))
+        return cli_usage_error(ctx, msg);
+    return 0;
+}
+
 int cli_usage_error(struct cli_ctx *ctx, const char *msg)
 {
     if (msg)
