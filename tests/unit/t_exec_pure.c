@@ -301,18 +301,15 @@ END_TEST
 START_TEST(test_fingerprint)
 {
     /* The fingerprint reports this machine's real cores, memory, kernel and hostname
-     * under Nomad's attribute names, with consistent resources, in well under a second
-     * (the driver probes run java -version and qemu --version). */
+     * under Nomad's attribute names, with consistent resources (how long it takes is
+     * bench/bench_agent.py's start-up figure, not a test's). */
     struct client_config cfg = {.data_dir = "/tmp", .node_name = "n1", .datacenter = "dc1",
                                 .http_addr = "127.0.0.1:4646", .raw_exec_enabled = true};
     strmap_set(&cfg.meta, "rack", "r1");
     struct node n;
     memset(&n, 0, sizeof n);
-    uint64_t t0 = cv_mono_ns();
     fingerprint_node(&cfg, "11111111-2222-3333-4444-555555555555",
                      "66666666-2222-3333-4444-555555555555", &n);
-    uint64_t took = cv_mono_ns() - t0;
-    ck_assert_msg(took < 1000 * 1000000ull, "fingerprint took %llu ns", (unsigned long long)took);
 
     struct utsname u;
     uname(&u);
