@@ -15,15 +15,22 @@
  *   - a truncation that meets a snapshot write loses its barrier and the server stalls
  *     for good (canonical/raft#372): io_guard.h serialises them;
  *   - uv_run must never nest. Raft callbacks run inside uv_run, and what they call may
- *     call into raft and pump again (a plan applier's apply completion applies the next
- *     plan). libraft 0.15 runs a leader's apply completions from inside the reader of
- *     the follower connection that brought the AppendEntries result (uvServerReadCb ->
- *     uvFireRecvCb -> ... -> replicationApply); a nested uv_run that saw that connection
- *     end closed and freed the reader, its stream and its header buffer under the
- *     running callback, which then freed the header again (test_chaos under 25% loss: a
- *     server died of a double free with only libuv and libraft frames on the stack).
- *     uv_pump defers a pump asked for from inside uv_run to the next loop turn;
- *     t_raft_transport reproduces the crash with the guard off.
+ *     call into raft and pump again. libraft 0.15 runs a leader's apply completions from
+ *     inside the reader of the follower connection that brought the AppendEntries result
+ *     (uvServerReadCb -> uvFireRecvCb -> ... -> replicationApply); a nested uv_run that
+ *     saw that connection end closed and freed the reader, its stream and its header
+ *     buffer under the running callback, which then freed the header again (test_chaos
+ *     under 25% loss: a server died of a double free with only libuv and libraft frames
+ *     on the stack). Apply completions therefore run from the libevent loop after uv_run
+ *     returned (the apply section), and uv_pump still defers a pump asked for from
+ *     inside uv_run to the next loop turn for any other path; t_raft_transport checks
+ *     both;
+ *   - libraft 0.15 fails outstanding applies from inside its step-down, after freeing
+ *     the leader's progress array while its state still reads LEADER: a raft_apply from
+ *     there dereferenced NULL (a leader died under packet loss). The same rule (no
+ *     completion inside uv_run) covers it;
+ *   - a multi-entry raft_apply calls back once, when its first entry is applied: batched
+ *     proposals are completed per entry from the FSM (the apply section).
  */
 #include "raft/cvraft.h"
 
@@ -41,6 +48,27 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
+
+struct cvraft;
+
+/* A proposal, from cvraft_apply_cmd until its callback ran (the apply section). */
+struct apply_req {
+    struct cvraft *r;
+    cvraft_apply_cb cb;
+    void *arg;
+    int status;
+    uint64_t index;      /* applied at, once status is 0 */
+    struct fsm_cmd *cmd; /* owned; NULL once the FSM took it */
+    void *base;          /* the entry's buffer: ours until proposed, then libraft's */
+    size_t len;
+    raft_term term;
+    struct apply_req *next; /* in r->queue, r->pending or r->done */
+    char errmsg[CV_ERRMSG_SIZE];
+};
+
+struct apply_list {
+    struct apply_req *head, *tail;
+};
 
 struct cvraft {
     struct event_base *base;
@@ -65,7 +93,11 @@ struct cvraft {
     bool in_uv;            /* inside uv_run (uv_pump or cvraft_close): raft callbacks run */
     bool pump_again;       /* a pump was asked for from inside uv_run (uv_pump) */
     uint64_t nested_pumps; /* how often that happened (cvraft_nested_pumps) */
-    struct apply_req *pending; /* our proposals whose decoded command we hold (apply) */
+    /* proposals (the apply section): queued this loop turn, handed to libraft and not
+     * yet applied (in log order), and completed with their callbacks still to run */
+    struct apply_list queue, pending, done;
+    struct event *ev_flush, *ev_done;
+    uint64_t batches, batched_entries; /* raft_apply calls and the entries they carried */
 };
 
 /* ---------------------------------------------------------------- uv inside libevent */
@@ -81,6 +113,8 @@ static void uv_rearm(struct cvraft *r)
     }
 }
 
+static void pending_fail_all(struct cvraft *r, int status, const char *errmsg);
+
 static void check_role(struct cvraft *r)
 {
     if (!r->started || r->closing)
@@ -88,6 +122,10 @@ static void check_role(struct cvraft *r)
     int role = raft_state(&r->raft);
     bool was = r->last_role == RAFT_LEADER, is = role == RAFT_LEADER;
     r->last_role = role;
+    /* Entries of a batch whose callback already ran (its first entry was applied) get no
+     * failure from libraft when leadership goes: fail what was not applied as ours. */
+    if (was && !is)
+        pending_fail_all(r, -CV_ENOTLEADER, "raft apply: leadership lost");
     if (was != is && r->hooks.leadership)
         r->hooks.leadership(is, r->hooks.arg);
 }
@@ -124,6 +162,10 @@ static void uv_pump(struct cvraft *r)
     check_role(r);
 }
 
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+static void apply_drain(evutil_socket_t fd, short what, void *arg);
+static void apply_flush(struct cvraft *r);
+
 static void on_uv_event(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -133,22 +175,22 @@ static void on_uv_event(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- FSM adapter */
 
-static struct fsm_cmd *pending_take(struct cvraft *r, const struct raft_buffer *buf);
+static struct apply_req *pending_take(struct cvraft *r, const struct raft_buffer *buf);
+static void apply_complete(struct cvraft *r, struct apply_req *ar, int status, uint64_t index,
+                           const char *errmsg);
 
 static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cvraft *r = fsm->data;
     uint64_t index = raft_last_applied(&r->raft) + 1;
     char errmsg[CV_ERRMSG_SIZE] = "";
-    /* An entry this leader proposed in this term with its command already decoded is
-     * applied from that command; every other entry (all entries on followers) is
-     * decoded from the log's bytes. */
-    struct fsm_cmd *cmd = pending_take(r, buf);
+    /* An entry this leader proposed in this term is completed here; with its command
+     * already decoded, it is applied from that command. Every other entry (all entries
+     * on followers) is decoded from the log's bytes. */
+    struct apply_req *ar = pending_take(r, buf);
     int rc;
-    if (cmd) {
-        rc = fsm_apply_cmd(r->state, index, cmd, &r->fsm_hooks, errmsg);
-        st_clear(&ST_FSM_CMD, cmd);
-        free(cmd);
+    if (ar && ar->cmd) {
+        rc = fsm_apply_cmd(r->state, index, ar->cmd, &r->fsm_hooks, errmsg);
     } else {
         rc = fsm_apply(r->state, index, buf->base, buf->len, &r->fsm_hooks, errmsg);
     }
@@ -158,10 +200,13 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
         log_error("raft", "entry %llu not applied: %s (len %zu, bytes %02x %02x %02x %02x)",
                   (unsigned long long)index, errmsg, buf->len, buf->len > 0 ? b[0] : 0,
                   buf->len > 1 ? b[1] : 0, buf->len > 2 ? b[2] : 0, buf->len > 3 ? b[3] : 0);
-        *result = NULL;
-        return 0;
     }
-    *result = (void *)(uintptr_t)index;
+    if (ar) {
+        char msg[CV_ERRMSG_SIZE];
+        snprintf(msg, sizeof msg, "raft apply: entry rejected by the state machine: %s", errmsg);
+        apply_complete(r, ar, rc ? -CV_EMALFORMED : 0, index, msg);
+    }
+    *result = NULL;
     return 0;
 }
 
@@ -433,6 +478,8 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     raft_set_pre_vote(&r->raft, true);
     r->ev_uvfd = event_new(base, uv_backend_fd(&r->loop), EV_READ | EV_PERSIST, on_uv_event, r);
     r->ev_uvtimer = evtimer_new(base, on_uv_event, r);
+    r->ev_flush = event_new(base, -1, 0, on_flush, r);
+    r->ev_done = event_new(base, -1, 0, apply_drain, r);
     event_add(r->ev_uvfd, NULL);
     return r;
 
@@ -510,104 +557,174 @@ int cvraft_start(struct cvraft *r, char *errmsg)
 
 /* ---------------------------------------------------------------- apply */
 
-/* A proposal in flight. With `cmd`, it sits in r->pending until its entry is applied
- * here (the FSM takes cmd) or the proposal completes otherwise (cmd freed):
- *   1. cmd is matched only by the entry buffer's address and length, which libraft hands
- *      the leader's FSM unchanged (the log entry keeps the buffer raft_apply got), and
- *      only in the term it was proposed in while we still lead: a buffer received from
- *      another leader can never match.
- *   2. The request stays pending at most until its callback, and libraft calls it for
- *      every proposal (applied, failed, leadership lost, shutdown), so no entry outlives
- *      its buffer in the list. */
-struct apply_req {
+/*
+ * Proposals are grouped and completed on the libevent loop, never inside uv_run:
+ *
+ *   cvraft_apply_cmd --queue--> r->queue --apply_flush (end of this loop turn)-->
+ *     one raft_apply of n entries (one AppendEntries per follower, one disk write)
+ *   fsm_apply_cb (entry applied) / batch failure / leadership lost / close
+ *     --apply_complete--> r->done --apply_drain (this loop turn, top level)--> callback
+ *
+ * Invariants:
+ *   1. Every proposal is completed exactly once: applied (fsm_apply_cb matches it),
+ *      failed by libraft (its batch's callback with an error), failed when this server
+ *      stops leading (check_role), or failed at close.
+ *   2. r->pending holds, in proposal order, the proposals handed to libraft and not yet
+ *      completed. libraft applies a leader's own entries of one term in log order and
+ *      hands the FSM the very buffer raft_apply got, so an applied entry is ours iff it
+ *      is the head of r->pending (same buffer, same length, proposed in the current term
+ *      while we lead). A buffer received from another leader can never match.
+ *   3. Each entry stays a raft entry of its own (one command each, as before), so the
+ *      log, snapshots and followers see exactly what one raft_apply per proposal gave.
+ *   4. Callbacks never run inside uv_run (libuv is not re-entrant, and libraft 0.15
+ *      fails outstanding requests from inside its step-down, where a new raft_apply
+ *      dereferenced freed progress state) and never from inside the caller of
+ *      cvraft_apply: they run from apply_drain, a libevent callback of their own.
+ *
+ * libraft 0.15 calls a multi-entry raft_apply's callback once, when the FIRST entry is
+ * applied, so batch completion is tracked per entry through the FSM instead.
+ */
+/* One raft_apply: libraft holds `req` until its callback (exactly once). */
+struct apply_batch {
     struct raft_apply req;
     struct cvraft *r;
-    cvraft_apply_cb cb;
-    void *arg;
-    int status;
-    struct fsm_cmd *cmd; /* owned; NULL once the FSM took it */
-    const void *base;    /* the entry's buffer */
-    size_t len;
-    raft_term term;
-    struct apply_req *pnext;
-    char errmsg[CV_ERRMSG_SIZE];
 };
 
-static void pending_unlink(struct cvraft *r, struct apply_req *ar)
+static void req_list_push(struct apply_list *l, struct apply_req *ar)
 {
-    for (struct apply_req **pp = &r->pending; *pp; pp = &(*pp)->pnext)
-        if (*pp == ar) {
-            *pp = ar->pnext;
-            ar->pnext = NULL;
-            return;
-        }
+    ar->next = NULL;
+    if (l->tail)
+        l->tail->next = ar;
+    else
+        l->head = ar;
+    l->tail = ar;
 }
 
-static void pending_drop(struct cvraft *r, struct apply_req *ar)
+static struct apply_req *req_list_pop(struct apply_list *l)
 {
-    if (!ar->cmd)
-        return;
-    pending_unlink(r, ar);
-    st_clear(&ST_FSM_CMD, ar->cmd);
-    free(ar->cmd);
-    ar->cmd = NULL;
+    struct apply_req *ar = l->head;
+    if (ar) {
+        l->head = ar->next;
+        if (!l->head)
+            l->tail = NULL;
+        ar->next = NULL;
+    }
+    return ar;
 }
 
-static struct fsm_cmd *pending_take(struct cvraft *r, const struct raft_buffer *buf)
+/* Queues ar's callback for apply_drain with the given outcome. */
+static void apply_complete(struct cvraft *r, struct apply_req *ar, int status, uint64_t index,
+                           const char *errmsg)
 {
-    if (!r->pending || raft_state(&r->raft) != RAFT_LEADER)
-        return NULL;
-    for (struct apply_req *ar = r->pending; ar; ar = ar->pnext) {
-        if (ar->base != buf->base)
-            continue;
-        if (ar->len != buf->len || ar->term != r->raft.current_term)
-            return NULL;
-        struct fsm_cmd *cmd = ar->cmd;
+    if (ar->cmd) {
+        st_clear(&ST_FSM_CMD, ar->cmd);
+        free(ar->cmd);
         ar->cmd = NULL;
-        pending_unlink(r, ar);
-        return cmd;
     }
-    return NULL;
+    ar->status = status;
+    ar->index = index;
+    if (status && errmsg)
+        snprintf(ar->errmsg, sizeof ar->errmsg, "%s", errmsg);
+    req_list_push(&r->done, ar);
+    event_active(r->ev_done, EV_TIMEOUT, 0);
 }
 
-static void apply_fail_later(evutil_socket_t fd, short what, void *arg);
-
-static void apply_done(struct raft_apply *req, int status, void *result)
-{
-    struct apply_req *ar = req->data;
-    pending_drop(ar->r, ar);
-    if (status != 0) {
-        int code = (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) ? -CV_ENOTLEADER
-                                                                               : -CV_EIO;
-        snprintf(ar->errmsg, sizeof ar->errmsg, "raft apply: %s", raft_strerror(status));
-        if (status == RAFT_LEADERSHIPLOST && !ar->r->closing) {
-            /* libraft 0.15 fails the outstanding requests from inside its step-down
-             * (convertClearLeader), after freeing the leader's progress array but while
-             * its state still reads LEADER: a callback that applies again from there
-             * (the plan applier moving on to its next plan) makes raft_apply replicate
-             * through the freed array - a NULL dereference that killed a leader under
-             * packet loss (tests/integration/test_chaos). Report on a later loop turn,
-             * when raft is a follower and a new apply fails cleanly. */
-            ar->status = code;
-            event_base_once(ar->r->base, -1, EV_TIMEOUT, apply_fail_later, ar, NULL);
-            return;
-        }
-        ar->cb(code, 0, ar->errmsg, ar->arg);
-    } else if (!result) {
-        ar->cb(-CV_EMALFORMED, 0, "raft apply: entry rejected by the state machine", ar->arg);
-    } else {
-        ar->cb(0, (uint64_t)(uintptr_t)result, NULL, ar->arg);
-    }
-    free(ar);
-}
-
-static void apply_fail_later(evutil_socket_t fd, short what, void *arg)
+static void apply_drain(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct apply_req *ar = arg;
-    ar->cb(ar->status, 0, ar->errmsg, ar->arg);
-    free(ar);
+    struct cvraft *r = arg;
+    struct apply_req *ar;
+    /* One at a time off the head: a callback may propose (queued) or complete more. */
+    while ((ar = req_list_pop(&r->done))) {
+        ar->cb(ar->status, ar->index, ar->status ? ar->errmsg : NULL, ar->arg);
+        free(ar);
+    }
+}
+
+/* Fails every proposal handed to libraft and not yet applied. */
+static void pending_fail_all(struct cvraft *r, int status, const char *errmsg)
+{
+    struct apply_req *ar;
+    while ((ar = req_list_pop(&r->pending)))
+        apply_complete(r, ar, status, 0, errmsg);
+}
+
+/* The applied entry's proposal when it is ours (invariant 2), taken off r->pending. */
+static struct apply_req *pending_take(struct cvraft *r, const struct raft_buffer *buf)
+{
+    struct apply_req *ar = r->pending.head;
+    if (!ar || ar->base != buf->base || raft_state(&r->raft) != RAFT_LEADER)
+        return NULL;
+    if (ar->len != buf->len || ar->term != r->raft.current_term)
+        return NULL;
+    return req_list_pop(&r->pending);
+}
+
+static void batch_done(struct raft_apply *req, int status, void *result)
+{
+    (void)result; /* per entry through fsm_apply_cb */
+    struct apply_batch *b = req->data;
+    struct cvraft *r = b->r;
+    free(b);
+    if (status == 0)
+        return;
+    /* The batch failed (leadership lost, shutdown): none of its entries will be applied
+     * as ours. Entries proposed after it in the same term cannot commit before it, so
+     * every proposal still pending goes the same way. */
+    char errmsg[CV_ERRMSG_SIZE];
+    snprintf(errmsg, sizeof errmsg, "raft apply: %s", raft_strerror(status));
+    pending_fail_all(r, (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) ? -CV_ENOTLEADER
+                                                                                  : -CV_EIO,
+                     errmsg);
+}
+
+/* Hands every queued proposal to libraft in one raft_apply. */
+static void apply_flush(struct cvraft *r)
+{
+    size_t n = 0;
+    for (struct apply_req *ar = r->queue.head; ar; ar = ar->next)
+        n++;
+    if (n == 0)
+        return;
+    struct raft_buffer *bufs = xmalloc(n * sizeof *bufs);
+    size_t i = 0;
+    for (struct apply_req *ar = r->queue.head; ar; ar = ar->next, i++) {
+        bufs[i].base = ar->base;
+        bufs[i].len = ar->len;
+    }
+    struct apply_batch *b = xcalloc(1, sizeof *b);
+    b->r = r;
+    b->req.data = b;
+    int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &b->req, bufs, (unsigned)n, batch_done);
+    free(bufs); /* libraft copied the descriptors; the buffers are its own now */
+    struct apply_req *ar;
+    if (rc != 0) {
+        free(b);
+        const char *msg = rc == RAFT_NOTLEADER ? "No cluster leader" : raft_strerror(rc);
+        int code = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
+        while ((ar = req_list_pop(&r->queue))) {
+            raft_free(ar->base); /* a failed raft_apply leaves the buffers to us */
+            ar->base = NULL;
+            apply_complete(r, ar, code, 0, msg);
+        }
+        return;
+    }
+    r->batches++;
+    r->batched_entries += n;
+    raft_term term = r->raft.current_term;
+    while ((ar = req_list_pop(&r->queue))) {
+        ar->term = term;
+        req_list_push(&r->pending, ar);
+    }
+    uv_pump(r);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    apply_flush(arg);
 }
 
 void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg)
@@ -622,36 +739,28 @@ void cvraft_apply_cmd(struct cvraft *r, const char *buf, size_t len, struct fsm_
     ar->r = r;
     ar->cb = cb;
     ar->arg = arg;
-    ar->req.data = ar;
+    ar->cmd = cmd;
     /* libraft 0.15 writes entry data to segments assuming lengths are multiples of 8
      * (an assert compiled out in Debian's build): anything else corrupts the segment
      * and the entries after it are lost on restart. Pad with zeros; the msgpack decoder
      * stops after the first object. */
     size_t padded = (len + 7) & ~(size_t)7;
-    struct raft_buffer rb;
-    rb.base = raft_malloc(padded ? padded : 8);
-    rb.len = padded ? padded : 8;
-    memset(rb.base, 0, rb.len);
-    memcpy(rb.base, buf, len);
-    if (cmd) {
-        ar->cmd = cmd;
-        ar->base = rb.base;
-        ar->len = rb.len;
-        ar->term = r->raft.current_term;
-        ar->pnext = r->pending;
-        r->pending = ar;
-    }
-    int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &ar->req, &rb, 1, apply_done);
-    if (rc != 0) {
-        pending_drop(r, ar);
-        raft_free(rb.base);
-        ar->status = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
-        snprintf(ar->errmsg, sizeof ar->errmsg, "%s",
-                 rc == RAFT_NOTLEADER ? "No cluster leader" : raft_strerror(rc));
-        event_base_once(r->base, -1, EV_TIMEOUT, apply_fail_later, ar, NULL);
-        return;
-    }
-    uv_pump(r);
+    ar->len = padded ? padded : 8;
+    ar->base = raft_malloc(ar->len);
+    memset(ar->base, 0, ar->len);
+    memcpy(ar->base, buf, len);
+    /* Everything proposed during this loop turn goes to libraft together (apply_flush
+     * runs after the callbacks already active in this turn, at the end of the queue). */
+    if (!r->queue.head)
+        event_active(r->ev_flush, EV_TIMEOUT, 0);
+    req_list_push(&r->queue, ar);
+}
+
+uint64_t cvraft_apply_batches(const struct cvraft *r, uint64_t *entries)
+{
+    if (entries)
+        *entries = r->batched_entries;
+    return r->batches;
 }
 
 /* ---------------------------------------------------------------- configuration changes */
@@ -737,6 +846,7 @@ static void transfer_done(struct raft_transfer *req)
 
 void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *arg)
 {
+    apply_flush(r); /* what was proposed before goes first */
     struct change_req *c = xcalloc(1, sizeof *c);
     c->r = r;
     c->cb = cb;
@@ -762,6 +872,7 @@ static void barrier_done(struct raft_barrier *req, int status)
 
 void cvraft_barrier(struct cvraft *r, cvraft_change_cb cb, void *arg)
 {
+    apply_flush(r); /* what was proposed before goes first */
     struct change_req *c = xcalloc(1, sizeof *c);
     c->r = r;
     c->cb = cb;
@@ -827,6 +938,11 @@ size_t cvraft_servers(const struct cvraft *r, uint64_t *ids, const char **addrs,
     return n;
 }
 
+bool cvraft_in_callback(const struct cvraft *r)
+{
+    return r->in_uv;
+}
+
 uint64_t cvraft_nested_pumps(const struct cvraft *r)
 {
     return r->nested_pumps;
@@ -859,8 +975,15 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
      * callback, outside uv_run) until raft has released everything. */
     while (!r->raft_closed)
         uv_run(&r->loop, UV_RUN_ONCE);
-    while (r->pending) /* proposals libraft never answered */
-        pending_drop(r, r->pending);
+    /* Proposals libraft never answered, or that never reached it, fail now; their
+     * callbacks run before r is freed. */
+    pending_fail_all(r, -CV_ESHUTDOWN, "raft apply: shutting down");
+    struct apply_req *ar;
+    while ((ar = req_list_pop(&r->queue))) {
+        raft_free(ar->base);
+        apply_complete(r, ar, -CV_ESHUTDOWN, 0, "raft apply: shutting down");
+    }
+    apply_drain(-1, 0, r);
     raft_uv_close(&r->io);
     io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -868,6 +991,8 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     r->in_uv = false;
     event_free(r->ev_uvfd);
     event_free(r->ev_uvtimer);
+    event_free(r->ev_flush);
+    event_free(r->ev_done);
     free(r->address);
     free(r->dir);
     free(r);

@@ -75,7 +75,11 @@ void cvraft_transfer(struct cvraft *r, uint64_t id, cvraft_change_cb cb, void *a
 
 /* status 0: applied at `index`; else a negative CV_E* code (-CV_ENOTLEADER, ...). */
 typedef void (*cvraft_apply_cb)(int status, uint64_t index, const char *errmsg, void *arg);
-/* Proposes one entry (copied). The callback always runs on a later loop turn. */
+/* Proposes one entry (copied). Entries proposed during one loop turn go to libraft
+ * together at its end (one raft_apply, one AppendEntries per follower, one disk write),
+ * each still an entry of its own. The callback runs once, on the libevent loop (never
+ * inside raft's own callbacks nor inside this call), after the entry was applied here or
+ * once it is known it will not be as ours (not leader, leadership lost, shutdown). */
 void cvraft_apply(struct cvraft *r, const char *buf, size_t len, cvraft_apply_cb cb, void *arg);
 /* The same, with the entry's command already decoded: when this server applies the entry
  * while it still leads in the term it proposed it in, the FSM applies `cmd` instead of
@@ -90,6 +94,11 @@ void cvraft_apply_cmd(struct cvraft *r, const char *buf, size_t len, struct fsm_
  * it is committed and applied here. A new leader must do this before trusting its state
  * (raft commits earlier terms' entries only through an entry of its own term). */
 void cvraft_barrier(struct cvraft *r, cvraft_change_cb cb, void *arg);
+
+/* Whether raft's own callbacks are running (inside uv_run): for tests. */
+bool cvraft_in_callback(const struct cvraft *r);
+/* raft_apply calls made since start, and (in *entries) the entries they carried. */
+uint64_t cvraft_apply_batches(const struct cvraft *r, uint64_t *entries);
 
 bool cvraft_is_leader(const struct cvraft *r);
 /* Leader's address and id, or NULL/0 when unknown. Valid until the next loop turn. */

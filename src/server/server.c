@@ -1115,6 +1115,9 @@ void server_metrics(const struct server *s, struct intmap *out)
         intmap_set(out, "caravan.raft.guard.deferred_truncates", (int64_t)t);
         intmap_set(out, "caravan.raft.guard.deferred_snapshots", (int64_t)p);
         intmap_set(out, "caravan.raft.guard.deferred_appends", (int64_t)a);
+        uint64_t entries, batches = cvraft_apply_batches(s->raft, &entries);
+        intmap_set(out, "caravan.raft.apply_batches", (int64_t)batches);
+        intmap_set(out, "caravan.raft.apply_entries", (int64_t)entries);
     }
 }
 
