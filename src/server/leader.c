@@ -522,8 +522,24 @@ static void ep_eval_ack(struct rpc_req *req, void *ctx)
 /* ---------------------------------------------------------------- Eval.Update */
 
 struct update_ctx {
+    struct leader *ld;
     struct rpc_req *req;
+    char *eval_id; /* with ack: the delivery to ack once committed */
+    char *token;
 };
+
+/* Acks a delivery whose outcome is committed, and lets the broker move on. */
+static void ack_committed(struct leader *ld, const char *eval_id, const char *token)
+{
+    int rc = broker_ack(ld->broker, eval_id, token, cv_wall_ns());
+    if (rc)
+        log_warn("worker", "ack of eval %s failed: %s", eval_id, cv_strerror(rc));
+    if (ld->enabled) {
+        broker_housekeeping(ld);
+        workers_kick(ld);
+        leader_arm_tick(ld);
+    }
+}
 
 static void update_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
                         void *arg)
@@ -533,9 +549,13 @@ static void update_done(int status, uint64_t index, const char *eval_id, const c
     if (status) {
         rpc_req_error(c->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
     } else {
-        struct generic_resp g = {index};
-        rpc_req_reply(c->req, &ST_GENERIC_RESP, &g);
+        if (c->eval_id)
+            ack_committed(c->ld, c->eval_id, c->token);
+        struct eval_update_resp u = {index, c->eval_id != NULL};
+        rpc_req_reply(c->req, &ST_EVAL_UPDATE_RESP, &u);
     }
+    free(c->eval_id);
+    free(c->token);
     free(c);
 }
 
@@ -618,17 +638,16 @@ static void split_committed(int status, uint64_t index, const char *eval_id, con
     if (status) {
         rpc_req_error(c->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
         broker_nack(ld->broker, c->eval_id, c->token, cv_wall_ns());
+        if (ld->enabled) {
+            broker_housekeeping(ld);
+            workers_kick(ld);
+            leader_arm_tick(ld);
+        }
     } else {
-        struct generic_resp g = {index};
-        rpc_req_reply(c->req, &ST_GENERIC_RESP, &g);
-        int rc = broker_ack(ld->broker, c->eval_id, c->token, cv_wall_ns());
-        if (rc)
-            log_warn("worker", "ack of sliced eval %s failed: %s", c->eval_id, cv_strerror(rc));
-    }
-    if (ld->enabled) {
-        broker_housekeeping(ld);
-        workers_kick(ld);
-        leader_arm_tick(ld);
+        /* Every slice's worker is answered Acked: the leader acks the delivery itself. */
+        struct eval_update_resp u = {index, true};
+        rpc_req_reply(c->req, &ST_EVAL_UPDATE_RESP, &u);
+        ack_committed(ld, c->eval_id, c->token);
     }
     free(c->eval_id);
     free(c);
@@ -645,8 +664,8 @@ static void slice_update(struct leader *ld, struct rpc_req *req, struct eval_upd
     }
     split_merge(sp, r);
     if (++sp->done < sp->n) {
-        struct generic_resp g = {0};
-        rpc_req_reply(req, &ST_GENERIC_RESP, &g);
+        struct eval_update_resp u = {0, true}; /* the last slice's commit acks */
+        rpc_req_reply(req, &ST_EVAL_UPDATE_RESP, &u);
         return;
     }
     struct split_ctx *c = xcalloc(1, sizeof *c);
@@ -679,7 +698,12 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
         return;
     }
     struct update_ctx *c = xcalloc(1, sizeof *c);
+    c->ld = ld;
     c->req = req;
+    if (r.ack) {
+        c->eval_id = xstrdup(r.evals[0].id);
+        c->token = xstrdup(cv_str(r.eval_token));
+    }
     eval_update_commit(ld, &r, update_done, c);
     st_clear(&ST_EVAL_UPDATE_REQ, &r);
 }
@@ -999,14 +1023,23 @@ static void plan_result_done(struct worker *w, int status, const char *resp, siz
 static void eval_update_done(struct worker *w, int status, const char *resp, size_t len,
                              const char *errmsg)
 {
-    (void)resp;
-    (void)len;
+    struct eval_update_resp u = {0, false};
+    char err[CV_ERRMSG_SIZE];
+    if (!status && st_decode(&ST_EVAL_UPDATE_RESP, resp, len, &u, err) != 0) {
+        status = -CV_EMALFORMED;
+        errmsg = err;
+    }
     if (status) {
         log_error("worker", "updating eval %s failed: %s", w->ev->id, cv_str(errmsg));
         worker_ack(w, true);
         return;
     }
-    worker_ack(w, false);
+    if (!u.acked) { /* a leader that does not ack with the update */
+        worker_ack(w, false);
+        return;
+    }
+    worker_reset(w);
+    worker_poll(w);
 }
 
 static void worker_finish(struct worker *w, const char *status, const char *desc)
@@ -1022,6 +1055,7 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     up.placement_failed = r && r->placement_failed;
     up.slice = w->slice;
     up.slices = w->slices;
+    up.ack = true;
     struct eval *upd;
     if (r && r->reblock) {
         /* A blocked eval that still cannot place goes back to waiting. */

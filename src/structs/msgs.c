@@ -134,8 +134,15 @@ static const struct sfield eval_update_req_fields[] = {
     SF(eval_update_req, placement_failed, "PlacementFailed", SF_BOOL),
     SF(eval_update_req, slice, "Slice", SF_INT),
     SF(eval_update_req, slices, "Slices", SF_INT),
+    SF(eval_update_req, ack, "Ack", SF_BOOL),
 };
 TYPE(ST_EVAL_UPDATE_REQ, eval_update_req, eval_update_req_fields);
+
+static const struct sfield eval_update_resp_fields[] = {
+    SF(eval_update_resp, index, "Index", SF_UINT),
+    SF(eval_update_resp, acked, "Acked", SF_BOOL),
+};
+TYPE(ST_EVAL_UPDATE_RESP, eval_update_resp, eval_update_resp_fields);
 
 static const struct sfield operator_peer_req_fields[] = {
     SF(operator_peer_req, id, "ID", SF_STR),

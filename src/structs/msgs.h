@@ -111,7 +111,11 @@ struct server_member {
  *   Eval.Dequeue  eval_dequeue_req -> eval_dequeue_resp (blocking up to Timeout)
  *   Eval.Ack      eval_ack_req     -> generic_resp      (Nack = true for a nack)
  *   Plan.Submit   plan_submit_req  -> plan_result
- *   Eval.Update   eval_update_req  -> generic_resp      (the worker's eval/blocked/follow-ups) */
+ *   Eval.Update   eval_update_req  -> eval_update_resp  (the worker's eval/blocked/follow-ups)
+ * A worker asks Eval.Update to ack its delivery too (Ack): the leader acks the broker once
+ * the update committed and answers Acked, which saves the worker an Eval.Ack round trip
+ * per eval. Without Acked in the answer (an older leader), the worker sends Eval.Ack; an
+ * update that fails is nacked by the worker as before. */
 struct eval_dequeue_req {
     struct strlist types;
     int64_t timeout; /* ns */
@@ -146,6 +150,12 @@ struct eval_update_req {
     char *eval_token;
     bool placement_failed; /* the worker's eval could not place everything */
     int64_t slice, slices; /* slices > 1: one slice's outcome, merged by the leader */
+    bool ack;              /* ack the delivery once the update committed */
+};
+
+struct eval_update_resp {
+    uint64_t index;
+    bool acked; /* the leader acked the delivery (the worker sends no Eval.Ack) */
 };
 
 /* Operator.RaftRemovePeer / Operator.TransferLeadership: a server by raft ID (16 hex
@@ -159,6 +169,6 @@ extern const struct stype ST_NODE_REGISTER_REQ, ST_NODE_UPDATE_STATUS_REQ, ST_NO
     ST_NODE_CLIENT_ALLOCS_REQ, ST_NODE_CLIENT_ALLOCS_RESP, ST_ALLOC_GET_REQ, ST_ALLOC_GET_RESP,
     ST_ALLOC_UPDATE_REQ, ST_GENERIC_RESP, ST_JOB_REGISTER_REQ, ST_JOB_DEREGISTER_REQ,
     ST_JOB_WRITE_RESP, ST_SERVER_MEMBER, ST_EVAL_DEQUEUE_REQ, ST_EVAL_DEQUEUE_RESP, ST_EVAL_ACK_REQ,
-    ST_PLAN_SUBMIT_REQ, ST_EVAL_UPDATE_REQ, ST_OPERATOR_PEER_REQ;
+    ST_PLAN_SUBMIT_REQ, ST_EVAL_UPDATE_REQ, ST_EVAL_UPDATE_RESP, ST_OPERATOR_PEER_REQ;
 
 #endif
