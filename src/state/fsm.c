@@ -68,33 +68,40 @@ static bool job_spec_changed(const struct job *a, const struct job *b)
     return changed;
 }
 
-static void upsert_evals(struct state_txn *txn, struct fsm_cmd *cmd, int64_t now)
+/* Moves the command's evals into the store (the command keeps zeroed slots) and returns
+ * them, each with a reference of the caller's for fire_eval_hooks. */
+static struct eval **upsert_evals(struct state_txn *txn, struct fsm_cmd *cmd, int64_t now)
 {
+    if (!cmd->n_evals)
+        return NULL;
+    struct eval **moved = xmalloc(cmd->n_evals * sizeof *moved);
     for (size_t i = 0; i < cmd->n_evals; i++) {
-        struct eval *e = st_dup(&ST_EVAL, &cmd->evals[i]);
+        struct eval *e = st_take(&ST_EVAL, &cmd->evals[i]);
         if (!e->create_time)
             e->create_time = now;
         e->modify_time = now;
+        moved[i] = st_ref(&ST_EVAL, e);
         txn_upsert_eval(txn, e);
     }
+    return moved;
 }
 
-static void fire_eval_hooks(struct state *s, const struct fsm_cmd *cmd, const struct fsm_hooks *h)
+/* Tells the hooks about the evals upsert_evals stored, and drops their references. */
+static void fire_eval_hooks(struct eval **evals, size_t n, const struct fsm_hooks *h)
 {
-    if (!h || !h->eval_upserted || !cmd->n_evals)
-        return;
-    struct state_snap *snap = state_snapshot(s);
-    for (size_t i = 0; i < cmd->n_evals; i++) {
-        const struct eval *e = snap_eval(snap, cmd->evals[i].id);
-        if (e)
-            h->eval_upserted(e, h->arg);
+    for (size_t i = 0; i < n; i++) {
+        if (h && h->eval_upserted)
+            h->eval_upserted(evals[i], h->arg);
+        st_unref(&ST_EVAL, evals[i]);
     }
-    snap_unref(snap);
+    free(evals);
 }
 
 static void apply_job_register(struct state_txn *txn, struct fsm_cmd *cmd)
 {
-    struct job *j = st_dup(&ST_JOB, cmd->job);
+    /* A freshly decoded job is the command's alone: the store takes it as it is. */
+    struct job *j = st_exclusive(&ST_JOB, cmd->job) ? st_ref(&ST_JOB, cmd->job)
+                                                    : st_dup(&ST_JOB, cmd->job);
     const struct job *old = snap_job(txn_snap(txn), j->namespace, j->id);
     if (old && !job_spec_changed(old, j)) {
         j->version = old->version;
@@ -377,7 +384,8 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         for (size_t i = 0; j && i < cmd->n_evals; i++)
             cmd->evals[i].job_modify_index = j->job_modify_index;
     }
-    upsert_evals(txn, cmd, cmd->now);
+    size_t n_evals = cmd->n_evals;
+    struct eval **evals = upsert_evals(txn, cmd, cmd->now);
     const struct node *reg = NULL;
     if (cmd->type == FSM_NODE_REGISTER || cmd->type == FSM_NODE_STATUS)
         reg = snap_node(txn_snap(txn), cmd->type == FSM_NODE_REGISTER ? cmd->node->id : cmd->node_id);
@@ -386,7 +394,7 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
     if (hooks && hooks->node_upserted && reg_ref)
         hooks->node_upserted(reg_ref, hooks->arg);
     st_unref(&ST_NODE, reg_ref);
-    fire_eval_hooks(s, cmd, hooks);
+    fire_eval_hooks(evals, n_evals, hooks);
     if (hooks && hooks->capacity_changed)
         for (size_t i = 0; i < freed.n; i++)
             hooks->capacity_changed(freed.v[i], hooks->arg);

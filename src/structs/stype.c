@@ -363,6 +363,16 @@ void *st_dup(const struct stype *t, const void *src)
     return p;
 }
 
+void *st_take(const struct stype *t, void *src)
+{
+    void *p = xmalloc(t->size);
+    memcpy(p, src, t->size);
+    memset(src, 0, t->size);
+    if (t->refs_off >= 0)
+        *(int *)((char *)p + t->refs_off) = 1;
+    return p;
+}
+
 void st_free(const struct stype *t, void *obj)
 {
     if (!obj)
@@ -388,6 +398,12 @@ void st_unref(const struct stype *t, const void *obj)
     }
     if (__atomic_sub_fetch((int *)((char *)obj + t->refs_off), 1, __ATOMIC_ACQ_REL) == 0)
         st_free(t, (void *)obj);
+}
+
+bool st_exclusive(const struct stype *t, const void *obj)
+{
+    return obj && t->refs_off >= 0 &&
+           __atomic_load_n((const int *)((const char *)obj + t->refs_off), __ATOMIC_ACQUIRE) == 1;
 }
 
 /* ---------------------------------------------------------------- JSON */

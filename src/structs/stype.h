@@ -104,11 +104,16 @@ void st_copy(const struct stype *t, void *dst, const void *src);
 void *st_new(const struct stype *t);
 /* Returns a new deep copy of src (refs = 1). */
 void *st_dup(const struct stype *t, const void *src);
+/* Returns a new object holding what src held (refs = 1); src is left zeroed. A move:
+ * nothing is copied. */
+void *st_take(const struct stype *t, void *src);
 /* Clears and frees obj (ignores refcounts; use st_unref for shared objects). */
 void st_free(const struct stype *t, void *obj);
 /* Refcounting for types with refs_off >= 0 (atomic: snapshots are read on other threads). */
 void *st_ref(const struct stype *t, const void *obj);
 void st_unref(const struct stype *t, const void *obj);
+/* Whether obj is referenced only by its caller (refs == 1), i.e. may be changed in place. */
+bool st_exclusive(const struct stype *t, const void *obj);
 
 /* Returns a new JSON value for obj. */
 json_t *st_to_json(const struct stype *t, const void *obj);
