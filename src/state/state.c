@@ -383,18 +383,16 @@ uint64_t txn_index(const struct state_txn *txn)
     return txn->next->index;
 }
 
+/* The transaction's snapshot is private until commit, so its trees are the
+ * transaction's: nodes it already copied are changed in place (treap.h). */
 static void tree_put(struct state_txn *txn, enum tree t, const char *key, void *val)
 {
-    struct tnode *old = txn->next->root[t];
-    txn->next->root[t] = treap_insert(old, key, val, tree_type[t]);
-    treap_unref(old, tree_type[t]);
+    treap_put(&txn->next->root[t], key, val, tree_type[t]);
 }
 
 static void tree_del(struct state_txn *txn, enum tree t, const char *key)
 {
-    struct tnode *old = txn->next->root[t];
-    txn->next->root[t] = treap_delete(old, key, tree_type[t]);
-    treap_unref(old, tree_type[t]);
+    treap_del(&txn->next->root[t], key, tree_type[t]);
 }
 
 /* A restore keeps the indexes the objects were saved with. */

@@ -35,29 +35,38 @@ void treap_unref(struct tnode *t, const struct stype *vt)
         struct tnode *r = t->r;
         treap_unref(t->l, vt);
         st_unref(vt, t->val);
-        free(t->key);
         free(t);
         t = r; /* tail position: iterate instead of recursing */
     }
 }
 
-/* mk takes ownership of l, r and of the reference to val; key is copied. */
-static struct tnode *mk(const char *key, unsigned prio, void *val, struct tnode *l, struct tnode *r)
+/* mk takes ownership of l, r and of the reference to val; the key is copied into the
+ * node (one allocation per node). */
+static struct tnode *mk(const char *key, size_t klen, unsigned prio, void *val, struct tnode *l,
+                        struct tnode *r)
 {
-    struct tnode *n = xmalloc(sizeof *n);
+    struct tnode *n = xmalloc(sizeof *n + klen + 1);
     n->refs = 1;
     n->prio = prio;
-    n->key = xstrdup(key);
     n->val = val;
     n->l = l;
     n->r = r;
+    n->klen = klen;
+    memcpy(n->key, key, klen + 1);
     return n;
 }
 
 static struct tnode *copy_with(const struct tnode *t, struct tnode *l, struct tnode *r,
                                const struct stype *vt)
 {
-    return mk(t->key, t->prio, st_ref(vt, t->val), l, r);
+    return mk(t->key, t->klen, t->prio, st_ref(vt, t->val), l, r);
+}
+
+/* Whether t may be changed in place: referenced once, reached through nodes that are
+ * themselves the caller's alone (owned). */
+static bool own(const struct tnode *t, bool owned)
+{
+    return owned && __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) == 1;
 }
 
 void *treap_get(const struct tnode *t, const char *key)
@@ -71,7 +80,7 @@ void *treap_get(const struct tnode *t, const char *key)
     return NULL;
 }
 
-/* Splits t into keys < key (*L) and keys > key (*R); an equal key is dropped. */
+/* Splits t into keys < key (*L) and keys > key (*R); an equal key is dropped. Borrows t. */
 static void split(const struct tnode *t, const char *key, struct tnode **L, struct tnode **R,
                   const struct stype *vt)
 {
@@ -94,29 +103,50 @@ static void split(const struct tnode *t, const char *key, struct tnode **L, stru
     }
 }
 
-static struct tnode *insert(const struct tnode *t, const char *key, unsigned prio, void *val,
-                            const struct stype *vt)
+/* Inserts into t, taking over the reference to t; returns the new subtree's reference.
+ * Nodes the caller owns (own()) are changed in place, the others copied. */
+static struct tnode *insert(struct tnode *t, const char *key, size_t klen, unsigned prio,
+                            void *val, const struct stype *vt, bool owned)
 {
     if (!t)
-        return mk(key, prio, val, NULL, NULL);
+        return mk(key, klen, prio, val, NULL, NULL);
+    owned = own(t, owned);
     int c = strcmp(key, t->key);
-    if (c == 0)
-        return mk(t->key, t->prio, val, treap_ref(t->l), treap_ref(t->r));
-    if (prio > t->prio) {
+    struct tnode *n;
+    if (c == 0) {
+        if (owned) {
+            st_unref(vt, t->val);
+            t->val = val;
+            return t;
+        }
+        n = mk(t->key, t->klen, t->prio, val, treap_ref(t->l), treap_ref(t->r));
+    } else if (prio > t->prio) {
         struct tnode *l, *r;
         split(t, key, &l, &r, vt);
-        return mk(key, prio, val, l, r);
+        n = mk(key, klen, prio, val, l, r);
+    } else if (owned) {
+        if (c < 0)
+            t->l = insert(t->l, key, klen, prio, val, vt, true);
+        else
+            t->r = insert(t->r, key, klen, prio, val, vt, true);
+        return t;
+    } else if (c < 0) {
+        n = copy_with(t, insert(treap_ref(t->l), key, klen, prio, val, vt, false),
+                      treap_ref(t->r), vt);
+    } else {
+        n = copy_with(t, treap_ref(t->l), insert(treap_ref(t->r), key, klen, prio, val, vt, false),
+                      vt);
     }
-    if (c < 0)
-        return copy_with(t, insert(t->l, key, prio, val, vt), treap_ref(t->r), vt);
-    return copy_with(t, treap_ref(t->l), insert(t->r, key, prio, val, vt), vt);
+    treap_unref(t, vt);
+    return n;
 }
 
-struct tnode *treap_insert(struct tnode *t, const char *key, void *val, const struct stype *vt)
+void treap_put(struct tnode **root, const char *key, void *val, const struct stype *vt)
 {
-    return insert(t, key, key_prio(key), val, vt);
+    *root = insert(*root, key, strlen(key), key_prio(key), val, vt, true);
 }
 
+/* Joins a (all keys smaller) and b; borrows both, returns a new reference. */
 static struct tnode *merge(const struct tnode *a, const struct tnode *b, const struct stype *vt)
 {
     if (!a)
@@ -128,21 +158,33 @@ static struct tnode *merge(const struct tnode *a, const struct tnode *b, const s
     return copy_with(b, merge(a, b->l, vt), treap_ref(b->r), vt);
 }
 
-static struct tnode *delete(const struct tnode *t, const char *key, const struct stype *vt)
+/* Deletes key (present in t) from t, taking over the reference to t. */
+static struct tnode *delete(struct tnode *t, const char *key, const struct stype *vt, bool owned)
 {
+    owned = own(t, owned);
     int c = strcmp(key, t->key);
-    if (c == 0)
-        return merge(t->l, t->r, vt);
-    if (c < 0)
-        return copy_with(t, delete(t->l, key, vt), treap_ref(t->r), vt);
-    return copy_with(t, treap_ref(t->l), delete(t->r, key, vt), vt);
+    struct tnode *n;
+    if (c == 0) {
+        n = merge(t->l, t->r, vt);
+    } else if (owned) {
+        if (c < 0)
+            t->l = delete(t->l, key, vt, true);
+        else
+            t->r = delete(t->r, key, vt, true);
+        return t;
+    } else if (c < 0) {
+        n = copy_with(t, delete(treap_ref(t->l), key, vt, false), treap_ref(t->r), vt);
+    } else {
+        n = copy_with(t, treap_ref(t->l), delete(treap_ref(t->r), key, vt, false), vt);
+    }
+    treap_unref(t, vt);
+    return n;
 }
 
-struct tnode *treap_delete(struct tnode *t, const char *key, const struct stype *vt)
+void treap_del(struct tnode **root, const char *key, const struct stype *vt)
 {
-    if (!treap_get(t, key))
-        return treap_ref(t);
-    return delete(t, key, vt);
+    if (treap_get(*root, key))
+        *root = delete(*root, key, vt, true);
 }
 
 bool treap_walk(const struct tnode *t, const char *lo, const char *prefix, treap_fn fn, void *arg)

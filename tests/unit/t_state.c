@@ -147,6 +147,120 @@ START_TEST(test_random_ops)
 }
 END_TEST
 
+/* What a snapshot must hold: for each of 200 keys, absent or the node it names. */
+struct model {
+    int node[200]; /* -1: absent */
+};
+
+struct check_ctx {
+    const struct model *m;
+    int seen;
+    bool ok;
+};
+
+static bool model_cb(const void *obj, void *arg)
+{
+    const struct alloc *a = obj;
+    struct check_ctx *c = arg;
+    int k = atoi(a->id + 2), n = atoi(a->node_id + 1);
+    if (k < 0 || k >= 200 || c->m->node[k] != n)
+        c->ok = false;
+    c->seen++;
+    return true;
+}
+
+static void check_snap(const struct state_snap *sn, const struct model *m, unsigned seed, int step)
+{
+    struct check_ctx c = {m, 0, true};
+    snap_allocs(sn, NULL, model_cb, &c);
+    int expect = 0;
+    for (int k = 0; k < 200; k++)
+        expect += m->node[k] >= 0;
+    ck_assert_msg(c.ok && c.seen == expect, "seed %u: snapshot of step %d changed (%d/%d)", seed,
+                  step, c.seen, expect);
+    for (int k = 0; k < 200; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "id%03d", k);
+        ck_assert_msg((snap_alloc(sn, id) != NULL) == (m->node[k] >= 0),
+                      "seed %u: snapshot of step %d: key %s", seed, step, id);
+    }
+}
+
+/* Transactions of many writes change the nodes they already copied in place (treap.h):
+ * snapshots taken at random points between them still read exactly what was committed
+ * then, whatever later transactions wrote, with or without a snapshot held meanwhile. */
+START_TEST(test_txn_in_place_keeps_snapshots)
+{
+    unsigned seed = 2000u + (unsigned)_i;
+    srand(seed);
+    struct state *s = state_new();
+    struct model cur;
+    for (int k = 0; k < 200; k++)
+        cur.node[k] = -1;
+    enum { HELD = 6 };
+    struct state_snap *held[HELD] = {NULL};
+    struct model held_model[HELD];
+    int held_step[HELD] = {0};
+    for (int step = 1; step <= 400; step++) {
+        struct state_txn *t = state_txn_begin(s, (uint64_t)step);
+        int writes = 1 + rand() % 40;
+        for (int w = 0; w < writes; w++) {
+            int k = rand() % 200, n = rand() % 7;
+            char id[16], node[16];
+            snprintf(id, sizeof id, "id%03d", k);
+            snprintf(node, sizeof node, "n%d", n);
+            if (rand() % 4) {
+                txn_upsert_alloc(t, mk_alloc(id, node, "j"));
+                cur.node[k] = n;
+            } else {
+                txn_delete_alloc(t, id);
+                cur.node[k] = -1;
+            }
+        }
+        if (rand() % 10 == 0) { /* an aborted transaction changes nothing */
+            state_txn_abort(t);
+            /* the model goes back to what was last committed, read from the store */
+            struct state_snap *now = state_snapshot(s);
+            for (int k = 0; k < 200; k++) {
+                char id[16];
+                snprintf(id, sizeof id, "id%03d", k);
+                const struct alloc *a = snap_alloc(now, id);
+                cur.node[k] = a ? atoi(a->node_id + 1) : -1;
+            }
+            snap_unref(now);
+            continue;
+        }
+        state_txn_commit(t);
+        int slot = rand() % (HELD * 2); /* about half the time nothing is held anew */
+        if (slot < HELD) {
+            if (held[slot]) {
+                check_snap(held[slot], &held_model[slot], seed, held_step[slot]);
+                snap_unref(held[slot]);
+            }
+            held[slot] = state_snapshot(s);
+            held_model[slot] = cur;
+            held_step[slot] = step;
+        }
+    }
+    for (int i = 0; i < HELD; i++)
+        if (held[i]) {
+            check_snap(held[i], &held_model[i], seed, held_step[i]);
+            snap_unref(held[i]);
+        }
+    struct state_snap *sn = state_snapshot(s);
+    check_snap(sn, &cur, seed, 400);
+    int by_node = 0;
+    for (int n = 0; n < 7; n++) {
+        char node[16];
+        snprintf(node, sizeof node, "n%d", n);
+        snap_allocs_by_node(sn, node, count_cb, &by_node);
+    }
+    ck_assert_int_eq(by_node, (int)snap_count(sn, STATE_ALLOCS));
+    snap_unref(sn);
+    state_free(s);
+}
+END_TEST
+
 static void on_watch(void *arg)
 {
     (*(int *)arg)++;
@@ -187,6 +301,7 @@ int main(void)
     tcase_add_test(tc, test_snapshot_isolation);
     tcase_add_test(tc, test_index_move);
     tcase_add_loop_test(tc, test_random_ops, 0, 5);
+    tcase_add_loop_test(tc, test_txn_in_place_keeps_snapshots, 0, 5);
     tcase_add_test(tc, test_watch);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
