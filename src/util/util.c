@@ -6,9 +6,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,11 +134,71 @@ int64_t cv_wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+/* Random UUIDs come from a page of kernel randomness refilled every 255 UUIDs:
+ * libuuid's uuid_generate_random made six system calls per UUID (getrandom plus
+ * getpid, getppid, getuid, gettid for its own mixing), and a server makes several
+ * UUIDs per job registration. The page is wiped in a forked child (MADV_WIPEONFORK),
+ * whose first UUID then refills it: parent and child never hand out the same bytes. */
+struct uuid_pool {
+    size_t used; /* bytes handed out; 0 after a fork wiped the page */
+    size_t have;
+    unsigned char bytes[4096 - 2 * sizeof(size_t)];
+};
+
+static struct uuid_pool *uuid_pool;
+static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void uuid_random16(unsigned char out[16])
+{
+    pthread_mutex_lock(&uuid_lock);
+    if (!uuid_pool) {
+        void *p = mmap(NULL, sizeof *uuid_pool, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (p == MAP_FAILED)
+            oom(sizeof *uuid_pool);
+        if (madvise(p, sizeof *uuid_pool, MADV_WIPEONFORK) != 0) {
+            fprintf(stderr, "caravan: madvise(MADV_WIPEONFORK): %s\n", strerror(errno));
+            abort(); /* without it a forked child could repeat the parent's UUIDs */
+        }
+        uuid_pool = p;
+    }
+    struct uuid_pool *u = uuid_pool;
+    if (u->used + 16 > u->have) {
+        size_t got = 0;
+        while (got < sizeof u->bytes) {
+            ssize_t n = getrandom(u->bytes + got, sizeof u->bytes - got, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                fprintf(stderr, "caravan: getrandom: %s\n", strerror(errno));
+                abort();
+            }
+            got += (size_t)n;
+        }
+        u->have = sizeof u->bytes;
+        u->used = 0;
+    }
+    memcpy(out, u->bytes + u->used, 16);
+    memset(u->bytes + u->used, 0, 16); /* handed out once */
+    u->used += 16;
+    pthread_mutex_unlock(&uuid_lock);
+}
+
 void cv_uuid(char out[37])
 {
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    uuid_random16(b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 (random) */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant RFC 4122 */
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
 }
 
 bool cv_uuid_valid(const char *s)

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "structs/msgs.h"
 #include "structs/structs.h"
@@ -32,6 +34,53 @@ static struct job *parse_job(const char *text)
     json_decref(j);
     return job;
 }
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Random UUIDs are RFC 4122 version 4, all different (several pool refills), and a
+ * forked child does not repeat what its parent hands out next (the pool page is wiped
+ * in the child). */
+START_TEST(test_uuid)
+{
+    enum { N = 2000 };
+    char *ids = malloc((size_t)N * 37), *ptrs[N];
+    for (int i = 0; i < N; i++) {
+        ptrs[i] = ids + (size_t)i * 37;
+        cv_uuid(ptrs[i]);
+        ck_assert_msg(cv_uuid_valid(ptrs[i]), "%s", ptrs[i]);
+        ck_assert_int_eq(ptrs[i][14], '4');
+        ck_assert_ptr_nonnull(strchr("89ab", ptrs[i][19]));
+    }
+    qsort(ptrs, N, sizeof *ptrs, cmp_str);
+    for (int i = 1; i < N; i++)
+        ck_assert_str_ne(ptrs[i - 1], ptrs[i]);
+    free(ids);
+
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char child[37];
+        cv_uuid(child);
+        ssize_t w = write(fds[1], child, sizeof child);
+        _exit(w == sizeof child ? 0 : 1);
+    }
+    char parent[37], child[37];
+    cv_uuid(parent);
+    ck_assert_int_eq(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(cv_uuid_valid(child));
+    ck_assert_str_ne(parent, child);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
 
 /* API JSON decodes into the job with Nomad's names, numbers stringified in string maps. */
 START_TEST(test_job_from_json)
@@ -314,6 +363,7 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_canonicalize_validate);
     tcase_add_test(tc, test_durations);
+    tcase_add_test(tc, test_uuid);
     tcase_add_test(tc, test_zero_fields_omitted);
     tcase_add_test(tc, test_full_encoding_decodes);
     suite_add_tcase(su, tc);
