@@ -146,14 +146,34 @@ size_t snap_count(const struct state_snap *snap, enum state_table t)
 
 /* ---------------------------------------------------------------- reads */
 
+/* Joins parts with SEP into a new string (free it): on every lookup and write, so by
+ * hand rather than through a printf. */
+static char *key_join(const char *const *parts, size_t n)
+{
+    size_t len[3], total = n - 1;
+    for (size_t i = 0; i < n; i++)
+        total += len[i] = strlen(cv_str(parts[i]));
+    char *k = xmalloc(total + 1), *o = k;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *o++ = SEP[0];
+        memcpy(o, cv_str(parts[i]), len[i]);
+        o += len[i];
+    }
+    *o = '\0';
+    return k;
+}
+
 static char *key2(const char *a, const char *b)
 {
-    return xasprintf("%s" SEP "%s", cv_str(a), cv_str(b));
+    const char *parts[] = {a, b};
+    return key_join(parts, 2);
 }
 
 static char *key3(const char *a, const char *b, const char *c)
 {
-    return xasprintf("%s" SEP "%s" SEP "%s", cv_str(a), cv_str(b), cv_str(c));
+    const char *parts[] = {a, b, c};
+    return key_join(parts, 3);
 }
 
 const struct job *snap_job(const struct state_snap *snap, const char *ns, const char *id)
