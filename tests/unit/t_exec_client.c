@@ -264,8 +264,7 @@ static void h_start(struct h *h, bool dev)
     h->tick = event_new(h->base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 5000};
     event_add(h->tick, &tv);
-    h->dir = xasprintf("%s/XXXXXX", t_exec_base_dir);
-    ck_assert_ptr_nonnull(mkdtemp(h->dir));
+    h->dir = t_exec_tmpdir();
     h->srv.rc.ops = &srv_ops;
     h->srv.rc.impl = &h->srv;
     h->srv.base = h->base;

@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
 #include "exec/alloc_runner.h"
@@ -611,62 +610,28 @@ END_TEST
 
 /* ---- docker-task against a daemon that is not there, under the alloc runner ---- */
 
-static void dk_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 START_TEST(test_runner_daemon_unreachable)
 {
     /* A docker task whose daemon cannot be reached fails to start with a Driver Failure
      * naming the daemon's socket, and is restarted under its restart policy (1 attempt,
      * 100 ms) instead of being "Error was unrecoverable": the same failure then ends it
      * with "Exceeded allowed attempts". */
-    char *dir = xasprintf("%s/unreach", t_exec_base_dir);
-    ck_assert_int_eq(cv_mkdir_p(dir, 0755), 0);
-    struct event_base *base = event_base_new();
-    struct event *tick = event_new(base, -1, EV_PERSIST, dk_tick, NULL);
-    struct timeval tv = {0, 10000};
-    event_add(tick, &tv);
-    const char *job_json =
-        "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"service\",\"TaskGroups\":[{\"Name\":\"g\","
-        "\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"docker\",\"Config\":{\"image\":"
-        "\"caravan-test/busybox:1\"},\"RestartPolicy\":{\"Attempts\":1,\"Interval\":"
-        "300000000000,\"Delay\":100000000,\"Mode\":\"fail\"}}]}]}";
-    json_error_t je;
-    json_t *j = json_loads(job_json, 0, &je);
-    ck_assert_msg(j != NULL, "%s", je.text);
-    struct job *job = st_new(&ST_JOB);
-    char err[256];
-    ck_assert_int_eq(st_from_json(&ST_JOB, j, job, err), 0);
-    json_decref(j);
-    job_canonicalize(job);
-    struct alloc a = {0};
-    a.id = xstrdup("7e1a5b2c-0000-4000-8000-0000000000d1");
-    a.name = xstrdup("j.g[0]");
-    a.job_id = xstrdup("j");
-    a.task_group = xstrdup("g");
-    a.desired_status = xstrdup("run");
-    a.job = job;
     struct strmap plugin = {0};
-    char *ep = xasprintf("unix://%s/no-daemon.sock", dir);
+    char *ep = xasprintf("unix://%s/no-daemon.sock", t_exec_base_dir);
     strmap_set(&plugin, "docker.endpoint", ep);
-    struct alloc_runner_config cfg = {
-        .base = base,
-        .data_dir = dir,
-        .shim_path = "/proc/self/exe",
-        .region = "global",
+    const struct t_exec_harness_config cfg = {
+        .alloc_id = "7e1a5b2c-0000-4000-8000-0000000000d1",
         .plugin_config = &plugin,
     };
-    struct alloc_runner *ar = alloc_runner_new(&cfg, &a);
-    alloc_runner_run(ar);
-    uint64_t deadline = cv_mono_ms() + 15000;
-    while (!alloc_runner_done(ar) && cv_mono_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert(alloc_runner_done(ar));
-    const struct task_state *ts = alloc_runner_task_state(ar, "t");
+    struct t_exec_harness h;
+    t_exec_harness_start(&h, &cfg,
+                         T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"docker\",\"Config\":{"
+                                               "\"image\":\"caravan-test/busybox:1\"},"
+                                               "\"RestartPolicy\":{\"Attempts\":1,\"Interval\":"
+                                               "300000000000,\"Delay\":100000000,\"Mode\":"
+                                               "\"fail\"}}"));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 15000));
+    const struct task_state *ts = alloc_runner_task_state(h.ar, "t");
     struct buf b = BUF_INIT;
     for (size_t i = 0; i < ts->n_events; i++)
         buf_printf(&b, "%s%s", i ? " | " : "", ts->events[i].type);
@@ -683,16 +648,9 @@ START_TEST(test_runner_daemon_unreachable)
     ck_assert_uint_eq(ts->restarts, 1);
     ck_assert(ts->failed);
     buf_free(&b);
-    alloc_runner_destroy_dirs(ar);
-    alloc_runner_free(ar);
-    a.job = NULL;
-    st_clear(&ST_ALLOC, &a);
-    st_unref(&ST_JOB, job);
+    t_exec_harness_stop(&h);
     strmap_clear(&plugin);
     free(ep);
-    event_free(tick);
-    event_base_free(base);
-    free(dir);
 }
 END_TEST
 

@@ -5,7 +5,8 @@
  *
  * This binary is also its own task shim: run as `t_exec_run task-shim ...` it becomes
  * one, exactly as the caravan binary does for the `task-shim` verb. Every process a test
- * starts is waited for or killed before the test ends.
+ * starts is waited for or killed before the test ends; what a failed test left running
+ * is killed by the base directory's teardown (t_exec_helper.h).
  */
 #include <check.h>
 #include <dirent.h>
@@ -19,28 +20,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "exec/alloc_runner.h"
 #include "exec/logs.h"
 #include "exec/shim.h"
-#include "t_exec_helper.h"
 #include "structs/structs.h"
+#include "t_exec_helper.h"
 #include "util/buf.h"
 #include "util/util.h"
 
 #define MS 1000000ll
-
-/* ---- cleanup that also runs when an assertion ends a test early: every test works
- * under one base directory that the runner (parent) process creates before the tests
- * and, after them, searches for task handles to kill what is left, then removes. ---- */
-
-static char *tmpdir(void)
-{
-    char *t = xasprintf("%s/XXXXXX", t_exec_base_dir);
-    ck_assert_ptr_nonnull(mkdtemp(t));
-    return t;
-}
 
 static char *slurp(const char *path)
 {
@@ -48,39 +36,6 @@ static char *slurp(const char *path)
     if (cv_read_file(path, &s, NULL) != 0)
         return xstrdup("");
     return s;
-}
-
-/* Reads every existing rotated file of dir/base in order. */
-static void read_rotated(const char *dir, const char *base, struct buf *out, size_t *nfiles)
-{
-    int64_t *idx;
-    size_t n = logs_list(dir, base, &idx);
-    for (size_t i = 0; i < n; i++) {
-        char *p = xasprintf("%s/%s.%lld", dir, base, (long long)idx[i]);
-        char *s;
-        size_t len;
-        if (cv_read_file(p, &s, &len) == 0) {
-            buf_append(out, s, len);
-            free(s);
-        }
-        free(p);
-    }
-    if (nfiles)
-        *nfiles = n;
-    free(idx);
-}
-
-/* A process that is gone, or a zombie nobody reaped yet, no longer runs. */
-static bool proc_gone(pid_t pid)
-{
-    char p[64], *s;
-    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-    if (cv_read_file(p, &s, NULL) != 0)
-        return true;
-    char *rp = strrchr(s, ')');
-    bool z = rp && (rp[2] == 'Z' || rp[2] == 'X');
-    free(s);
-    return z;
 }
 
 /* ---- the shim on its own ---- */
@@ -96,7 +51,7 @@ START_TEST(test_shim_rotation)
     /* A task writing more than max_file_size through the real shim produces rotated
      * files of exactly that size, keeps max_files of them, and loses nothing of the
      * tail, in order; its exit status lands in the exit file. */
-    char *dir = tmpdir();
+    char *dir = t_exec_tmpdir();
     char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
     char *const argv[] = {"/bin/sh", "-c", "seq 1 20000; echo err >&2; exit 7", NULL};
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
@@ -125,7 +80,7 @@ START_TEST(test_shim_rotation)
     struct buf want = BUF_INIT, got = BUF_INIT;
     seq_text(&want, 20000);
     size_t nfiles;
-    read_rotated(dir, "t.stdout", &got, &nfiles);
+    t_exec_read_rotated(dir, "t.stdout", &got, &nfiles);
     ck_assert_uint_eq(nfiles, 3);
     int64_t *idx;
     logs_list(dir, "t.stdout", &idx);
@@ -151,7 +106,7 @@ START_TEST(test_shim_exec_failure)
 {
     /* A command that cannot be executed is reported on the report pipe as an error,
      * with the reason, and the shim exits non-zero. */
-    char *dir = tmpdir();
+    char *dir = t_exec_tmpdir();
     char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
     char *const argv[] = {"/nonexistent/prog", NULL};
     char *const envp[] = {NULL};
@@ -178,7 +133,7 @@ START_TEST(test_shim_forwards_signals)
 {
     /* A signal sent to the shim reaches the task's process group, and the exit file
      * records the task's death by it as Nomad does (exit code 128+S, signal S). */
-    char *dir = tmpdir();
+    char *dir = t_exec_tmpdir();
     char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
     char *const argv[] = {"/bin/sleep", "30", NULL};
     char *const envp[] = {NULL};
@@ -214,7 +169,7 @@ START_TEST(test_log_follow_rotation)
 {
     /* A follower that opens the log while the task runs reads everything, in order,
      * across live rotations, and learns when the task is dead and all is read. */
-    char *dir = tmpdir();
+    char *dir = t_exec_tmpdir();
     char *hf = xasprintf("%s/t.handle", dir), *xf = xasprintf("%s/t.exit", dir);
     char *const argv[] = {"/bin/sh", "-c",
                           "i=1; while [ $i -le 3000 ]; do echo $i; "
@@ -272,144 +227,30 @@ END_TEST
 
 /* ---- alloc runner ---- */
 
-struct harness {
-    struct event_base *base;
-    struct event *tick;
-    char *dir;
-    struct alloc_runner *ar;
-    struct job *job;
-    struct alloc alloc;
-    int updates;
-    bool saw_running;
+/* Each program its own alloc ID: raw_exec tasks get cgroups named after it. */
+static const struct t_exec_harness_config run_cfg = {
+    .alloc_id = "7e1a5b2c-0000-4000-8000-000000000001",
+    .raw_exec_enabled = true,
 };
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static void on_update(struct alloc_runner *ar, void *arg)
-{
-    struct harness *h = arg;
-    h->updates++;
-    if (!strcmp(alloc_runner_client_status(ar), "running"))
-        h->saw_running = true;
-}
-
-/* Builds a job from JSON (Nomad's API form) and an alloc of it; starts the runner. */
-static void harness_start(struct harness *h, const char *job_json)
-{
-    memset(h, 0, sizeof *h);
-    h->base = event_base_new();
-    h->tick = event_new(h->base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 10000};
-    event_add(h->tick, &tv);
-    h->dir = tmpdir();
-    json_error_t je;
-    json_t *j = json_loads(job_json, 0, &je);
-    ck_assert_msg(j != NULL, "%s", je.text);
-    h->job = st_new(&ST_JOB);
-    char err[256];
-    ck_assert_int_eq(st_from_json(&ST_JOB, j, h->job, err), 0);
-    json_decref(j);
-    job_canonicalize(h->job);
-    h->alloc.id = xstrdup("7e1a5b2c-0000-4000-8000-000000000001");
-    h->alloc.name = xasprintf("%s.g[0]", h->job->id);
-    h->alloc.job_id = xstrdup(h->job->id);
-    h->alloc.task_group = xstrdup("g");
-    h->alloc.desired_status = xstrdup("run");
-    h->alloc.job = h->job;
-    struct alloc_runner_config cfg = {
-        .base = h->base,
-        .data_dir = h->dir,
-        .shim_path = "/proc/self/exe",
-        .region = "global",
-        .raw_exec_enabled = true,
-        .on_update = on_update,
-        .arg = h,
-    };
-    h->ar = alloc_runner_new(&cfg, &h->alloc);
-    alloc_runner_run(h->ar);
-}
-
-static bool run_until(struct harness *h, bool (*pred)(struct harness *), int64_t timeout_ms)
-{
-    uint64_t deadline = cv_mono_ms() + (uint64_t)timeout_ms;
-    while (!pred(h)) {
-        if (cv_mono_ms() > deadline)
-            return false;
-        event_base_loop(h->base, EVLOOP_ONCE);
-    }
-    return true;
-}
-
-static bool ar_done(struct harness *h)
-{
-    return alloc_runner_done(h->ar);
-}
-
-static bool ar_running(struct harness *h)
+static bool ar_running(struct t_exec_harness *h)
 {
     return !strcmp(alloc_runner_client_status(h->ar), "running");
 }
-
-static void harness_stop(struct harness *h)
-{
-    if (!alloc_runner_done(h->ar)) {
-        alloc_runner_kill(h->ar);
-        run_until(h, ar_done, 15000);
-    }
-    alloc_runner_destroy_dirs(h->ar);
-    alloc_runner_free(h->ar);
-    h->alloc.job = NULL;
-    st_clear(&ST_ALLOC, &h->alloc);
-    st_unref(&ST_JOB, h->job);
-    event_free(h->tick);
-    event_base_free(h->base);
-    cv_rm_rf(h->dir);
-    free(h->dir);
-}
-
-/* "Type: message" of each event, joined by " | ". */
-static char *event_trace(const struct task_state *ts)
-{
-    struct buf b = BUF_INIT;
-    for (size_t i = 0; i < ts->n_events; i++)
-        buf_printf(&b, "%s%s: %s", i ? " | " : "", ts->events[i].type,
-                   ts->events[i].display_message);
-    return buf_steal(&b);
-}
-
-static char *task_log(struct harness *h, const char *task, const char *type)
-{
-    char *dir = xasprintf("%s/alloc", alloc_runner_dir(h->ar));
-    char *logs = xasprintf("%s/logs", dir), *base = xasprintf("%s.%s", task, type);
-    struct buf b = BUF_INIT;
-    read_rotated(logs, base, &b, NULL);
-    free(dir);
-    free(logs);
-    free(base);
-    return buf_steal(&b);
-}
-
-#define JOB(type, tasks)                                                                       \
-    "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"" type "\",\"TaskGroups\":[{\"Name\":\"g\","        \
-    "\"Tasks\":[" tasks "]}]}"
 
 START_TEST(test_exit_and_restart)
 {
     /* A service task that exits 3 reports Started then Terminated with "Exit Code: 3",
      * is restarted once per its policy (1 attempt, 100ms delay) and then not restarted,
      * which fails the allocation. */
-    struct harness h;
-    harness_start(&h, JOB("service",
-                          "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
-                          "\"/bin/sh\",\"args\":[\"-c\",\"echo hi; exit 3\"]},"
-                          "\"RestartPolicy\":{\"Attempts\":1,\"Interval\":300000000000,"
-                          "\"Delay\":100000000,\"Mode\":\"fail\"}}"));
-    ck_assert(run_until(&h, ar_done, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
+                              "\"/bin/sh\",\"args\":[\"-c\",\"echo hi; exit 3\"]},"
+                              "\"RestartPolicy\":{\"Attempts\":1,\"Interval\":300000000000,"
+                              "\"Delay\":100000000,\"Mode\":\"fail\"}}"));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     const struct task_state *ts = alloc_runner_task_state(h.ar, "t");
     ck_assert_uint_eq(ts->n_events, 8);
     /* The delay carries up to 25% jitter, and the message says how long it is. */
@@ -423,7 +264,7 @@ START_TEST(test_exit_and_restart)
                            "%s | Started: Task started by client | Terminated: Exit "
                            "Code: 3 | Not Restarting: Exceeded allowed attempts 1 in "
                            "interval 5m0s and mode is \"fail\"", dur);
-    char *trace = event_trace(ts);
+    char *trace = t_exec_event_trace(ts);
     ck_assert_msg(!strcmp(trace, want), "trace: %s", trace);
     ck_assert_int_eq(ts->events[3].exit_code, 3);
     ck_assert(ts->events[7].fails_task);
@@ -442,10 +283,10 @@ START_TEST(test_exit_and_restart)
     ck_assert_uint_eq(u.n_task_states, 1);
     ck_assert_str_eq(u.task_states[0].name, "t");
     st_clear(&ST_ALLOC, &u);
-    char *out = task_log(&h, "t", "stdout");
+    char *out = t_exec_task_log(&h, "t", "stdout");
     ck_assert_str_eq(out, "hi\nhi\n");
     free(out);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -454,15 +295,17 @@ START_TEST(test_batch_complete_env)
     /* A batch task that exits 0 completes its allocation without a restart; it runs in
      * its task dir with the NOMAD_* environment and interpolated args, and the alloc dir
      * has Nomad's layout. */
-    struct harness h;
-    harness_start(&h, JOB("batch",
-                          "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Env\":{\"X\":\"x-${"
-                          "NOMAD_TASK_NAME}\"},\"Config\":{\"command\":\"/bin/sh\",\"args\":"
-                          "[\"-c\",\"echo $NOMAD_TASK_NAME $NOMAD_ALLOC_INDEX $X $1; pwd; "
-                          "echo $NOMAD_ALLOC_DIR; echo oops >&2\",\"sh\",\"${NOMAD_ALLOC_ID}\"]}}"));
-    ck_assert(run_until(&h, ar_done, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("batch",
+                   "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Env\":{\"X\":\"x-${"
+                   "NOMAD_TASK_NAME}\"},\"Config\":{\"command\":\"/bin/sh\",\"args\":"
+                   "[\"-c\",\"echo $NOMAD_TASK_NAME $NOMAD_ALLOC_INDEX $X $1; pwd; "
+                   "echo $NOMAD_ALLOC_DIR; echo oops >&2\",\"sh\",\"${NOMAD_ALLOC_ID}\"]}}"));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     const struct task_state *ts = alloc_runner_task_state(h.ar, "t");
-    char *trace = event_trace(ts);
+    char *trace = t_exec_event_trace(ts);
     ck_assert_str_eq(trace, "Received: Task received by client | Task Setup: Building Task "
                             "Directory | Started: Task started by client | Terminated: Exit "
                             "Code: 0");
@@ -477,7 +320,7 @@ START_TEST(test_batch_complete_env)
 
     const char *ad = alloc_runner_dir(h.ar);
     char *want = xasprintf("t 0 x-t %s\n%s/t\n%s/alloc\n", h.alloc.id, ad, ad);
-    char *out = task_log(&h, "t", "stdout"), *err = task_log(&h, "t", "stderr");
+    char *out = t_exec_task_log(&h, "t", "stdout"), *err = t_exec_task_log(&h, "t", "stderr");
     ck_assert_str_eq(out, want);
     ck_assert_str_eq(err, "oops\n");
     free(want);
@@ -491,13 +334,13 @@ START_TEST(test_batch_complete_env)
         ck_assert_msg(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "%s", p);
         free(p);
     }
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
-static bool has_ready(struct harness *h)
+static bool has_ready(struct t_exec_harness *h)
 {
-    char *out = task_log(h, "t", "stdout");
+    char *out = t_exec_task_log(h, "t", "stdout");
     bool r = strstr(out, "ready") != NULL;
     free(out);
     return r && ar_running(h);
@@ -507,19 +350,20 @@ START_TEST(test_kill_escalates)
 {
     /* Stopping a task that ignores its kill signal (SIGINT) sends SIGKILL to its group
      * after kill_timeout; the task ends Killed, not failed. */
-    struct harness h;
-    harness_start(&h, JOB("service",
-                          "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":300000000,"
-                          "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"trap '' "
-                          "INT; echo ready; while :; do sleep 0.05; done\"]}}"));
-    ck_assert(run_until(&h, has_ready, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":300000000,"
+                              "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"trap '' "
+                              "INT; echo ready; while :; do sleep 0.05; done\"]}}"));
+    ck_assert(t_exec_run_until(&h, has_ready, 10000));
     uint64_t t0 = cv_mono_ms();
     alloc_runner_kill(h.ar);
-    ck_assert(run_until(&h, ar_done, 10000));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     uint64_t took = cv_mono_ms() - t0;
     ck_assert_msg(took >= 290 && took < 3000, "kill took %llu ms", (unsigned long long)took);
     const struct task_state *ts = alloc_runner_task_state(h.ar, "t");
-    char *trace = event_trace(ts);
+    char *trace = t_exec_event_trace(ts);
     ck_assert_msg(strstr(trace, "Started: Task started by client | Killing: Sent interrupt. "
                                 "Waiting 300ms before force killing | Terminated: Exit Code: "
                                 "137, Signal: 9 | Killed: Task successfully killed") != NULL,
@@ -527,11 +371,11 @@ START_TEST(test_kill_escalates)
     free(trace);
     ck_assert(!ts->failed);
     ck_assert_str_eq(alloc_runner_client_status(h.ar), "complete");
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
-static bool child_pid_written(struct harness *h)
+static bool child_pid_written(struct t_exec_harness *h)
 {
     char *p = xasprintf("%s/t/child.pid", alloc_runner_dir(h->ar)), *s = slurp(p);
     bool r = strchr(s, '\n') != NULL;
@@ -541,7 +385,7 @@ static bool child_pid_written(struct harness *h)
 }
 
 /* The task can write its pid file before the agent has recorded the shim's handle. */
-static bool handle_written(struct harness *h)
+static bool handle_written(struct t_exec_harness *h)
 {
     char *hp = xasprintf("%s/client/allocs/%s/t.handle", h->dir, h->alloc.id);
     struct shim_handle hd;
@@ -555,19 +399,20 @@ START_TEST(test_kill_whole_group)
     /* Stopping a task that forked a child (which ignores SIGINT, as background jobs of
      * sh do) leaves no process behind: the main process dies of SIGINT and the rest of
      * its process group is killed with it, well before kill_timeout. */
-    struct harness h;
-    harness_start(&h, JOB("service",
-                          "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":20000000000,"
-                          "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"sleep 1000 "
-                          "& echo $! > child.pid; wait\"]}}"));
-    ck_assert(run_until(&h, child_pid_written, 10000));
-    ck_assert(run_until(&h, handle_written, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":20000000000,"
+                              "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"sleep 1000 "
+                              "& echo $! > child.pid; wait\"]}}"));
+    ck_assert(t_exec_run_until(&h, child_pid_written, 10000));
+    ck_assert(t_exec_run_until(&h, handle_written, 10000));
     char *p = xasprintf("%s/t/child.pid", alloc_runner_dir(h.ar)), *s = slurp(p);
     pid_t child = (pid_t)strtol(s, NULL, 10);
     free(p);
     free(s);
     ck_assert_int_gt(child, 1);
-    ck_assert(!proc_gone(child));
+    ck_assert(!t_exec_proc_gone(child));
     /* The task runs in its own process group, in the shim's own session. */
     char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, h.alloc.id);
     struct shim_handle hd;
@@ -591,16 +436,16 @@ START_TEST(test_kill_whole_group)
 
     uint64_t t0 = cv_mono_ms();
     alloc_runner_kill(h.ar);
-    ck_assert(run_until(&h, ar_done, 10000));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     ck_assert_uint_lt(cv_mono_ms() - t0, 5000);
-    for (int i = 0; i < 100 && !proc_gone(child); i++)
+    for (int i = 0; i < 100 && !t_exec_proc_gone(child); i++)
         usleep(10000);
-    ck_assert_msg(proc_gone(child), "child %d survived", (int)child);
-    char *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    ck_assert_msg(t_exec_proc_gone(child), "child %d survived", (int)child);
+    char *trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(strstr(trace, "Terminated: Exit Code: 130, Signal: 2 | Killed") != NULL,
                   "trace: %s", trace);
     free(trace);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -608,12 +453,14 @@ START_TEST(test_driver_failure)
 {
     /* A command that does not exist is a Driver Failure that is not retried, and fails
      * the allocation. */
-    struct harness h;
-    harness_start(&h, JOB("service", "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{"
-                                     "\"command\":\"/nonexistent/prog\"}}"));
-    ck_assert(run_until(&h, ar_done, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(&h, &run_cfg,
+                         T_EXEC_JOB("service",
+                                    "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{"
+                                    "\"command\":\"/nonexistent/prog\"}}"));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     const struct task_state *ts = alloc_runner_task_state(h.ar, "t");
-    char *trace = event_trace(ts);
+    char *trace = t_exec_event_trace(ts);
     ck_assert_str_eq(trace, "Received: Task received by client | Task Setup: Building Task "
                             "Directory | Driver Failure: failed to start command "
                             "/nonexistent/prog: No such file or directory | Not Restarting: "
@@ -621,7 +468,7 @@ START_TEST(test_driver_failure)
     free(trace);
     ck_assert(ts->failed);
     ck_assert_str_eq(alloc_runner_client_status(h.ar), "failed");
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -629,27 +476,28 @@ START_TEST(test_sibling_failure)
 {
     /* When one task of a group fails for good, its running sibling is killed with a
      * "Sibling Task Failed" event, and the allocation fails. */
-    struct harness h;
-    harness_start(&h, JOB("service",
-                          "{\"Name\":\"bad\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
-                          "\"/bin/sh\",\"args\":[\"-c\",\"sleep 0.2; exit 1\"]},"
-                          "\"RestartPolicy\":{\"Attempts\":0,\"Interval\":60000000000,"
-                          "\"Delay\":1000000000,\"Mode\":\"fail\"}},"
-                          "{\"Name\":\"good\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
-                          "\"/bin/sleep\",\"args\":[\"1000\"]}}"));
-    ck_assert(run_until(&h, ar_done, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("service", "{\"Name\":\"bad\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
+                              "\"/bin/sh\",\"args\":[\"-c\",\"sleep 0.2; exit 1\"]},"
+                              "\"RestartPolicy\":{\"Attempts\":0,\"Interval\":60000000000,"
+                              "\"Delay\":1000000000,\"Mode\":\"fail\"}},"
+                              "{\"Name\":\"good\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
+                              "\"/bin/sleep\",\"args\":[\"1000\"]}}"));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 10000));
     const struct task_state *bad = alloc_runner_task_state(h.ar, "bad");
     const struct task_state *good = alloc_runner_task_state(h.ar, "good");
     ck_assert(bad->failed);
     ck_assert(!good->failed);
     ck_assert_str_eq(good->state, "dead");
-    char *trace = event_trace(good);
+    char *trace = t_exec_event_trace(good);
     ck_assert_msg(strstr(trace, "Sibling Task Failed: Task's sibling \"bad\" failed | Killing")
                       != NULL,
                   "trace: %s", trace);
     free(trace);
     ck_assert_str_eq(alloc_runner_client_status(h.ar), "failed");
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -669,11 +517,12 @@ START_TEST(test_shim_footprint)
 {
     /* A task's shim stays small while its task runs (RSS well under 8 MiB; the Pss,
      * what it really adds, is printed for the record). */
-    struct harness h;
-    harness_start(&h, JOB("service",
-                          "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
-                          "\"/bin/sh\",\"args\":[\"-c\",\"echo ready; exec sleep 1000\"]}}"));
-    ck_assert(run_until(&h, has_ready, 10000));
+    struct t_exec_harness h;
+    t_exec_harness_start(
+        &h, &run_cfg,
+        T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"Config\":{\"command\":"
+                              "\"/bin/sh\",\"args\":[\"-c\",\"echo ready; exec sleep 1000\"]}}"));
+    ck_assert(t_exec_run_until(&h, has_ready, 10000));
     char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, h.alloc.id);
     struct shim_handle hd;
     ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
@@ -686,7 +535,7 @@ START_TEST(test_shim_footprint)
 #else
     ck_assert(rss > 0 && rss < 8192);
 #endif
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 

@@ -21,7 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
 #include "exec/alloc_runner.h"
@@ -342,130 +341,14 @@ END_TEST
 
 /* ---- real runs through the alloc runner ---- */
 
-struct harness {
-    struct event_base *base;
-    struct event *tick;
-    char *dir;
-    struct job *job;
-    struct alloc alloc;
-    struct alloc_runner *ar;
-};
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+/* The harness with prepare (may be NULL) filling task t's local/ dir before the runner
+ * starts. */
+static void vm_start(struct t_exec_harness *h, const char *job_json,
+                     void (*prepare)(const char *local))
 {
-    (void)fd, (void)what, (void)arg;
+    struct t_exec_harness_config cfg = {.alloc_id = ALLOC_ID, .prepare = prepare};
+    t_exec_harness_start(h, &cfg, job_json);
 }
-
-/* Builds the alloc dir without starting (prepare may put files in local/), then runs. */
-static void harness_start(struct harness *h, const char *job_json,
-                          void (*prepare)(const char *task_dir))
-{
-    memset(h, 0, sizeof *h);
-    h->base = event_base_new();
-    h->tick = event_new(h->base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 10000};
-    event_add(h->tick, &tv);
-    h->dir = xasprintf("%s/XXXXXX", t_exec_base_dir);
-    ck_assert_ptr_nonnull(mkdtemp(h->dir));
-    json_error_t je;
-    json_t *j = json_loads(job_json, 0, &je);
-    ck_assert_msg(j != NULL, "%s", je.text);
-    h->job = st_new(&ST_JOB);
-    char err[256];
-    ck_assert_int_eq(st_from_json(&ST_JOB, j, h->job, err), 0);
-    json_decref(j);
-    job_canonicalize(h->job);
-    h->alloc.id = xstrdup(ALLOC_ID);
-    h->alloc.name = xasprintf("%s.g[0]", h->job->id);
-    h->alloc.job_id = xstrdup(h->job->id);
-    h->alloc.task_group = xstrdup("g");
-    h->alloc.desired_status = xstrdup("run");
-    h->alloc.job = h->job;
-    struct alloc_runner_config cfg = {
-        .base = h->base,
-        .data_dir = h->dir,
-        .shim_path = "/proc/self/exe",
-        .region = "global",
-    };
-    /* The artifact step: the alloc runner makes <dir>/alloc/<id>/t/local; we make it
-     * first and put the task's files there, as an artifact would. */
-    char *local = xasprintf("%s/alloc/%s/t/local", h->dir, ALLOC_ID);
-    ck_assert_int_eq(cv_mkdir_p(local, 0755), 0);
-    if (prepare)
-        prepare(local);
-    free(local);
-    h->ar = alloc_runner_new(&cfg, &h->alloc);
-    alloc_runner_run(h->ar);
-}
-
-static bool run_until(struct harness *h, bool (*pred)(struct harness *), int64_t timeout_ms)
-{
-    uint64_t deadline = cv_mono_ms() + (uint64_t)timeout_ms;
-    while (!pred(h)) {
-        if (cv_mono_ms() > deadline)
-            return false;
-        event_base_loop(h->base, EVLOOP_ONCE);
-    }
-    return true;
-}
-
-static bool ar_done(struct harness *h)
-{
-    return alloc_runner_done(h->ar);
-}
-
-static void harness_stop(struct harness *h)
-{
-    if (!alloc_runner_done(h->ar)) {
-        alloc_runner_kill(h->ar);
-        run_until(h, ar_done, 15000);
-    }
-    alloc_runner_destroy_dirs(h->ar);
-    alloc_runner_free(h->ar);
-    h->alloc.job = NULL;
-    st_clear(&ST_ALLOC, &h->alloc);
-    st_unref(&ST_JOB, h->job);
-    event_free(h->tick);
-    event_base_free(h->base);
-    cv_rm_rf(h->dir);
-    free(h->dir);
-}
-
-static char *event_trace(const struct task_state *ts)
-{
-    struct buf b = BUF_INIT;
-    for (size_t i = 0; ts && i < ts->n_events; i++)
-        buf_printf(&b, "%s%s: %s", i ? " | " : "", ts->events[i].type,
-                   ts->events[i].display_message);
-    return buf_steal(&b);
-}
-
-static char *task_log(struct harness *h, const char *type)
-{
-    char *logs = xasprintf("%s/alloc/logs", alloc_runner_dir(h->ar));
-    char *base = xasprintf("t.%s", type);
-    struct buf b = BUF_INIT;
-    int64_t *idx;
-    size_t n = logs_list(logs, base, &idx);
-    for (size_t i = 0; i < n; i++) {
-        char *p = xasprintf("%s/%s.%lld", logs, base, (long long)idx[i]), *s;
-        size_t len;
-        if (cv_read_file(p, &s, &len) == 0) {
-            buf_append(&b, s, len);
-            free(s);
-        }
-        free(p);
-    }
-    free(idx);
-    free(logs);
-    free(base);
-    return buf_steal(&b);
-}
-
-#define JOB(type, task)                                                                            \
-    "{\"ID\":\"j\",\"Name\":\"j\",\"Type\":\"" type "\",\"TaskGroups\":[{\"Name\":\"g\","          \
-    "\"Tasks\":[" task "]}]}"
-#define NORESTART "\"RestartPolicy\":{\"Attempts\":0,\"Mode\":\"fail\"}"
 
 static void run_sh(const char *cmd)
 {
@@ -506,19 +389,19 @@ START_TEST(test_java_jar_runs)
 {
     /* A java task runs the jar this test compiled: isolated (PID 1 of its namespace, /tmp
      * writable inside its root), its line in the stdout log, Terminated with exit 0. */
-    struct harness h;
+    struct t_exec_harness h;
     uint64_t t0 = cv_mono_ms();
-    harness_start(&h,
-                  JOB("batch",
-                      "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
-                      "\"Resources\":{\"CPU\":500,\"MemoryMB\":256},"
-                      "\"Config\":{\"jar_path\":\"local/hello.jar\","
-                      "\"jvm_options\":[\"-Xss1m\"],\"args\":[\"a\",\"${NOMAD_TASK_DIR}\"]}}"),
-                  write_java);
-    ck_assert(run_until(&h, ar_done, 60000));
+    vm_start(&h,
+             T_EXEC_JOB("batch",
+                        "{\"Name\":\"t\",\"Driver\":\"java\"," T_EXEC_NORESTART ","
+                        "\"Resources\":{\"CPU\":500,\"MemoryMB\":256},"
+                        "\"Config\":{\"jar_path\":\"local/hello.jar\","
+                        "\"jvm_options\":[\"-Xss1m\"],\"args\":[\"a\",\"${NOMAD_TASK_DIR}\"]}}"),
+             write_java);
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 60000));
     printf("java jar task: %llu ms from start to exit\n", (unsigned long long)(cv_mono_ms() - t0));
-    char *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
-    char *out = task_log(&h, "stdout"), *errs = task_log(&h, "stderr");
+    char *trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
+    char *out = t_exec_task_log(&h, "t", "stdout"), *errs = t_exec_task_log(&h, "t", "stderr");
     ck_assert_msg(strstr(trace, "Terminated: Exit Code: 0") != NULL, "trace: %s\nstderr: %s", trace,
                   errs);
     ck_assert_msg(strstr(out, "hello from java args=a,/local tmp=/tmp pid=1\n") != NULL,
@@ -526,7 +409,7 @@ START_TEST(test_java_jar_runs)
     free(trace);
     free(out);
     free(errs);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -566,16 +449,17 @@ START_TEST(test_java_sees_memory_limit)
         long long want = host_max_heap(mem[i]);
         ck_assert_msg(want > 0 && want <= (long long)mem[i] << 19 && want < host,
                       "oracle: %lld for %d MB, host %lld", want, mem[i], host);
-        struct harness h;
-        char *job = xasprintf(JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
-                                           "\"Resources\":{\"MemoryMB\":%d},"
-                                           "\"Config\":{\"class\":\"Hello\",\"class_path\":"
-                                           "\"local\",\"jvm_options\":[\"-XX:+PrintFlagsFinal\"]}}"),
+        struct t_exec_harness h;
+        char *job = xasprintf(T_EXEC_JOB("batch",
+                                         "{\"Name\":\"t\",\"Driver\":\"java\"," T_EXEC_NORESTART ","
+                                         "\"Resources\":{\"MemoryMB\":%d},"
+                                         "\"Config\":{\"class\":\"Hello\",\"class_path\":"
+                                         "\"local\",\"jvm_options\":[\"-XX:+PrintFlagsFinal\"]}}"),
                               mem[i]);
-        harness_start(&h, job, write_java);
+        vm_start(&h, job, write_java);
         free(job);
-        ck_assert(run_until(&h, ar_done, 60000));
-        char *out = task_log(&h, "stdout"), *errs = task_log(&h, "stderr");
+        ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 60000));
+        char *out = t_exec_task_log(&h, "t", "stdout"), *errs = t_exec_task_log(&h, "t", "stderr");
         ck_assert_msg(max_heap(out) == want, "memory %d: MaxHeapSize %lld, want %lld\n%s",
                       mem[i], max_heap(out), want, errs);
         /* What the program sees: maxMemory() is the heap less one survivor space. */
@@ -585,7 +469,7 @@ START_TEST(test_java_sees_memory_limit)
                       "stderr: %s", errs);
         free(out);
         free(errs);
-        harness_stop(&h);
+        t_exec_harness_stop(&h);
     }
 }
 END_TEST
@@ -594,33 +478,35 @@ START_TEST(test_java_class_path_runs)
 {
     /* A java task runs a class from class_path (relative to its root) and a bad class
      * fails the task with the JVM's non-zero exit. */
-    struct harness h;
-    harness_start(&h,
-                  JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
-                               "\"Resources\":{\"MemoryMB\":256},"
-                               "\"Config\":{\"class\":\"Hello\",\"class_path\":\"local\"}}"),
-                  write_java);
-    ck_assert(run_until(&h, ar_done, 60000));
-    char *out = task_log(&h, "stdout"), *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    struct t_exec_harness h;
+    vm_start(&h,
+             T_EXEC_JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," T_EXEC_NORESTART ","
+                                 "\"Resources\":{\"MemoryMB\":256},"
+                                 "\"Config\":{\"class\":\"Hello\",\"class_path\":\"local\"}}"),
+             write_java);
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 60000));
+    char *out = t_exec_task_log(&h, "t", "stdout"),
+         *trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(strstr(out, "hello from java args= tmp=/tmp pid=1") != NULL, "stdout: %s", out);
     ck_assert_msg(strstr(trace, "Exit Code: 0") != NULL, "trace: %s", trace);
     free(out);
     free(trace);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 
-    harness_start(&h,
-                  JOB("batch", "{\"Name\":\"t\",\"Driver\":\"java\"," NORESTART ","
-                               "\"Resources\":{\"MemoryMB\":256},"
-                               "\"Config\":{\"class\":\"NoSuchClass\",\"class_path\":\"local\"}}"),
-                  write_java);
-    ck_assert(run_until(&h, ar_done, 60000));
-    char *errs = task_log(&h, "stderr");
-    trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    vm_start(&h,
+             T_EXEC_JOB("batch",
+                        "{\"Name\":\"t\",\"Driver\":\"java\"," T_EXEC_NORESTART ","
+                        "\"Resources\":{\"MemoryMB\":256},"
+                        "\"Config\":{\"class\":\"NoSuchClass\",\"class_path\":\"local\"}}"),
+             write_java);
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 60000));
+    char *errs = t_exec_task_log(&h, "t", "stderr");
+    trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(strstr(trace, "Terminated: Exit Code: 1") != NULL, "trace: %s", trace);
     ck_assert_msg(strstr(errs, "NoSuchClass") != NULL, "stderr: %s", errs);
     free(errs);
     free(trace);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -664,9 +550,9 @@ static void write_boot_sector(const char *local)
     free(p);
 }
 
-static bool boot_line_logged(struct harness *h)
+static bool boot_line_logged(struct t_exec_harness *h)
 {
-    char *out = task_log(h, "stdout");
+    char *out = t_exec_task_log(h, "t", "stdout");
     bool ok = strstr(out, BOOT_LINE) != NULL;
     free(out);
     return ok || alloc_runner_done(h->ar);
@@ -678,7 +564,7 @@ static bool pid_alive(pid_t pid)
 }
 
 /* The qemu process of the running task: the task pid in its shim's handle file. */
-static pid_t qemu_pid(struct harness *h)
+static pid_t qemu_pid(struct t_exec_harness *h)
 {
     char *p = xasprintf("%s/client/allocs/%s/t.handle", h->dir, ALLOC_ID);
     struct shim_handle sh;
@@ -692,19 +578,19 @@ START_TEST(test_qemu_boots_and_stops)
     /* A qemu task boots the test's boot sector (tcg) and the guest's serial line is in
      * the task's stdout log within 20 s; stopping the alloc kills qemu (its process is
      * gone) and the task ends "Task successfully killed". */
-    struct harness h;
+    struct t_exec_harness h;
     uint64_t t0 = cv_mono_ms();
-    harness_start(&h,
-                  JOB("service", "{\"Name\":\"t\",\"Driver\":\"qemu\"," NORESTART ","
-                                 "\"KillTimeout\":5000000000,"
-                                 "\"Resources\":{\"MemoryMB\":128},"
-                                 "\"Config\":{\"image_path\":\"local/boot.img\","
-                                 "\"args\":[\"-no-reboot\"]}}"),
-                  write_boot_sector);
-    ck_assert(run_until(&h, boot_line_logged, 20000));
+    vm_start(&h,
+             T_EXEC_JOB("service", "{\"Name\":\"t\",\"Driver\":\"qemu\"," T_EXEC_NORESTART ","
+                                   "\"KillTimeout\":5000000000,"
+                                   "\"Resources\":{\"MemoryMB\":128},"
+                                   "\"Config\":{\"image_path\":\"local/boot.img\","
+                                   "\"args\":[\"-no-reboot\"]}}"),
+             write_boot_sector);
+    ck_assert(t_exec_run_until(&h, boot_line_logged, 20000));
     uint64_t booted = cv_mono_ms() - t0;
-    char *out = task_log(&h, "stdout"), *errs = task_log(&h, "stderr"),
-         *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    char *out = t_exec_task_log(&h, "t", "stdout"), *errs = t_exec_task_log(&h, "t", "stderr"),
+         *trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(!alloc_runner_done(h.ar), "qemu ended: %s\nstderr: %s", trace, errs);
     ck_assert_msg(strstr(out, BOOT_LINE "\r\n") != NULL, "stdout: %s", out);
     printf("qemu task: serial line in the stdout log %llu ms after start\n",
@@ -719,15 +605,15 @@ START_TEST(test_qemu_boots_and_stops)
     free(comm);
 
     alloc_runner_kill(h.ar);
-    ck_assert(run_until(&h, ar_done, 15000));
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 15000));
     free(trace);
-    trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(strstr(trace, "Killed: Task successfully killed") != NULL, "trace: %s", trace);
     ck_assert_msg(!pid_alive(pid), "qemu %d survived the stop", (int)pid);
     free(out);
     free(errs);
     free(trace);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 
@@ -735,19 +621,20 @@ START_TEST(test_qemu_missing_image)
 {
     /* A qemu task whose image does not exist fails with qemu's own complaint in its
      * stderr log and a non-zero exit. */
-    struct harness h;
-    harness_start(&h,
-                  JOB("batch", "{\"Name\":\"t\",\"Driver\":\"qemu\"," NORESTART ","
-                               "\"Resources\":{\"MemoryMB\":128},"
-                               "\"Config\":{\"image_path\":\"local/none.img\"}}"),
-                  NULL);
-    ck_assert(run_until(&h, ar_done, 20000));
-    char *errs = task_log(&h, "stderr"), *trace = event_trace(alloc_runner_task_state(h.ar, "t"));
+    struct t_exec_harness h;
+    vm_start(&h,
+             T_EXEC_JOB("batch", "{\"Name\":\"t\",\"Driver\":\"qemu\"," T_EXEC_NORESTART ","
+                                 "\"Resources\":{\"MemoryMB\":128},"
+                                 "\"Config\":{\"image_path\":\"local/none.img\"}}"),
+             NULL);
+    ck_assert(t_exec_run_until(&h, t_exec_alloc_done, 20000));
+    char *errs = t_exec_task_log(&h, "t", "stderr"),
+         *trace = t_exec_event_trace(alloc_runner_task_state(h.ar, "t"));
     ck_assert_msg(strstr(trace, "Terminated: Exit Code: 1") != NULL, "trace: %s", trace);
     ck_assert_msg(strstr(errs, "none.img") != NULL, "stderr: %s", errs);
     free(errs);
     free(trace);
-    harness_stop(&h);
+    t_exec_harness_stop(&h);
 }
 END_TEST
 

@@ -101,10 +101,7 @@ START_TEST(test_binpack_prefers_fuller_node)
     struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
     for (uint64_t seed = 1; seed <= 8; seed++) {
         struct sched_result r;
-        char err[256];
-        s = th_snap(&h);
-        ck_assert_int_eq(sched_compute(s, ev, seed, TH_NOW, &r, err), 0);
-        snap_unref(s);
+        ck_assert_int_eq(th_compute(&h, ev, seed, &r), 0);
         ck_assert_uint_eq(r.plan.n_node_allocation, 1);
         const struct alloc *p = &r.plan.node_allocation[0];
         ck_assert_str_eq(p->node_id, th_node_id(1));
@@ -237,9 +234,7 @@ START_TEST(test_datacenter_and_driver_filtering)
     th_put_job(&h, j);
     struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
     struct sched_result r;
-    char err[256];
-    struct state_snap *s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 3, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(th_compute(&h, ev, 3, &r), 0);
     ck_assert_uint_eq(r.plan.n_node_allocation, 2);
     for (size_t i = 0; i < 2; i++) {
         const struct alloc *a = &r.plan.node_allocation[i];
@@ -249,7 +244,6 @@ START_TEST(test_datacenter_and_driver_filtering)
         ck_assert_int_eq(a->metrics->nodes_in_pool, 2);
     }
     sched_result_clear(&r);
-    snap_unref(s);
 
     /* Glob: "dc*" matches all six. Driver "docker" is on none. */
     j = th_job("web", JOB_TYPE_SERVICE, 3, 100, 100);
@@ -257,8 +251,7 @@ START_TEST(test_datacenter_and_driver_filtering)
     strlist_add(&j->datacenters, "dc*");
     cv_strset(&j->task_groups[0].tasks[0].driver, "docker");
     th_put_job(&h, j);
-    s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 3, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(th_compute(&h, ev, 3, &r), 0);
     ck_assert_uint_eq(r.plan.n_node_allocation, 0);
     ck_assert(r.placement_failed);
     ck_assert_uint_eq(r.n_failed_tg_allocs, 1);
@@ -282,7 +275,6 @@ START_TEST(test_datacenter_and_driver_filtering)
     ck_assert_int_eq(intmap_get(&upd->queued_allocations, "web"), 3);
     st_unref(&ST_EVAL, upd);
     sched_result_clear(&r);
-    snap_unref(s);
 
     /* A job constraint that no node meets. */
     j = th_job("web", JOB_TYPE_SERVICE, 1, 100, 100);
@@ -292,35 +284,29 @@ START_TEST(test_datacenter_and_driver_filtering)
     j->constraints[0].operand = xstrdup("=");
     j->constraints[0].rtarget = xstrdup("windows");
     th_put_job(&h, j);
-    s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 3, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(th_compute(&h, ev, 3, &r), 0);
     ck_assert_uint_eq(r.n_failed_tg_allocs, 1);
     ck_assert_int_eq(
         intmap_get(&r.failed_tg_allocs[0].constraint_filtered, "${attr.kernel.name} = windows"), 6);
     sched_result_clear(&r);
-    snap_unref(s);
 
     /* Resources exhausted: a group bigger than any node. */
     j = th_job("web", JOB_TYPE_SERVICE, 1, 100, 9000);
     th_put_job(&h, j);
-    s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 3, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(th_compute(&h, ev, 3, &r), 0);
     ck_assert_uint_eq(r.n_failed_tg_allocs, 1);
     ck_assert_int_eq(r.failed_tg_allocs[0].nodes_exhausted, 6);
     ck_assert_int_eq(intmap_get(&r.failed_tg_allocs[0].dimension_exhausted, "memory"), 6);
     sched_result_clear(&r);
-    snap_unref(s);
 
     /* Down and ineligible nodes are not even evaluated. */
     th_node_status(&h, 0, NODE_STATUS_DOWN);
     j = th_job("web", JOB_TYPE_SERVICE, 1, 100, 9000);
     th_put_job(&h, j);
-    s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 3, TH_NOW, &r, err), 0);
+    ck_assert_int_eq(th_compute(&h, ev, 3, &r), 0);
     ck_assert_int_eq(r.failed_tg_allocs[0].nodes_evaluated, 5);
     ck_assert_int_eq(intmap_get(&r.failed_tg_allocs[0].nodes_available, "dc1"), 3);
     sched_result_clear(&r);
-    snap_unref(s);
     st_unref(&ST_EVAL, ev);
     th_close(&h);
 }
@@ -401,11 +387,8 @@ START_TEST(test_job_stop_stops_all)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 3, 4000, 8192);
-    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 4, 100, 100));
-    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, th_job("web", JOB_TYPE_SERVICE, 4, 100, 100), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     struct job *j = th_job("web", JOB_TYPE_SERVICE, 4, 100, 100);
     j->stop = true;
     th_put_job(&h, j);
@@ -438,12 +421,8 @@ START_TEST(test_lost_allocs_replaced_elsewhere)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 3, 4000, 8192);
-    struct job *j = th_job("web", JOB_TYPE_SERVICE, 6, 100, 100);
-    th_put_job(&h, j);
-    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, th_job("web", JOB_TYPE_SERVICE, 6, 100, 100), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     size_t on0 = th_node_usage(&h, th_node_id(0), NULL, NULL);
     ck_assert_uint_gt(on0, 0);
     th_node_status(&h, 0, NODE_STATUS_DOWN);
@@ -491,11 +470,8 @@ START_TEST(test_failed_alloc_rescheduled_per_policy)
     rp->interval = 3600 * TH_SEC;
     rp->delay = 30 * TH_SEC;
     cv_strset(&rp->delay_function, "constant");
-    th_put_job(&h, j);
-    struct eval *ev = th_eval("b", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, j, 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
 
     /* Failed 10 s ago: delay 30 s not over -> follow-up eval at fail + 30 s. */
     char failed[64];
@@ -585,11 +561,8 @@ START_TEST(test_destructive_vs_inplace_update)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 2, 4000, 8192);
-    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 2, 100, 100));
-    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, th_job("web", JOB_TYPE_SERVICE, 2, 100, 100), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
 
     struct job *j = th_job("web", JOB_TYPE_SERVICE, 2, 100, 100);
     j->version = 1;
@@ -892,11 +865,9 @@ START_TEST(test_reschedule_tracker_events_and_attempts)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 3, 4000, 8192);
-    th_put_job(&h, resched_job("t", 1, 2, 3600 * TH_SEC, 0, "constant", 0, false));
-    struct eval *ev = th_eval("t", JOB_TYPE_SERVICE);
+    struct eval *ev =
+        th_run_job(&h, resched_job("t", 1, 2, 3600 * TH_SEC, 0, "constant", 0, false), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     char ids[3][64], nodes[3][64];
     for (int k = 0; k < 3; k++) {
         snprintf(ids[k], sizeof ids[k], "%s", first_live_alloc(&h, "t"));
@@ -981,12 +952,11 @@ START_TEST(test_reschedule_delay_functions)
         struct th h;
         th_init(&h);
         th_add_nodes(&h, 2, 4000, 8192);
-        th_put_job(&h, resched_job("d", 1, 10, 3600 * TH_SEC, dc->delay * TH_SEC, dc->fn,
-                                   dc->max_delay * TH_SEC, false));
-        struct eval *ev = th_eval("d", JOB_TYPE_SERVICE);
+        struct eval *ev = th_run_job(&h,
+                                     resched_job("d", 1, 10, 3600 * TH_SEC, dc->delay * TH_SEC,
+                                                 dc->fn, dc->max_delay * TH_SEC, false),
+                                     1);
         struct sched_result r;
-        th_schedule(&h, ev, 1, &r);
-        sched_result_clear(&r);
         char id[64];
         snprintf(id, sizeof id, "%s", first_live_alloc(&h, "d"));
         th_alloc_client(&h, id, ALLOC_CLIENT_FAILED, TH_NOW);
@@ -1025,11 +995,9 @@ START_TEST(test_reschedule_unlimited_and_chain_fallback)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 2, 4000, 8192);
-    th_put_job(&h, resched_job("u", 1, 0, 3600 * TH_SEC, 0, "constant", 0, true));
-    struct eval *ev = th_eval("u", JOB_TYPE_SERVICE);
+    struct eval *ev =
+        th_run_job(&h, resched_job("u", 1, 0, 3600 * TH_SEC, 0, "constant", 0, true), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     char id[64];
     snprintf(id, sizeof id, "%s", first_live_alloc(&h, "u"));
     th_alloc_client(&h, id, ALLOC_CLIENT_FAILED, TH_NOW);
@@ -1057,10 +1025,8 @@ START_TEST(test_reschedule_unlimited_and_chain_fallback)
     for (int attempts = 1; attempts <= 2; attempts++) {
         th_init(&h);
         th_add_nodes(&h, 2, 4000, 8192);
-        th_put_job(&h, resched_job("c", 1, attempts, 3600 * TH_SEC, 0, "constant", 0, false));
-        ev = th_eval("c", JOB_TYPE_SERVICE);
-        th_schedule(&h, ev, 1, &r);
-        sched_result_clear(&r);
+        ev = th_run_job(&h, resched_job("c", 1, attempts, 3600 * TH_SEC, 0, "constant", 0, false),
+                        1);
         char p[64], q[64];
         snprintf(p, sizeof p, "%s", first_live_alloc(&h, "c"));
         th_alloc_client(&h, p, ALLOC_CLIENT_FAILED, TH_NOW - 20 * TH_SEC);
@@ -1100,11 +1066,8 @@ START_TEST(test_migrate_transition_replaces_alloc)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 2, 4000, 8192);
-    th_put_job(&h, th_job("m", JOB_TYPE_SERVICE, 2, 100, 100));
-    struct eval *ev = th_eval("m", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, th_job("m", JOB_TYPE_SERVICE, 2, 100, 100), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     char id[64];
     snprintf(id, sizeof id, "%s", live_alloc(&h, "m", "m.web[1]"));
     struct alloc *a = stored_copy(&h, id);
@@ -1130,10 +1093,7 @@ START_TEST(test_migrate_transition_replaces_alloc)
     sched_result_clear(&r);
     st_unref(&ST_EVAL, ev);
 
-    th_put_job(&h, th_job("s", JOB_TYPE_SYSTEM, 1, 100, 100));
-    ev = th_eval("s", JOB_TYPE_SYSTEM);
-    th_schedule(&h, ev, 4, &r);
-    sched_result_clear(&r);
+    ev = th_run_job(&h, th_job("s", JOB_TYPE_SYSTEM, 1, 100, 100), 4);
     snprintf(id, sizeof id, "%s", first_live_alloc(&h, "s"));
     a = stored_copy(&h, id);
     char node[64];

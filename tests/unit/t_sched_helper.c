@@ -189,23 +189,50 @@ void th_apply(struct th *h, const struct plan_result *pr)
     snap_unref(s);
 }
 
-int th_schedule(struct th *h, const struct eval *ev, uint64_t seed, struct sched_result *res)
+int th_compute(struct th *h, const struct eval *ev, uint64_t seed, struct sched_result *res)
 {
     char errmsg[256];
     struct state_snap *s = th_snap(h);
     int rc = sched_compute(s, ev, seed, TH_NOW, res, errmsg);
     snap_unref(s);
-    if (rc < 0) {
+    if (rc < 0)
         fprintf(stderr, "sched_compute: %s\n", errmsg);
-        return rc;
-    }
-    struct plan_result pr;
-    s = th_snap(h);
-    int rej = plan_check(s, &res->plan, &pr);
+    return rc;
+}
+
+int th_check(struct th *h, const struct plan *p, struct plan_result *pr)
+{
+    struct state_snap *s = th_snap(h);
+    int rej = plan_check(s, p, pr);
     snap_unref(s);
+    return rej;
+}
+
+int th_commit(struct th *h, const struct plan *p)
+{
+    struct plan_result pr;
+    int rej = th_check(h, p, &pr);
     th_apply(h, &pr);
     st_clear(&ST_PLAN_RESULT, &pr);
     return rej;
+}
+
+int th_schedule(struct th *h, const struct eval *ev, uint64_t seed, struct sched_result *res)
+{
+    int rc = th_compute(h, ev, seed, res);
+    if (rc < 0)
+        return rc;
+    return th_commit(h, &res->plan);
+}
+
+struct eval *th_run_job(struct th *h, struct job *j, uint64_t seed)
+{
+    struct eval *ev = th_eval(j->id, j->type);
+    th_put_job(h, j);
+    struct sched_result r;
+    th_schedule(h, ev, seed, &r);
+    sched_result_clear(&r);
+    return ev;
 }
 
 struct usage_acc {

@@ -43,8 +43,21 @@ const char *th_node_id(int i); /* static buffer */
 /* Applies a plan result as the FSM does: allocations upserted whole, stop records
  * merged into the stored alloc. */
 void th_apply(struct th *h, const struct plan_result *pr);
+/* sched_compute on the latest snapshot at TH_NOW, nothing applied; res is the caller's
+ * to sched_result_clear. Returns sched_compute's code (its message goes to stderr). */
+int th_compute(struct th *h, const struct eval *ev, uint64_t seed, struct sched_result *res);
+/* plan_check of p (borrowed) against the latest state, nothing applied; *pr is the
+ * caller's to st_clear(&ST_PLAN_RESULT, pr). Returns plan_check's count of rejected
+ * nodes. */
+int th_check(struct th *h, const struct plan *p, struct plan_result *pr);
+/* th_check, then th_apply of what it accepted. Returns the count of rejected nodes. */
+int th_commit(struct th *h, const struct plan *p);
 /* sched_compute + plan_check on the latest state + apply. Returns rejected nodes. */
 int th_schedule(struct th *h, const struct eval *ev, uint64_t seed, struct sched_result *res);
+/* A job's first registration: upserts j (takes ownership) and schedules a new eval of it
+ * (j's type) once with seed, plan applied and result cleared. Returns the eval (new
+ * reference: st_unref it) for the test's later schedules. */
+struct eval *th_run_job(struct th *h, struct job *j, uint64_t seed);
 
 struct state_snap *th_snap(struct th *h); /* new reference */
 

@@ -56,9 +56,7 @@ START_TEST(test_partial_commit_rejects_overcommitted_node)
     struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
     struct sched_result r;
     char err[256];
-    struct state_snap *old = th_snap(&h);
-    ck_assert_int_eq(sched_compute(old, ev, 7, TH_NOW, &r, err), 0);
-    snap_unref(old);
+    ck_assert_int_eq(th_compute(&h, ev, 7, &r), 0);
     ck_assert_uint_eq(r.n_place, 8);
     /* Pick a node the plan uses and fill it meanwhile. */
     const char *victim = r.plan.node_allocation[0].node_id;
@@ -103,9 +101,7 @@ START_TEST(test_partial_commit_rejects_overcommitted_node)
 
     /* A node that went down since: rejected. A node that became ineligible: rejected
      * for new placements. */
-    latest = th_snap(&h);
-    ck_assert_int_eq(sched_compute(latest, ev, 9, TH_NOW, &r, err), 0);
-    snap_unref(latest);
+    ck_assert_int_eq(th_compute(&h, ev, 9, &r), 0);
     ck_assert_uint_gt(r.plan.n_node_allocation, 0);
     const char *target = r.plan.node_allocation[0].node_id;
     int ti = atoi(target + 24);
@@ -127,27 +123,19 @@ START_TEST(test_stops_only_nodes_commit)
     struct th h;
     th_init(&h);
     th_add_nodes(&h, 2, 4000, 4096);
-    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 4, 100, 100));
-    struct eval *ev = th_eval("web", JOB_TYPE_SERVICE);
+    struct eval *ev = th_run_job(&h, th_job("web", JOB_TYPE_SERVICE, 4, 100, 100), 1);
     struct sched_result r;
-    th_schedule(&h, ev, 1, &r);
-    sched_result_clear(&r);
     struct job *j = th_job("web", JOB_TYPE_SERVICE, 4, 100, 100);
     j->stop = true;
     th_put_job(&h, j);
-    char err[256];
-    struct state_snap *s = th_snap(&h);
-    ck_assert_int_eq(sched_compute(s, ev, 2, TH_NOW, &r, err), 0);
-    snap_unref(s);
+    ck_assert_int_eq(th_compute(&h, ev, 2, &r), 0);
     th_node_status(&h, 0, NODE_STATUS_DOWN);
     th_node_status(&h, 1, NODE_STATUS_DOWN);
-    s = th_snap(&h);
     struct plan_result pr;
-    ck_assert_int_eq(plan_check(s, &r.plan, &pr), 0);
+    ck_assert_int_eq(th_check(&h, &r.plan, &pr), 0);
     ck_assert_uint_eq(pr.n_node_update, 4);
     ck_assert_uint_eq(pr.refresh_index, 0);
     st_clear(&ST_PLAN_RESULT, &pr);
-    snap_unref(s);
     sched_result_clear(&r);
     st_unref(&ST_EVAL, ev);
     th_close(&h);
@@ -174,16 +162,9 @@ START_TEST(test_two_plans_one_snapshot_never_overcommit)
         snap_unref(s);
         ck_assert_uint_eq(ra.n_place, 5); /* each alone fits: 9 slots of 300 */
         ck_assert_uint_eq(rb.n_place, 5);
+        ck_assert_int_eq(th_commit(&h, &ra.plan), 0);
         struct plan_result pr;
-        s = th_snap(&h);
-        ck_assert_int_eq(plan_check(s, &ra.plan, &pr), 0);
-        snap_unref(s);
-        th_apply(&h, &pr);
-        st_clear(&ST_PLAN_RESULT, &pr);
-        s = th_snap(&h);
-        int rej = plan_check(s, &rb.plan, &pr);
-        snap_unref(s);
-        ck_assert_int_ge(rej, 1); /* 10 x 300 cannot fit 3 x 1000 */
+        ck_assert_int_ge(th_check(&h, &rb.plan, &pr), 1); /* 10 x 300 cannot fit 3 x 1000 */
         ck_assert_uint_ne(pr.refresh_index, 0);
         th_apply(&h, &pr);
         st_clear(&ST_PLAN_RESULT, &pr);
@@ -237,15 +218,9 @@ START_TEST(test_plan_check_port_collision)
     snap_unref(s);
     ck_assert_uint_eq(ra.n_place, 1);
     ck_assert_uint_eq(rb.n_place, 1);
+    ck_assert_int_eq(th_commit(&h, &ra.plan), 0);
     struct plan_result pr;
-    s = th_snap(&h);
-    ck_assert_int_eq(plan_check(s, &ra.plan, &pr), 0);
-    snap_unref(s);
-    th_apply(&h, &pr);
-    st_clear(&ST_PLAN_RESULT, &pr);
-    s = th_snap(&h);
-    ck_assert_int_eq(plan_check(s, &rb.plan, &pr), 1);
-    snap_unref(s);
+    ck_assert_int_eq(th_check(&h, &rb.plan, &pr), 1);
     st_clear(&ST_PLAN_RESULT, &pr);
     /* A node that reserves 8080 itself refuses it too. */
     struct node *n = th_node(0, 4000, 4096);
@@ -255,9 +230,7 @@ START_TEST(test_plan_check_port_collision)
     sched_result_clear(&ra);
     th_put_job(&h, th_job("a", JOB_TYPE_SERVICE, 0, 10, 10));
     ck_assert_int_eq(th_schedule(&h, ea, 3, &ra), 0); /* stops a's alloc */
-    s = th_snap(&h);
-    ck_assert_int_eq(plan_check(s, &rb.plan, &pr), 1);
-    snap_unref(s);
+    ck_assert_int_eq(th_check(&h, &rb.plan, &pr), 1);
     st_clear(&ST_PLAN_RESULT, &pr);
     sched_result_clear(&ra);
     sched_result_clear(&rb);
@@ -332,12 +305,7 @@ START_TEST(test_slices_place_disjoint_and_complete)
         ck_assert_uint_eq(placed, 2400);
         for (uint32_t j = 0; j < n; j++) {
             uint32_t k = (uint32_t)((j + seed) % n); /* commit order varies with the seed */
-            struct plan_result pr;
-            s = th_snap(&h);
-            ck_assert_int_eq(plan_check(s, &r[k].plan, &pr), 0); /* own node shares: no clash */
-            snap_unref(s);
-            th_apply(&h, &pr);
-            st_clear(&ST_PLAN_RESULT, &pr);
+            ck_assert_int_eq(th_commit(&h, &r[k].plan), 0); /* own node shares: no clash */
             sched_result_clear(&r[k]);
         }
         ck_assert_uint_eq(check_names(&h, "big", 2400), 2400);
@@ -375,15 +343,9 @@ START_TEST(test_plan_check_refuses_held_names)
     snap_unref(s);
     ck_assert_uint_eq(a.n_place, 12);
     ck_assert_uint_eq(b.n_place, 12);
+    ck_assert_int_eq(th_commit(&h, &a.plan), 0);
     struct plan_result pr;
-    s = th_snap(&h);
-    ck_assert_int_eq(plan_check(s, &a.plan, &pr), 0);
-    snap_unref(s);
-    th_apply(&h, &pr);
-    st_clear(&ST_PLAN_RESULT, &pr);
-    s = th_snap(&h);
-    ck_assert_int_ge(plan_check(s, &b.plan, &pr), 1);
-    snap_unref(s);
+    ck_assert_int_ge(th_check(&h, &b.plan, &pr), 1);
     ck_assert_uint_eq(pr.n_node_allocation, 0);
     ck_assert_uint_ne(pr.refresh_index, 0);
     th_apply(&h, &pr);
