@@ -98,6 +98,7 @@ struct cvraft {
     struct apply_list queue, pending, done;
     struct event *ev_flush, *ev_done;
     uint64_t batches, batched_entries; /* raft_apply calls and the entries they carried */
+    struct state_snap *snap_taking;    /* the state a snapshot in progress encodes */
 };
 
 /* ---------------------------------------------------------------- uv inside libevent */
@@ -210,22 +211,54 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     return 0;
 }
 
+/* Snapshots are taken in two steps (libraft's FSM version 3): on the loop, a reference
+ * to the state at the applied index (O(1): the store's snapshots are persistent); on
+ * libuv's thread pool, its encoding and LZ4 compression, while the loop goes on applying
+ * entries. What the pool thread reads must hold still: stored objects are never changed
+ * once stored (every write stores new objects), and a transaction changes in place only
+ * tree nodes it copied itself, never nodes a snapshot reaches (treap.h). The reference
+ * is dropped on the loop again, in finalize, so no tree is freed on the pool thread. */
 static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct cvraft *r = fsm->data;
-    struct state_snap *snap = state_snapshot(r->state);
+    if (r->snap_taking)
+        return RAFT_BUSY; /* libraft takes one at a time; retried at the next threshold */
+    r->snap_taking = state_snapshot(r->state);
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_snapshot_async_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct cvraft *r = fsm->data;
     char *data;
     size_t len;
-    fsm_snapshot_encode(snap, &data, &len);
-    snap_unref(snap);
-    size_t padded = (len + 7) & ~(size_t)7; /* as entries: keep libraft's 8-byte units */
+    fsm_snapshot_pack(r->snap_taking, &data, &len);
     *bufs = raft_malloc(sizeof **bufs);
-    (*bufs)[0].base = raft_malloc(padded ? padded : 8);
-    memset((*bufs)[0].base, 0, padded ? padded : 8);
-    memcpy((*bufs)[0].base, data, len);
-    (*bufs)[0].len = padded ? padded : 8;
+    if (!*bufs) {
+        free(data);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].base = data; /* malloc'd: raft_malloc is malloc here, and we free it */
+    (*bufs)[0].len = len;
     *n_bufs = 1;
-    free(data);
+    return 0;
+}
+
+static int fsm_snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                    unsigned *n_bufs)
+{
+    struct cvraft *r = fsm->data;
+    if (*bufs) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    snap_unref(r->snap_taking);
+    r->snap_taking = NULL;
     return 0;
 }
 
@@ -234,7 +267,7 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct cvraft *r = fsm->data;
     char errmsg[CV_ERRMSG_SIZE] = "";
     struct state_snap *snap;
-    int rc = fsm_snapshot_decode(buf->base, buf->len, &snap, errmsg);
+    int rc = fsm_snapshot_unpack(buf->base, buf->len, &snap, errmsg);
     raft_free(buf->base);
     if (rc) {
         log_error("raft", "snapshot restore failed: %s", errmsg);
@@ -460,11 +493,18 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     /* libraft's auto-recovery silently drops a segment it finds corrupt and starts from
      * what is left: acknowledged writes would vanish. Refuse to start instead, loudly. */
     raft_uv_set_auto_recovery(&r->io, false);
+    /* raft_uv 0.15 implements async_work (snapshots encoded on its thread pool) but
+     * still calls itself io version 1, which raft_init refuses for an FSM with
+     * snapshot_async (upstream 269e541 "uv: set io version to 2"): say what it is. */
+    if (r->io.version < 2 && r->io.async_work)
+        r->io.version = 2;
     io_guard_install(&r->io_guard, &r->io, &r->loop);
-    r->fsm.version = 2;
+    r->fsm.version = 3;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply_cb;
     r->fsm.snapshot = fsm_snapshot_cb;
+    r->fsm.snapshot_async = fsm_snapshot_async_cb;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize_cb;
     r->fsm.restore = fsm_restore_cb;
     rc = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, r->address);
     if (rc != 0) {
@@ -989,6 +1029,7 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
     r->in_uv = false;
+    snap_unref(r->snap_taking); /* a snapshot libraft abandoned without finalizing */
     event_free(r->ev_uvfd);
     event_free(r->ev_uvtimer);
     event_free(r->ev_flush);

@@ -11,6 +11,7 @@
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/util.h"
 
 static const struct sfield fsm_cmd_fields[] = {
@@ -544,40 +545,47 @@ int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct s
     return 0;
 }
 
-/* ---------------------------------------------------------------- snapshot files */
+/* ---------------------------------------------------------------- compressed snapshots */
 
 #define SNAPSHOT_MAGIC "caravan-snapshot-v1\n"
+#define LZ4_FRAME_MAGIC "\x04\x22\x4d\x18" /* LZ4 frame magic number, little endian */
 
-void fsm_snapshot_file_encode(const struct state_snap *snap, char **out, size_t *len)
+/* The msgpack snapshot compressed as one LZ4 frame after `head` bytes left for the
+ * caller, and `tail` zero bytes of slack after it; a new buffer (free()). */
+static char *snapshot_lz4(const struct state_snap *snap, size_t head, size_t tail, size_t *len)
 {
     char *raw;
     size_t n;
     fsm_snapshot_encode(snap, &raw, &n);
-    size_t magic = strlen(SNAPSHOT_MAGIC);
-    size_t cap = LZ4F_compressFrameBound(n, NULL);
-    char *b = xmalloc(magic + cap);
-    memcpy(b, SNAPSHOT_MAGIC, magic);
-    size_t c = LZ4F_compressFrame(b + magic, cap, raw, n, NULL);
+    LZ4F_preferences_t prefs;
+    memset(&prefs, 0, sizeof prefs);
+    prefs.frameInfo.contentSize = n; /* lets a reader size its buffer once */
+    size_t cap = LZ4F_compressFrameBound(n, &prefs);
+    char *b = xmalloc(head + cap + tail);
+    size_t c = LZ4F_compressFrame(b + head, cap, raw, n, &prefs);
     free(raw);
-    *out = b;
-    *len = LZ4F_isError(c) ? magic : magic + c;
+    if (LZ4F_isError(c)) { /* cannot happen with a bound-sized buffer; fail loudly */
+        log_error("fsm", "snapshot compression failed: %s", LZ4F_getErrorName(c));
+        abort();
+    }
+    memset(b + head + c, 0, tail);
+    *len = head + c;
+    return b;
 }
 
-int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *out_len,
-                             char *errmsg)
+/* Inflates one LZ4 frame into a new buffer. What follows the frame must be zero bytes
+ * (fewer than 8: raft pads entries and snapshots to 8-byte units) or, with !pad, nothing. */
+static int lz4_inflate(const char *src, size_t left, bool pad, char **out, size_t *out_len,
+                       char *errmsg)
 {
-    size_t magic = strlen(SNAPSHOT_MAGIC);
-    if (len < magic || memcmp(buf, SNAPSHOT_MAGIC, magic) != 0)
-        return cv_err(errmsg, CV_EMALFORMED, "not a Caravan snapshot (bad magic)");
     LZ4F_dctx *d;
     if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION)))
         return cv_err(errmsg, CV_EIO, "lz4: cannot create a context");
     struct buf b = BUF_INIT;
-    const char *src = buf + magic;
-    size_t left = len - magic;
     char chunk[65536];
     int rc = 0;
-    while (left) {
+    bool ended = false;
+    while (left && !ended) {
         size_t dst = sizeof chunk, consumed = left;
         size_t r = LZ4F_decompress(d, chunk, &dst, src, &consumed, NULL);
         if (LZ4F_isError(r)) {
@@ -591,15 +599,17 @@ int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *ou
             rc = cv_err(errmsg, CV_ETOOBIG, "snapshot: larger than 4 GiB uncompressed");
             break;
         }
-        if (r == 0 && left) {
-            rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: trailing bytes after the frame");
-            break;
-        }
-        if (!consumed && !dst) {
+        ended = r == 0;
+        if (!ended && !consumed && !dst) {
             rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: truncated");
             break;
         }
     }
+    if (!rc && !ended)
+        rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: truncated");
+    for (size_t i = 0; !rc && i < left; i++)
+        if (!pad || left >= 8 || src[i] != 0)
+            rc = cv_err(errmsg, CV_EMALFORMED, "snapshot: trailing bytes after the frame");
     LZ4F_freeDecompressionContext(d);
     if (rc) {
         buf_free(&b);
@@ -608,4 +618,43 @@ int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *ou
     *out_len = b.len;
     *out = buf_steal(&b);
     return 0;
+}
+
+void fsm_snapshot_pack(const struct state_snap *snap, char **out, size_t *len)
+{
+    size_t n;
+    char *b = snapshot_lz4(snap, 0, 8, &n);
+    *len = (n + 7) & ~(size_t)7; /* the slack holds the zero padding */
+    *out = b;
+}
+
+int fsm_snapshot_unpack(const char *buf, size_t len, struct state_snap **out, char *errmsg)
+{
+    if (len < 4 || memcmp(buf, LZ4_FRAME_MAGIC, 4) != 0) /* written before compression */
+        return fsm_snapshot_decode(buf, len, out, errmsg);
+    char *raw;
+    size_t n;
+    int rc = lz4_inflate(buf, len, true, &raw, &n, errmsg);
+    if (rc)
+        return rc;
+    rc = fsm_snapshot_decode(raw, n, out, errmsg);
+    free(raw);
+    return rc;
+}
+
+void fsm_snapshot_file_encode(const struct state_snap *snap, char **out, size_t *len)
+{
+    size_t magic = strlen(SNAPSHOT_MAGIC);
+    char *b = snapshot_lz4(snap, magic, 0, len);
+    memcpy(b, SNAPSHOT_MAGIC, magic);
+    *out = b;
+}
+
+int fsm_snapshot_file_decode(const char *buf, size_t len, char **out, size_t *out_len,
+                             char *errmsg)
+{
+    size_t magic = strlen(SNAPSHOT_MAGIC);
+    if (len < magic || memcmp(buf, SNAPSHOT_MAGIC, magic) != 0)
+        return cv_err(errmsg, CV_EMALFORMED, "not a Caravan snapshot (bad magic)");
+    return lz4_inflate(buf + magic, len - magic, false, out, out_len, errmsg);
 }

@@ -93,6 +93,13 @@ int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, ch
 int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct state_snap **out,
                            char *errmsg);
 
+/* Raft's snapshots: the msgpack snapshot compressed as one LZ4 frame, zero-padded to a
+ * multiple of 8 bytes (raft's unit); a new buffer (free()) with *len the padded size. */
+void fsm_snapshot_pack(const struct state_snap *snap, char **out, size_t *len);
+/* Restores what fsm_snapshot_pack wrote, or an uncompressed msgpack snapshot (written
+ * before snapshots were compressed). Returns 0, -CV_EMALFORMED or -CV_ETOOBIG. */
+int fsm_snapshot_unpack(const char *buf, size_t len, struct state_snap **out, char *errmsg);
+
 /* The file `operator snapshot save` writes: a magic line, then the msgpack snapshot
  * compressed as one LZ4 frame. Returns a new buffer (free()). */
 void fsm_snapshot_file_encode(const struct state_snap *snap, char **out, size_t *len);

@@ -251,6 +251,48 @@ START_TEST(test_snapshot_round_trip)
 }
 END_TEST
 
+/* Raft's snapshots are LZ4-compressed and zero-padded to 8 bytes; they restore to the
+ * same state, as do uncompressed snapshots written before; damaged ones are refused. */
+START_TEST(test_snapshot_pack)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *s = apply_all(&l);
+    struct state_snap *sn = state_snapshot(s);
+    char *raw, *packed, *again;
+    size_t rlen, plen, alen;
+    fsm_snapshot_encode(sn, &raw, &rlen);
+    fsm_snapshot_pack(sn, &packed, &plen);
+    ck_assert_uint_eq(plen % 8, 0);
+    ck_assert(memcmp(packed, "\x04\x22\x4d\x18", 4) == 0);
+    char err[CV_ERRMSG_SIZE];
+    struct state_snap *from_packed, *from_raw;
+    ck_assert_int_eq(fsm_snapshot_unpack(packed, plen, &from_packed, err), 0);
+    ck_assert_int_eq(fsm_snapshot_unpack(raw, rlen, &from_raw, err), 0); /* older format */
+    fsm_snapshot_encode(from_packed, &again, &alen);
+    ck_assert_uint_eq(alen, rlen);
+    ck_assert(memcmp(again, raw, rlen) == 0);
+    free(again);
+    fsm_snapshot_encode(from_raw, &again, &alen);
+    ck_assert(alen == rlen && memcmp(again, raw, rlen) == 0);
+    free(again);
+    snap_unref(from_raw);
+    /* damaged: truncated frame, bytes after the frame that are not padding */
+    ck_assert_int_eq(fsm_snapshot_unpack(packed, plen / 2, &from_raw, err), -CV_EMALFORMED);
+    char *tail = malloc(plen + 8);
+    memcpy(tail, packed, plen);
+    memset(tail + plen, 'x', 8);
+    ck_assert_int_eq(fsm_snapshot_unpack(tail, plen + 8, &from_raw, err), -CV_EMALFORMED);
+    free(tail);
+    snap_unref(from_packed);
+    free(raw);
+    free(packed);
+    snap_unref(sn);
+    state_free(s);
+    free_log(&l);
+}
+END_TEST
+
 /* Malformed entries are rejected and change nothing. */
 START_TEST(test_malformed)
 {
@@ -284,6 +326,7 @@ int main(void)
     tcase_add_test(tc, test_semantics);
     tcase_add_test(tc, test_desired_transition_merges);
     tcase_add_test(tc, test_snapshot_round_trip);
+    tcase_add_test(tc, test_snapshot_pack);
     tcase_add_test(tc, test_malformed);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
