@@ -90,6 +90,8 @@ struct cvraft {
     bool transport_closed;
     int last_role;
     bool started, closing, raft_closed;
+    /* raft went unavailable and we said so (check_role) */
+    bool unavailable_logged;
     bool in_uv;            /* inside uv_run (uv_pump or cvraft_close): raft callbacks run */
     bool pump_again;       /* a pump was asked for from inside uv_run (uv_pump) */
     uint64_t nested_pumps; /* how often that happened (cvraft_nested_pumps) */
@@ -120,6 +122,12 @@ static void check_role(struct cvraft *r)
     if (!r->started || r->closing)
         return;
     int role = raft_state(&r->raft);
+    if (role == RAFT_UNAVAILABLE && !r->unavailable_logged) {
+        /* libraft 0.15 never leaves this state: say so once, with its reason. */
+        r->unavailable_logged = true;
+        log_error("raft", "raft is unavailable and takes no further part in the cluster: %s",
+                  raft_errmsg(&r->raft));
+    }
     bool was = r->last_role == RAFT_LEADER, is = role == RAFT_LEADER;
     r->last_role = role;
     /* Entries of a batch whose callback already ran (its first entry was applied) get no
