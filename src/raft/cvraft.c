@@ -14,6 +14,8 @@
  *   - pre-vote is on, so a healed node does not depose a healthy leader;
  *   - a truncation that meets a snapshot write loses its barrier and the server stalls
  *     for good (canonical/raft#372): io_guard.h serialises them;
+ *   - a compacted follower that a never-compacted leader catches up from index 1 is shut
+ *     down for good ("No log entries found at index 1"): catchup.h trims such messages;
  *   - uv_run must never nest. Raft callbacks run inside uv_run, and what they call may
  *     call into raft and pump again. libraft 0.15 runs a leader's apply completions from
  *     inside the reader of the follower connection that brought the AppendEntries result
@@ -44,6 +46,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "raft/catchup.h"
 #include "raft/io_guard.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -77,6 +80,8 @@ struct cvraft {
     struct event *ev_uvtimer;
     struct raft_io io;
     struct io_guard io_guard; /* truncations vs snapshot writes (io_guard.h) */
+    /* AppendEntries that reach below our snapshot (catchup.h) */
+    struct catchup_guard catchup;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
     struct raft raft;
@@ -90,6 +95,8 @@ struct cvraft {
     bool transport_closed;
     int last_role;
     bool started, closing, raft_closed;
+    /* raft went unavailable and we said so (check_role) */
+    bool unavailable_logged;
     bool in_uv;            /* inside uv_run (uv_pump or cvraft_close): raft callbacks run */
     bool pump_again;       /* a pump was asked for from inside uv_run (uv_pump) */
     uint64_t nested_pumps; /* how often that happened (cvraft_nested_pumps) */
@@ -121,6 +128,12 @@ static void check_role(struct cvraft *r)
     if (!r->started || r->closing)
         return;
     int role = raft_state(&r->raft);
+    if (role == RAFT_UNAVAILABLE && !r->unavailable_logged) {
+        /* libraft 0.15 never leaves this state: say so once, with its reason. */
+        r->unavailable_logged = true;
+        log_error("raft", "raft is unavailable and takes no further part in the cluster: %s",
+                  raft_errmsg(&r->raft));
+    }
     bool was = r->last_role == RAFT_LEADER, is = role == RAFT_LEADER;
     r->last_role = role;
     /* Entries of a batch whose callback already ran (its first entry was applied) get no
@@ -499,6 +512,7 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     if (r->io.version < 2 && r->io.async_work)
         r->io.version = 2;
     io_guard_install(&r->io_guard, &r->io, &r->loop);
+    catchup_guard_install(&r->catchup, &r->io);
     r->fsm.version = 3;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply_cb;
@@ -525,6 +539,7 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
 
 err_after_io:
     raft_uv_close(&r->io);
+    catchup_guard_remove(&r->catchup);
     io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);
 err_after_loop:
@@ -996,6 +1011,14 @@ void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *p
     *appends = r->io_guard.deferred_appends;
 }
 
+void cvraft_catchup_stats(const struct cvraft *r, uint64_t *trimmed, uint64_t *dropped,
+                          uint64_t *mismatches)
+{
+    *trimmed = r->catchup.trimmed;
+    *dropped = r->catchup.dropped;
+    *mismatches = r->catchup.mismatches;
+}
+
 /* ---------------------------------------------------------------- close */
 
 static void raft_closed(struct raft *raft)
@@ -1025,6 +1048,7 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     }
     apply_drain(-1, 0, r);
     raft_uv_close(&r->io);
+    catchup_guard_remove(&r->catchup);
     io_guard_remove(&r->io_guard);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);

@@ -109,6 +109,10 @@ const char *cvraft_state_name(const struct cvraft *r);
  * append behind them since start. */
 void cvraft_guard_stats(const struct cvraft *r, uint64_t *truncates, uint64_t *puts,
                         uint64_t *appends);
+/* How many AppendEntries reaching below our snapshot were trimmed, the entries dropped
+ * from them, and how many contradicted the snapshot and were left alone (catchup.h). */
+void cvraft_catchup_stats(const struct cvraft *r, uint64_t *trimmed, uint64_t *dropped,
+                          uint64_t *mismatches);
 /* How often code called from inside a raft callback asked to run libuv, which is then
  * deferred to the next loop turn instead of nesting uv_run (cvraft.c, uv_pump). */
 uint64_t cvraft_nested_pumps(const struct cvraft *r);

@@ -1118,6 +1118,11 @@ void server_metrics(const struct server *s, struct intmap *out)
         uint64_t entries, batches = cvraft_apply_batches(s->raft, &entries);
         intmap_set(out, "caravan.raft.apply_batches", (int64_t)batches);
         intmap_set(out, "caravan.raft.apply_entries", (int64_t)entries);
+        uint64_t trimmed, dropped, mismatches;
+        cvraft_catchup_stats(s->raft, &trimmed, &dropped, &mismatches);
+        intmap_set(out, "caravan.raft.catchup.trimmed_messages", (int64_t)trimmed);
+        intmap_set(out, "caravan.raft.catchup.dropped_entries", (int64_t)dropped);
+        intmap_set(out, "caravan.raft.catchup.mismatches", (int64_t)mismatches);
     }
 }
 
