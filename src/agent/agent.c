@@ -1100,6 +1100,7 @@ int agent_main(int argc, char **argv)
             .raft_multiplier = a.cfg.raft_multiplier,
             .raft_snapshot_threshold = (unsigned)a.cfg.raft_snapshot_threshold,
             .raft_trailing_logs = (unsigned)a.cfg.raft_trailing_logs,
+            .raft_snapshot_interval_ns = a.cfg.raft_snapshot_interval_ns,
             .dead_server_cleanup_ns = a.cfg.cleanup_dead_servers ? a.cfg.dead_server_cleanup_ns : -1,
             .dev = a.cfg.dev,
         };

@@ -36,6 +36,7 @@ void agent_config_defaults(struct agent_config *c)
     c->retry_interval_ns = 30LL * 1000000000LL;
     c->cleanup_dead_servers = true;
     c->dead_server_cleanup_ns = 60LL * 1000000000LL;
+    c->raft_snapshot_interval_ns = 120LL * 1000000000LL; /* Nomad's (hashicorp/raft's) */
     char host[256] = "caravan";
     if (gethostname(host, sizeof host) == 0)
         host[sizeof host - 1] = '\0';
@@ -92,6 +93,26 @@ static int get_str(json_t *o, const char *key, char **dst, const char *file, cha
         return -CV_EINVAL;
     }
     cv_strset(dst, json_string_value(v));
+    return 0;
+}
+
+/* A Go duration string ("120s", "1m30s"); zero only where allowed. */
+static int get_duration(json_t *o, const char *key, int64_t *ns, bool zero_ok, const char *file,
+                        char *err, size_t n)
+{
+    char *t = NULL;
+    int rc = get_str(o, key, &t, file, err, n);
+    if (rc || !t)
+        return rc;
+    int64_t v;
+    if (cv_parse_duration(t, &v) < 0 || v < 0 || (v == 0 && !zero_ok)) {
+        snprintf(err, n, "%s: %s \"%s\" is not a %s duration", file, key, t,
+                 zero_ok ? "non-negative" : "positive");
+        free(t);
+        return -CV_EINVAL;
+    }
+    *ns = v;
+    free(t);
     return 0;
 }
 
@@ -259,22 +280,11 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
                                           "min_quorum", "server_stabilization_time",
                                           "enable_redundancy_zones", "disable_upgrade_migration",
                                           "enable_custom_upgrades", NULL};
-        char *t = NULL;
         if ((rc = check_keys(ap, apk, "autopilot", file, err, n)) ||
             (rc = get_bool(ap, "cleanup_dead_servers", &c->cleanup_dead_servers, file, err, n)) ||
-            (rc = get_str(ap, "dead_server_cleanup_time", &t, file, err, n)))
+            (rc = get_duration(ap, "dead_server_cleanup_time", &c->dead_server_cleanup_ns, false,
+                               file, err, n)))
             return rc;
-        if (t) {
-            int64_t ns;
-            if (cv_parse_duration(t, &ns) < 0 || ns <= 0) {
-                snprintf(err, n, "%s: dead_server_cleanup_time \"%s\" is not a positive duration",
-                         file, t);
-                free(t);
-                return -CV_EINVAL;
-            }
-            c->dead_server_cleanup_ns = ns;
-            free(t);
-        }
     }
     json_t *srv = obj(root, "server");
     if (srv) {
@@ -284,7 +294,9 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
             (rc = get_int(srv, "num_schedulers", &c->num_schedulers, file, err, n)) ||
             (rc = get_int(srv, "raft_multiplier", &raft_mult, file, err, n)) ||
             (rc = get_int(srv, "raft_snapshot_threshold", &c->raft_snapshot_threshold, file, err, n)) ||
-            (rc = get_int(srv, "raft_trailing_logs", &c->raft_trailing_logs, file, err, n)))
+            (rc = get_int(srv, "raft_trailing_logs", &c->raft_trailing_logs, file, err, n)) ||
+            (rc = get_duration(srv, "raft_snapshot_interval", &c->raft_snapshot_interval_ns, true,
+                               file, err, n)))
             return rc;
         if (c->raft_snapshot_threshold < 0 || c->raft_trailing_logs < 0) {
             snprintf(err, n, "%s: raft_snapshot_threshold and raft_trailing_logs must be positive", file);

@@ -26,6 +26,9 @@ struct agent_config {
     unsigned raft_multiplier;
     int raft_snapshot_threshold; /* server { raft_snapshot_threshold }: entries between snapshots */
     int raft_trailing_logs;      /* server { raft_trailing_logs }: entries kept after one */
+    /* server { raft_snapshot_interval }: how often to check for raft_snapshot_threshold
+     * new entries (Nomad's default 120s); 0: at every entry */
+    int64_t raft_snapshot_interval_ns;
     bool client_enabled;
     bool raw_exec_enabled;
     char *node_class;

@@ -106,6 +106,8 @@ struct cvraft {
     struct event *ev_flush, *ev_done;
     uint64_t batches, batched_entries; /* raft_apply calls and the entries they carried */
     struct state_snap *snap_taking;    /* the state a snapshot in progress encodes */
+    struct event *ev_snap_check;       /* snapshot_interval_ms: the periodic check */
+    unsigned snap_threshold, snap_cap; /* armed / between checks (snapshot_interval_ms) */
 };
 
 /* ---------------------------------------------------------------- uv inside libevent */
@@ -272,7 +274,30 @@ static int fsm_snapshot_finalize_cb(struct raft_fsm *fsm, struct raft_buffer *bu
     *n_bufs = 0;
     snap_unref(r->snap_taking);
     r->snap_taking = NULL;
+    if (r->ev_snap_check) /* until the next check finds enough new entries */
+        raft_set_snapshot_threshold(&r->raft, r->snap_cap);
     return 0;
+}
+
+/* The interval check (cvraft_config.snapshot_interval_ms): arms libraft's threshold when
+ * enough entries came since the last snapshot; the next applied entry then takes one. */
+static void arm_snap_check(struct cvraft *r)
+{
+    unsigned ms = r->cfg.snapshot_interval_ms;
+    ms += (unsigned)((uint64_t)random() % (ms ? ms : 1)); /* as hashicorp's randomTimeout */
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(r->ev_snap_check, &tv);
+}
+
+static void on_snap_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cvraft *r = arg;
+    if (r->started && !r->closing &&
+        raft_last_applied(&r->raft) - r->raft.log.snapshot.last_index >= r->snap_threshold)
+        raft_set_snapshot_threshold(&r->raft, r->snap_threshold);
+    arm_snap_check(r);
 }
 
 static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
@@ -527,7 +552,9 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     }
     raft_set_election_timeout(&r->raft, cfg->election_ms ? cfg->election_ms : 1000);
     raft_set_heartbeat_timeout(&r->raft, cfg->heartbeat_ms ? cfg->heartbeat_ms : 100);
-    raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 8192);
+    r->snap_threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 8192;
+    r->snap_cap = cfg->snapshot_interval_ms ? 4 * r->snap_threshold : r->snap_threshold;
+    raft_set_snapshot_threshold(&r->raft, r->snap_cap);
     raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 2048);
     raft_set_pre_vote(&r->raft, true);
     r->ev_uvfd = event_new(base, uv_backend_fd(&r->loop), EV_READ | EV_PERSIST, on_uv_event, r);
@@ -535,6 +562,10 @@ struct cvraft *cvraft_new(struct event_base *base, const struct cvraft_config *c
     r->ev_flush = event_new(base, -1, 0, on_flush, r);
     r->ev_done = event_new(base, -1, 0, apply_drain, r);
     event_add(r->ev_uvfd, NULL);
+    if (cfg->snapshot_interval_ms) {
+        r->ev_snap_check = evtimer_new(base, on_snap_check, r);
+        arm_snap_check(r);
+    }
     return r;
 
 err_after_io:
@@ -1058,6 +1089,8 @@ void cvraft_close(struct cvraft *r, void (*done)(void *arg), void *arg)
     event_free(r->ev_uvtimer);
     event_free(r->ev_flush);
     event_free(r->ev_done);
+    if (r->ev_snap_check)
+        event_free(r->ev_snap_check);
     free(r->address);
     free(r->dir);
     free(r);

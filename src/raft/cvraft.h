@@ -38,6 +38,11 @@ struct cvraft_config {
     unsigned heartbeat_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    /* As hashicorp/raft's SnapshotInterval: every interval (plus up to one more, at
+     * random) a snapshot is taken if snapshot_threshold entries came since the last one;
+     * between checks, only 4 x snapshot_threshold entries force one (memory: libraft keeps
+     * the log since the last snapshot in memory). 0: at snapshot_threshold entries. */
+    unsigned snapshot_interval_ms;
 };
 
 struct cvraft_hooks {

@@ -1000,6 +1000,7 @@ struct server *server_new(struct event_base *base, const struct server_config *c
         .heartbeat_ms = 100 * s->cfg.raft_multiplier,
         .snapshot_threshold = s->cfg.raft_snapshot_threshold,
         .snapshot_trailing = s->cfg.raft_trailing_logs,
+        .snapshot_interval_ms = (unsigned)(s->cfg.raft_snapshot_interval_ns / 1000000),
     };
     struct fsm_hooks fh = {hook_eval, hook_capacity, NULL, hook_restored, s};
     struct cvraft_hooks rh = {on_leadership, s};

@@ -35,6 +35,7 @@ struct server_config {
     unsigned raft_multiplier;
     unsigned raft_snapshot_threshold; /* 0: 8192 */
     unsigned raft_trailing_logs;      /* 0: 2048 */
+    int64_t raft_snapshot_interval_ns; /* 0: check for a snapshot at every entry */
     /* A voter that has not answered for this long is removed from the raft configuration
      * (if a healthy majority remains): 0 = 60 s, < 0 = never (autopilot's cleanup). */
     int64_t dead_server_cleanup_ns;

@@ -59,6 +59,8 @@ struct rnode {
 
 static struct event_base *base;
 static struct rnode nodes[N_NODES];
+/* snapshot settings of the next nodes_start (0: cvraft's defaults) */
+static unsigned snap_threshold, snap_trailing, snap_interval_ms;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -109,8 +111,14 @@ static void nodes_start(void)
     }
     for (int i = 0; i < N_NODES; i++) {
         struct rnode *n = &nodes[i];
-        struct cvraft_config cfg = {
-            .id = n->id, .address = n->addr, .dir = n->dir, .election_ms = 300, .heartbeat_ms = 30};
+        struct cvraft_config cfg = {.id = n->id,
+                                    .address = n->addr,
+                                    .dir = n->dir,
+                                    .election_ms = 300,
+                                    .heartbeat_ms = 30,
+                                    .snapshot_threshold = snap_threshold,
+                                    .snapshot_trailing = snap_trailing,
+                                    .snapshot_interval_ms = snap_interval_ms};
         n->raft = cvraft_new(base, &cfg, n->state, NULL, NULL, errmsg);
         ck_assert_msg(n->raft != NULL, "%s", errmsg);
     }
@@ -313,6 +321,123 @@ START_TEST(test_reenter_while_connection_ends)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- snapshots by interval */
+
+static int snapshot_files(const struct rnode *n)
+{
+    char *cmd = xasprintf("ls '%s' | grep -c '^snapshot-.*[0-9]$'", n->dir);
+    FILE *f = popen(cmd, "r");
+    free(cmd);
+    int count = 0;
+    if (f) {
+        if (fscanf(f, "%d", &count) != 1)
+            count = 0;
+        pclose(f);
+    }
+    return count;
+}
+
+struct burst {
+    struct rnode *leader;
+    struct apply_wait w[100];
+    int n;
+};
+
+static struct burst *burst;
+
+static bool burst_done(void)
+{
+    for (int i = 0; i < burst->n; i++)
+        if (!burst->w[i].done)
+            return false;
+    return true;
+}
+
+/* Proposes n entries in one loop turn and waits for them all: they go to libraft as
+ * one raft_apply. */
+static void propose_burst(struct burst *b, int n)
+{
+    memset(b->w, 0, sizeof b->w);
+    b->n = n;
+    for (int i = 0; i < n; i++)
+        propose(b->leader, on_applied, &b->w[i]);
+    burst = b;
+    ck_assert_msg(run_until(burst_done, 10000), "a burst of %d entries did not commit", n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(b->w[i].status, 0);
+}
+
+static struct burst *trickle;
+static uint64_t trickle_next;
+
+/* Proposes an entry every 250 ms while waiting (too few to reach the 4 x threshold cap
+ * in the time the tests wait); true once every node has a snapshot. */
+static bool snapshots_everywhere(void)
+{
+    if (cv_mono_ms() >= trickle_next) {
+        trickle_next = cv_mono_ms() + 250;
+        propose(trickle->leader, on_applied, &trickle->w[0]);
+    }
+    for (int i = 0; i < N_NODES; i++)
+        if (snapshot_files(&nodes[i]) == 0)
+            return false;
+    return true;
+}
+
+/* With snapshot_interval_ms, reaching snapshot_threshold entries takes no snapshot at
+ * once (as hashicorp/raft's SnapshotInterval): the next check does, within two
+ * intervals. Entries proposed in one loop turn go to libraft together. */
+START_TEST(test_snapshot_interval)
+{
+    log_min_level = LOG_ERROR;
+    snap_threshold = 16;
+    snap_trailing = 4;
+    snap_interval_ms = 500;
+    nodes_start();
+    ck_assert_msg(run_until(have_leader, 10000), "no leader in 10 s");
+    struct burst b = {.leader = leader()};
+    uint64_t batches0, entries0, batches1, entries1;
+    batches0 = cvraft_apply_batches(b.leader->raft, &entries0);
+    propose_burst(&b, 40);
+    batches1 = cvraft_apply_batches(b.leader->raft, &entries1);
+    ck_assert_uint_eq(entries1 - entries0, 40);
+    ck_assert_uint_eq(batches1 - batches0, 1);
+    /* 40 >= 16 entries, but no check has run yet (the first comes after 0.5-1 s) */
+    for (int i = 0; i < N_NODES; i++)
+        ck_assert_int_eq(snapshot_files(&nodes[i]), 0);
+    trickle = &b;
+    trickle_next = 0;
+    ck_assert_msg(run_until(snapshots_everywhere, 3000), "no snapshot within 3 s");
+    run_until(burst_done, 2000); /* the last trickled entry, whose callback writes to b */
+    nodes_stop();
+    snap_threshold = snap_trailing = snap_interval_ms = 0;
+}
+END_TEST
+
+/* Between interval checks, 4 x snapshot_threshold entries still force a snapshot (libraft
+ * keeps the log since the last snapshot in memory). */
+START_TEST(test_snapshot_cap)
+{
+    log_min_level = LOG_ERROR;
+    snap_threshold = 16;
+    snap_trailing = 4;
+    snap_interval_ms = 600000; /* no check within the test */
+    nodes_start();
+    ck_assert_msg(run_until(have_leader, 10000), "no leader in 10 s");
+    struct burst b = {.leader = leader()};
+    propose_burst(&b, 40);
+    for (int i = 0; i < N_NODES; i++)
+        ck_assert_int_eq(snapshot_files(&nodes[i]), 0);
+    propose_burst(&b, 40); /* 80 > 64 */
+    trickle = &b;
+    trickle_next = 0;
+    ck_assert_msg(run_until(snapshots_everywhere, 3000), "no snapshot at 4 x the threshold");
+    run_until(burst_done, 2000);
+    nodes_stop();
+    snap_threshold = snap_trailing = snap_interval_ms = 0;
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the agent: libraft writes to peers that went away */
@@ -321,6 +446,11 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_reenter_while_connection_ends);
     suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("snapshots");
+    tcase_set_timeout(ts, 60);
+    tcase_add_test(ts, test_snapshot_interval);
+    tcase_add_test(ts, test_snapshot_cap);
+    suite_add_tcase(s, ts);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
