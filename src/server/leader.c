@@ -526,7 +526,35 @@ struct update_ctx {
     struct rpc_req *req;
     char *eval_id; /* with ack: the delivery to ack once committed */
     char *token;
+    struct eval_dequeue_req *next; /* owned: the worker's next dequeue, if it asked */
 };
+
+/* Answers an Eval.Update that acked its delivery, with the worker's next eval when it
+ * asked for one (next, borrowed) and the broker has one ready now. */
+static void reply_update(struct leader *ld, struct rpc_req *req, uint64_t index,
+                         const struct eval_dequeue_req *next)
+{
+    struct eval_update_resp u = {index, true, NULL};
+    struct eval_dequeue_resp d;
+    memset(&d, 0, sizeof d);
+    char token[37];
+    if (next && ld->enabled && !ld->closing) {
+        if (!next->leader_local)
+            ld->remote_dequeue_ns = cv_mono_ns();
+        d.eval = dequeue_for(ld, &next->types, next->leader_local, token, &d.slice, &d.slices);
+        if (d.eval) {
+            d.token = token;
+            d.wait_index = d.eval->modify_index;
+            u.next = &d;
+        }
+    }
+    rpc_req_reply(req, &ST_EVAL_UPDATE_RESP, &u);
+    if (d.eval) {
+        st_unref(&ST_EVAL, d.eval);
+        if (d.slices > 1)
+            serve_waits(ld); /* idle workers take the other slices */
+    }
+}
 
 /* Acks a delivery whose outcome is committed, and lets the broker move on. */
 static void ack_committed(struct leader *ld, const char *eval_id, const char *token)
@@ -548,11 +576,16 @@ static void update_done(int status, uint64_t index, const char *eval_id, const c
     struct update_ctx *c = arg;
     if (status) {
         rpc_req_error(c->req, status, "%s", errmsg ? errmsg : cv_strerror(status));
+    } else if (c->eval_id) {
+        ack_committed(c->ld, c->eval_id, c->token);
+        reply_update(c->ld, c->req, index, c->next);
     } else {
-        if (c->eval_id)
-            ack_committed(c->ld, c->eval_id, c->token);
-        struct eval_update_resp u = {index, c->eval_id != NULL};
+        struct eval_update_resp u = {index, false, NULL};
         rpc_req_reply(c->req, &ST_EVAL_UPDATE_RESP, &u);
+    }
+    if (c->next) {
+        st_clear(&ST_EVAL_DEQUEUE_REQ, c->next);
+        free(c->next);
     }
     free(c->eval_id);
     free(c->token);
@@ -627,6 +660,7 @@ struct split_ctx {
     struct rpc_req *req;
     char *eval_id;
     char token[37];
+    struct eval_dequeue_req *next; /* owned: the last slice's worker's next dequeue */
 };
 
 static void split_committed(int status, uint64_t index, const char *eval_id, const char *errmsg,
@@ -645,9 +679,12 @@ static void split_committed(int status, uint64_t index, const char *eval_id, con
         }
     } else {
         /* Every slice's worker is answered Acked: the leader acks the delivery itself. */
-        struct eval_update_resp u = {index, true};
-        rpc_req_reply(c->req, &ST_EVAL_UPDATE_RESP, &u);
         ack_committed(ld, c->eval_id, c->token);
+        reply_update(ld, c->req, index, c->next);
+    }
+    if (c->next) {
+        st_clear(&ST_EVAL_DEQUEUE_REQ, c->next);
+        free(c->next);
     }
     free(c->eval_id);
     free(c);
@@ -664,13 +701,14 @@ static void slice_update(struct leader *ld, struct rpc_req *req, struct eval_upd
     }
     split_merge(sp, r);
     if (++sp->done < sp->n) {
-        struct eval_update_resp u = {0, true}; /* the last slice's commit acks */
-        rpc_req_reply(req, &ST_EVAL_UPDATE_RESP, &u);
+        reply_update(ld, req, 0, r->next); /* acked: the last slice's commit acks */
         return;
     }
     struct split_ctx *c = xcalloc(1, sizeof *c);
     c->ld = ld;
     c->req = req;
+    c->next = r->next;
+    r->next = NULL;
     c->eval_id = xstrdup(sp->ev->id);
     memcpy(c->token, sp->token, sizeof c->token);
     struct eval_update_req merged = sp->merged;
@@ -703,6 +741,8 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
     if (r.ack) {
         c->eval_id = xstrdup(r.evals[0].id);
         c->token = xstrdup(cv_str(r.eval_token));
+        c->next = r.next;
+        r.next = NULL;
     }
     eval_update_commit(ld, &r, update_done, c);
     st_clear(&ST_EVAL_UPDATE_REQ, &r);
@@ -1020,10 +1060,15 @@ static void plan_result_done(struct worker *w, int status, const char *resp, siz
     worker_finish(w, EVAL_STATUS_COMPLETE, NULL);
 }
 
+static void worker_take(struct worker *w, struct eval_dequeue_resp *d);
+static bool worker_active(const struct worker *w);
+static void worker_dequeue_req(const struct worker *w, struct eval_dequeue_req *d);
+
 static void eval_update_done(struct worker *w, int status, const char *resp, size_t len,
                              const char *errmsg)
 {
-    struct eval_update_resp u = {0, false};
+    struct eval_update_resp u;
+    memset(&u, 0, sizeof u);
     char err[CV_ERRMSG_SIZE];
     if (!status && st_decode(&ST_EVAL_UPDATE_RESP, resp, len, &u, err) != 0) {
         status = -CV_EMALFORMED;
@@ -1031,15 +1076,21 @@ static void eval_update_done(struct worker *w, int status, const char *resp, siz
     }
     if (status) {
         log_error("worker", "updating eval %s failed: %s", w->ev->id, cv_str(errmsg));
+        st_clear(&ST_EVAL_UPDATE_RESP, &u);
         worker_ack(w, true);
         return;
     }
     if (!u.acked) { /* a leader that does not ack with the update */
+        st_clear(&ST_EVAL_UPDATE_RESP, &u);
         worker_ack(w, false);
         return;
     }
     worker_reset(w);
-    worker_poll(w);
+    if (u.next && u.next->eval)
+        worker_take(w, u.next);
+    else
+        worker_poll(w);
+    st_clear(&ST_EVAL_UPDATE_RESP, &u);
 }
 
 static void worker_finish(struct worker *w, const char *status, const char *desc)
@@ -1056,6 +1107,12 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
     up.slice = w->slice;
     up.slices = w->slices;
     up.ack = true;
+    struct eval_dequeue_req next;
+    memset(&next, 0, sizeof next);
+    if (worker_active(w)) {
+        worker_dequeue_req(w, &next);
+        up.next = &next; /* borrowed for the encoding */
+    }
     struct eval *upd;
     if (r && r->reblock) {
         /* A blocked eval that still cannot place goes back to waiting. */
@@ -1077,6 +1134,8 @@ static void worker_finish(struct worker *w, const char *status, const char *desc
             st_copy(&ST_EVAL, &up.evals[up.n_evals++], r->followup_evals[i]);
     wcall(w, "Eval.Update", &ST_EVAL_UPDATE_REQ, &up, eval_update_done);
     up.eval_token = NULL;
+    up.next = NULL;
+    strlist_clear(&next.types);
     st_clear(&ST_EVAL_UPDATE_REQ, &up);
 }
 
@@ -1098,14 +1157,21 @@ static void dequeue_done(struct worker *w, int status, const char *resp, size_t 
         worker_poll(w);
         return;
     }
-    w->ev = d.eval;
-    d.eval = NULL;
-    snprintf(w->token, sizeof w->token, "%s", cv_str(d.token));
-    w->attempts = 0;
-    w->wait_index = d.wait_index;
-    w->slices = d.slices > 1 && d.slice >= 0 && d.slice < d.slices ? d.slices : 1;
-    w->slice = w->slices > 1 ? d.slice : 0;
+    worker_take(w, &d);
     st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
+}
+
+/* Starts on a delivery (from Eval.Dequeue, or handed out with an update's answer);
+ * takes d's eval. */
+static void worker_take(struct worker *w, struct eval_dequeue_resp *d)
+{
+    w->ev = d->eval;
+    d->eval = NULL;
+    snprintf(w->token, sizeof w->token, "%s", cv_str(d->token));
+    w->attempts = 0;
+    w->wait_index = d->wait_index;
+    w->slices = d->slices > 1 && d->slice >= 0 && d->slice < d->slices ? d->slices : 1;
+    w->slice = w->slices > 1 ? d->slice : 0;
     worker_run(w);
 }
 
@@ -1120,6 +1186,16 @@ static bool worker_active(const struct worker *w)
     return w->id < on_leader;
 }
 
+/* The Eval.Dequeue this worker sends (clear d->types after). */
+static void worker_dequeue_req(const struct worker *w, struct eval_dequeue_req *d)
+{
+    memset(d, 0, sizeof *d);
+    for (size_t i = 0; i < CV_ARRAY_LEN(sched_types); i++)
+        strlist_add(&d->types, sched_types[i]);
+    d->timeout = DEQUEUE_TIMEOUT_NS;
+    d->leader_local = w->ld->s->leader;
+}
+
 static void worker_poll(struct worker *w)
 {
     struct leader *ld = w->ld;
@@ -1131,11 +1207,7 @@ static void worker_poll(struct worker *w)
     }
     w->st = W_DEQUEUE;
     struct eval_dequeue_req d;
-    memset(&d, 0, sizeof d);
-    for (size_t i = 0; i < CV_ARRAY_LEN(sched_types); i++)
-        strlist_add(&d.types, sched_types[i]);
-    d.timeout = DEQUEUE_TIMEOUT_NS;
-    d.leader_local = ld->s->leader;
+    worker_dequeue_req(w, &d);
     wcall(w, "Eval.Dequeue", &ST_EVAL_DEQUEUE_REQ, &d, dequeue_done);
     strlist_clear(&d.types);
 }

@@ -135,12 +135,14 @@ static const struct sfield eval_update_req_fields[] = {
     SF(eval_update_req, slice, "Slice", SF_INT),
     SF(eval_update_req, slices, "Slices", SF_INT),
     SF(eval_update_req, ack, "Ack", SF_BOOL),
+    SFT(eval_update_req, next, "Next", SF_PTR, &ST_EVAL_DEQUEUE_REQ),
 };
 TYPE(ST_EVAL_UPDATE_REQ, eval_update_req, eval_update_req_fields);
 
 static const struct sfield eval_update_resp_fields[] = {
     SF(eval_update_resp, index, "Index", SF_UINT),
     SF(eval_update_resp, acked, "Acked", SF_BOOL),
+    SFT(eval_update_resp, next, "Next", SF_PTR, &ST_EVAL_DEQUEUE_RESP),
 };
 TYPE(ST_EVAL_UPDATE_RESP, eval_update_resp, eval_update_resp_fields);
 

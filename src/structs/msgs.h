@@ -115,7 +115,10 @@ struct server_member {
  * A worker asks Eval.Update to ack its delivery too (Ack): the leader acks the broker once
  * the update committed and answers Acked, which saves the worker an Eval.Ack round trip
  * per eval. Without Acked in the answer (an older leader), the worker sends Eval.Ack; an
- * update that fails is nacked by the worker as before. */
+ * update that fails is nacked by the worker as before. With Next, the worker also asks
+ * for its next eval: an acked answer carries one in Next when the broker has one ready
+ * (else the worker sends Eval.Dequeue), so a busy worker makes one round trip per eval
+ * that needs no plan. */
 struct eval_dequeue_req {
     struct strlist types;
     int64_t timeout; /* ns */
@@ -151,11 +154,13 @@ struct eval_update_req {
     bool placement_failed; /* the worker's eval could not place everything */
     int64_t slice, slices; /* slices > 1: one slice's outcome, merged by the leader */
     bool ack;              /* ack the delivery once the update committed */
+    struct eval_dequeue_req *next; /* with ack: the worker's next Eval.Dequeue (no wait) */
 };
 
 struct eval_update_resp {
     uint64_t index;
     bool acked; /* the leader acked the delivery (the worker sends no Eval.Ack) */
+    struct eval_dequeue_resp *next; /* the next eval, when asked for and one was ready */
 };
 
 /* Operator.RaftRemovePeer / Operator.TransferLeadership: a server by raft ID (16 hex
