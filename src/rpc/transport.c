@@ -93,17 +93,14 @@ static int frame_read(struct evbuffer *in, struct frame *f)
     char *data = xmalloc(len ? len : 1);
     evbuffer_remove(in, data, len);
     memset(f, 0, sizeof *f);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
+    msgpack_object top;
+    msgpack_zone *z = mp_unpack(data, len, &top);
     int rc = -1;
-    if (mp_check(data, len) == 0 &&
-        msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_MAP) {
+    if (z && top.type == MSGPACK_OBJECT_MAP) {
         rc = 1;
-        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-            const msgpack_object *k = &up.data.via.map.ptr[i].key;
-            const msgpack_object *v = &up.data.via.map.ptr[i].val;
+        for (uint32_t i = 0; i < top.via.map.size; i++) {
+            const msgpack_object *k = &top.via.map.ptr[i].key;
+            const msgpack_object *v = &top.via.map.ptr[i].val;
             if (k->type != MSGPACK_OBJECT_STR)
                 continue;
             const char *ks = k->via.str.ptr;
@@ -126,7 +123,7 @@ static int frame_read(struct evbuffer *in, struct frame *f)
 #undef KEY
         }
     }
-    msgpack_unpacked_destroy(&up);
+    mp_unpack_done(z);
     free(data);
     if (rc < 0)
         frame_clear(f);

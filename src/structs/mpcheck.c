@@ -5,6 +5,8 @@
 #include "structs/mpcheck.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static uint64_t be(const unsigned char *p, int n)
 {
@@ -83,4 +85,48 @@ int mp_check(const char *data, size_t len)
         }
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- unpacking */
+
+#define MP_ZONE_CHUNK 8192
+
+static __thread msgpack_zone *thread_zone;
+static __thread int thread_zone_busy;
+
+msgpack_zone *mp_unpack(const char *data, size_t len, msgpack_object *obj)
+{
+    if (mp_check(data, len) != 0)
+        return NULL;
+    msgpack_zone *z;
+    if (!thread_zone_busy) {
+        if (!thread_zone)
+            thread_zone = msgpack_zone_new(MP_ZONE_CHUNK);
+        z = thread_zone;
+        thread_zone_busy = 1;
+    } else {
+        z = msgpack_zone_new(MP_ZONE_CHUNK);
+    }
+    if (!z) {
+        fprintf(stderr, "caravan: out of memory creating a msgpack zone\n");
+        abort();
+    }
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack(data, len, &off, z, obj);
+    if (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES)
+        return z; /* bytes after the object are padding (raft entries) */
+    mp_unpack_done(z);
+    return NULL;
+}
+
+void mp_unpack_done(msgpack_zone *zone)
+{
+    if (!zone)
+        return;
+    if (zone == thread_zone) {
+        msgpack_zone_clear(zone);
+        thread_zone_busy = 0;
+    } else {
+        msgpack_zone_free(zone);
+    }
 }

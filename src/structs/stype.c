@@ -1231,15 +1231,11 @@ void st_encode(const struct stype *t, const void *obj, char **out, size_t *len)
 
 int st_decode(const struct stype *t, const char *data, size_t len, void *obj, char *errmsg)
 {
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    int rc;
-    if (mp_check(data, len) != 0 ||
-        msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
-        rc = cv_err(errmsg, CV_EMALFORMED, "%s: truncated or invalid msgpack", t->name);
-    else
-        rc = st_unpack(t, &up.data, obj, errmsg);
-    msgpack_unpacked_destroy(&up);
+    msgpack_object o;
+    msgpack_zone *z = mp_unpack(data, len, &o);
+    if (!z)
+        return cv_err(errmsg, CV_EMALFORMED, "%s: truncated or invalid msgpack", t->name);
+    int rc = st_unpack(t, &o, obj, errmsg);
+    mp_unpack_done(z);
     return rc;
 }
