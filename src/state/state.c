@@ -12,6 +12,8 @@
  */
 #include "state/state.h"
 
+#include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,12 +55,16 @@ struct state_watch {
 struct state {
     struct state_snap *cur;
     struct state_watch *watches;
+    bool writing; /* a transaction writes into cur in place: no snapshot may be taken */
 };
 
 struct state_txn {
     struct state *s; /* NULL while building a restore */
     struct state_snap *next;
     unsigned touched;
+    bool wrote;    /* a tree was written */
+    bool in_place; /* next is s->cur itself, held by nobody else (state_txn_begin) */
+    uint64_t prev_index; /* s->cur's index before (in place: restored by an abort) */
 };
 
 /* ---------------------------------------------------------------- snapshots */
@@ -117,6 +123,7 @@ void state_free(struct state *s)
 
 struct state_snap *state_snapshot(struct state *s)
 {
+    assert(!s->writing); /* readers run between transactions, never inside one */
     return snap_ref(s->cur);
 }
 
@@ -383,11 +390,23 @@ const char *snap_job_status(const struct state_snap *snap, const struct job *j)
 
 /* ---------------------------------------------------------------- transactions */
 
+/* When nobody but the state holds the published snapshot (no reader, no snapshot being
+ * encoded), the transaction writes into it directly: its trees' nodes are then the
+ * state's alone and change in place (treap.h), where a clone would copy every path from
+ * the root. Nothing can observe the difference: readers take snapshots only between
+ * transactions, and a transaction never aborts after a write (state_txn_abort). */
 struct state_txn *state_txn_begin(struct state *s, uint64_t index)
 {
     struct state_txn *txn = xcalloc(1, sizeof *txn);
     txn->s = s;
-    txn->next = snap_clone(s->cur);
+    txn->prev_index = s->cur->index;
+    if (__atomic_load_n(&s->cur->refs, __ATOMIC_ACQUIRE) == 1) {
+        txn->next = s->cur;
+        txn->in_place = true;
+        s->writing = true;
+    } else {
+        txn->next = snap_clone(s->cur);
+    }
     if (index > txn->next->index)
         txn->next->index = index;
     return txn;
@@ -407,11 +426,13 @@ uint64_t txn_index(const struct state_txn *txn)
  * transaction's: nodes it already copied are changed in place (treap.h). */
 static void tree_put(struct state_txn *txn, enum tree t, const char *key, void *val)
 {
+    txn->wrote = true;
     treap_put(&txn->next->root[t], key, val, tree_type[t]);
 }
 
 static void tree_del(struct state_txn *txn, enum tree t, const char *key)
 {
+    txn->wrote = true;
     treap_del(&txn->next->root[t], key, tree_type[t]);
 }
 
@@ -589,9 +610,12 @@ static void fire_watches(struct state *s, unsigned touched)
 void state_txn_commit(struct state_txn *txn)
 {
     struct state *s = txn->s;
-    struct state_snap *old = s->cur;
-    s->cur = txn->next;
-    snap_unref(old);
+    if (!txn->in_place) {
+        struct state_snap *old = s->cur;
+        s->cur = txn->next;
+        snap_unref(old);
+    }
+    s->writing = false;
     unsigned touched = txn->touched;
     free(txn);
     fire_watches(s, touched);
@@ -599,7 +623,18 @@ void state_txn_commit(struct state_txn *txn)
 
 void state_txn_abort(struct state_txn *txn)
 {
-    snap_unref(txn->next);
+    /* Commands are checked before they write (fsm.c): an abort after a write would undo
+     * it on a server whose transaction was a clone and not on one that wrote in place,
+     * and the servers' states would differ. Stop instead, on every server alike. */
+    if (txn->wrote) {
+        fprintf(stderr, "caravan: state transaction aborted after it wrote: a bug; stopping\n");
+        abort();
+    }
+    if (txn->in_place) {
+        txn->next->index = txn->prev_index; /* as if it never began, as a clone's abort */
+        txn->s->writing = false;
+    } else
+        snap_unref(txn->next);
     free(txn);
 }
 

@@ -2,6 +2,7 @@
  * t_state.c - the state store: persistent snapshots, secondary indexes, watches.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,9 +187,10 @@ static void check_snap(const struct state_snap *sn, const struct model *m, unsig
     }
 }
 
-/* Transactions of many writes change the nodes they already copied in place (treap.h):
- * snapshots taken at random points between them still read exactly what was committed
- * then, whatever later transactions wrote, with or without a snapshot held meanwhile. */
+/* Transactions of many writes change nodes in place where nobody else holds them (the
+ * published state itself when no snapshot is out, else the nodes they copied): snapshots
+ * taken at random points between them still read exactly what was committed then,
+ * whatever later transactions wrote, with or without a snapshot held meanwhile. */
 START_TEST(test_txn_in_place_keeps_snapshots)
 {
     unsigned seed = 2000u + (unsigned)_i;
@@ -202,7 +204,17 @@ START_TEST(test_txn_in_place_keeps_snapshots)
     struct model held_model[HELD];
     int held_step[HELD] = {0};
     for (int step = 1; step <= 400; step++) {
+        struct state_snap *before = state_snapshot(s); /* never while a transaction is open */
+        uint64_t idx = snap_index(before);
+        snap_unref(before);
         struct state_txn *t = state_txn_begin(s, (uint64_t)step);
+        if (rand() % 10 == 0) { /* an aborted transaction (before any write) changes nothing */
+            state_txn_abort(t);
+            struct state_snap *now = state_snapshot(s);
+            ck_assert_uint_eq(snap_index(now), idx);
+            snap_unref(now);
+            continue;
+        }
         int writes = 1 + rand() % 40;
         for (int w = 0; w < writes; w++) {
             int k = rand() % 200, n = rand() % 7;
@@ -216,19 +228,6 @@ START_TEST(test_txn_in_place_keeps_snapshots)
                 txn_delete_alloc(t, id);
                 cur.node[k] = -1;
             }
-        }
-        if (rand() % 10 == 0) { /* an aborted transaction changes nothing */
-            state_txn_abort(t);
-            /* the model goes back to what was last committed, read from the store */
-            struct state_snap *now = state_snapshot(s);
-            for (int k = 0; k < 200; k++) {
-                char id[16];
-                snprintf(id, sizeof id, "id%03d", k);
-                const struct alloc *a = snap_alloc(now, id);
-                cur.node[k] = a ? atoi(a->node_id + 1) : -1;
-            }
-            snap_unref(now);
-            continue;
         }
         state_txn_commit(t);
         int slot = rand() % (HELD * 2); /* about half the time nothing is held anew */
@@ -258,6 +257,17 @@ START_TEST(test_txn_in_place_keeps_snapshots)
     ck_assert_int_eq(by_node, (int)snap_count(sn, STATE_ALLOCS));
     snap_unref(sn);
     state_free(s);
+}
+END_TEST
+
+/* A transaction aborted after it wrote stops the process (it cannot be undone where it
+ * wrote in place, and servers must not differ). */
+START_TEST(test_abort_after_write_stops)
+{
+    struct state *s = state_new();
+    struct state_txn *t = state_txn_begin(s, 1);
+    txn_upsert_alloc(t, mk_alloc("a1", "n1", "j1"));
+    state_txn_abort(t);
 }
 END_TEST
 
@@ -302,6 +312,7 @@ int main(void)
     tcase_add_test(tc, test_index_move);
     tcase_add_loop_test(tc, test_random_ops, 0, 5);
     tcase_add_loop_test(tc, test_txn_in_place_keeps_snapshots, 0, 5);
+    tcase_add_test_raise_signal(tc, test_abort_after_write_stops, SIGABRT);
     tcase_add_test(tc, test_watch);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
