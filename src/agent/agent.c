@@ -61,6 +61,7 @@ struct agent {
     struct event *sigint, *sigterm, *shutdown_timer;
     bool shutting_down;
     int exit_code; /* 1 when retry_join gave up (Nomad's retry_max), else 0 */
+    unsigned proxy_rotor; /* agent_server_http takes the servers in turn */
     int64_t start_ns;
 };
 
@@ -303,23 +304,65 @@ static json_t *agent_self(void *arg)
     return o;
 }
 
-/* A server's HTTP address for a client-only agent's proxy: the host of a configured
- * server RPC address with our HTTP port (servers of one cluster share their ports). */
-static const char *agent_server_http(void *arg)
+/* "host:port" -> host (into out). */
+static void addr_host(const char *addr, char *out, size_t n)
 {
-    static char addr[160];
-    struct agent *a = arg;
-    if (!a->cfg.servers.n)
-        return NULL;
-    static size_t next;
-    const char *srv = a->cfg.servers.v[next++ % a->cfg.servers.n];
-    char host[128];
-    snprintf(host, sizeof host, "%s", srv);
-    char *colon = strrchr(host, ':');
+    snprintf(out, n, "%s", addr);
+    char *colon = strrchr(out, ':');
     if (colon)
         *colon = '\0';
-    snprintf(addr, sizeof addr, "%s:%d", host, a->cfg.http_port);
-    return addr;
+}
+
+/* A server's HTTP address for a client-only agent's proxy, into out ("ip:port"). The
+ * servers of our region that the node pool shows alive, taken in turn, at their rpc_addr
+ * and http_port tags. Without any (a client given -servers only joins no pool; a server
+ * tagging no http_port), the host of a -servers address (or of the rpc_addr tag) with an
+ * assumed port: ours, as the agents of one cluster usually share their ports, or Nomad's
+ * default 4646 where ours would point back at us (a client on its server's host); a
+ * wrong guess ends in the proxy's error. Returns false when no server is known at all. */
+static bool agent_server_http(void *arg, char *out, size_t n)
+{
+    struct agent *a = arg;
+    struct strlist cand = {0};  /* "ip:port" with the port known */
+    struct strlist hosts = {0}; /* hosts whose HTTP port is assumed */
+    if (a->lan) {
+        struct gossip_member *gm;
+        size_t gn = gossip_members(a->lan, &gm);
+        for (size_t i = 0; i < gn; i++) {
+            const char *rpc = strmap_get(&gm[i].tags, "rpc_addr");
+            const char *hp = strmap_get(&gm[i].tags, "http_port");
+            if (!cv_streq(strmap_get(&gm[i].tags, "role"), "server") || !rpc ||
+                !cv_streq(strmap_get(&gm[i].tags, "region"), a->cfg.region) ||
+                strcmp(gm[i].status, "alive") != 0)
+                continue;
+            if (hp && atoi(hp) > 0 && atoi(hp) < 65536) {
+                char *c = xasprintf("%s:%d", rpc, atoi(hp));
+                strlist_add(&cand, c);
+                free(c);
+            } else {
+                strlist_add(&hosts, rpc);
+            }
+        }
+        gossip_members_free(gm, gn);
+    }
+    if (!cand.n && !hosts.n) {
+        for (size_t i = 0; i < a->cfg.servers.n; i++) {
+            char host[128];
+            addr_host(a->cfg.servers.v[i], host, sizeof host);
+            strlist_add(&hosts, host);
+        }
+    }
+    bool found = cand.n || hosts.n;
+    if (cand.n) {
+        snprintf(out, n, "%s", cand.v[a->proxy_rotor++ % cand.n]);
+    } else if (hosts.n) {
+        const char *host = hosts.v[a->proxy_rotor++ % hosts.n];
+        bool self = !strcmp(host, a->adv) || !strcmp(host, a->cfg.bind_addr);
+        snprintf(out, n, "%s:%d", host, self ? 4646 : a->cfg.http_port);
+    }
+    strlist_clear(&cand);
+    strlist_clear(&hosts);
+    return found;
 }
 
 /* ---------------------------------------------------------------- gossip */
@@ -1155,9 +1198,13 @@ int agent_main(int argc, char **argv)
         strmap_set(&tags, "role", a.server ? "server" : "client");
         strmap_set(&tags, "region", a.cfg.region);
         strmap_set(&tags, "dc", a.cfg.datacenter);
+        char http_port[16];
+        snprintf(http_port, sizeof http_port, "%d", a.cfg.http_port);
         if (a.server) {
             strmap_set(&tags, "rpc_addr", a.adv);
             strmap_set(&tags, "port", port);
+            /* ours, as in the server pool: client-only agents proxy API requests there */
+            strmap_set(&tags, "http_port", http_port);
         }
         const char *nid = a.client ? client_node_id(a.client) : a.node_id;
         if (a.client && nid)

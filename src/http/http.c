@@ -240,9 +240,16 @@ static void proxy_to(struct http_api *h, struct evhttp_request *req, const char 
     FWD_LINK(h->proxies, p);
 }
 
+/* A server's HTTP address for this client-only agent (into out), or NULL. */
+static const char *server_http(struct http_api *h, char *out, size_t n)
+{
+    return h->deps.server_http && h->deps.server_http(h->deps.arg, out, n) ? out : NULL;
+}
+
 static void proxy_request(struct http_api *h, struct evhttp_request *req)
 {
-    proxy_to(h, req, h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL, false);
+    char srv[160];
+    proxy_to(h, req, server_http(h, srv, sizeof srv), false);
 }
 
 /* ---------------------------------------------------------------- regions */
@@ -1355,7 +1362,8 @@ static bool client_forward(struct http_api *h, struct evhttp_request *req, const
     if (evhttp_find_header(evhttp_request_get_input_headers(req), FWD_HEADER))
         return false;
     if (!h->deps.server) {
-        const char *srv = h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL;
+        char buf[160];
+        const char *srv = server_http(h, buf, sizeof buf);
         if (!srv)
             return false;
         relay_request(h, req, srv, false);
