@@ -319,7 +319,8 @@ static void addr_host(const char *addr, char *out, size_t n)
  * tagging no http_port), the host of a -servers address (or of the rpc_addr tag) with an
  * assumed port: ours, as the agents of one cluster usually share their ports, or Nomad's
  * default 4646 where ours would point back at us (a client on its server's host); a
- * wrong guess ends in the proxy's error. Returns false when no server is known at all. */
+ * wrong guess ends in the proxy's error, never in a loop (X-Caravan-Forwarded, http.c).
+ * Returns false when no server is known at all. */
 static bool agent_server_http(void *arg, char *out, size_t n)
 {
     struct agent *a = arg;
