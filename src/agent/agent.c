@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "agent/agent_config.h"
+#include "agent/join.h"
 #include "config.h"
 #include "exec/client.h"
 #include "gossip/keyring.h"
@@ -52,19 +53,15 @@ struct agent {
     struct gossip_pool *gossip; /* the server pool (serf port) */
     struct gossip_pool *lan;    /* the node gossip pool (lan port): every agent */
     int leaving;                /* pools still leaving at shutdown */
-    struct event *retry_ev;     /* -retry-join: the next attempt */
-    int retry_attempts;
-    bool retry_busy;            /* an attempt is in flight */
-    /* -join: repeated every second while it reaches nobody (agents started together
-     * race their listeners), START_JOIN_ATTEMPTS times at most */
-    struct event *start_join_ev;
-    int start_join_attempts;
-    bool server_pool_joined, lan_joined;
+    /* -join / start_join and -retry-join / retry_join: one join plan each (join.h) */
+    struct joiner *start_join, *retry_join;
     /* servers of the server pool whose node pool we joined or are joining: "ip:lan" ->
      * monotonic ms of the last attempt (decimal) */
     struct strmap lan_tried;
     struct event *sigint, *sigterm, *shutdown_timer;
     bool shutting_down;
+    int exit_code; /* 1 when retry_join gave up (Nomad's retry_max), else 0 */
+    unsigned proxy_rotor; /* agent_server_http takes the servers in turn */
     int64_t start_ns;
 };
 
@@ -87,7 +84,11 @@ static void usage(FILE *f)
                "  -server               Enable server mode for the agent.\n"
                "  -bootstrap-expect=<n> How many servers to wait for before bootstrapping.\n"
                "  -join=<addr>          Address of another server to join (repeatable).\n"
-               "  -retry-join=<addr>    Like -join, retried every 30s until it joins (repeatable).\n"
+               "  -retry-join=<addr>    Like -join, retried every -retry-interval until it\n"
+               "                        joins (repeatable).\n"
+               "  -retry-interval=<dur> Time between -retry-join attempts (default 30s).\n"
+               "  -retry-max=<n>        -retry-join attempts before the agent gives up and\n"
+               "                        exits with code 1 (default 0: no limit).\n"
                "  -encrypt=<key>        Base64 gossip encryption key (16, 24 or 32 bytes);\n"
                "                        ignored once a keyring file exists in the data dir.\n"
                "  -num-schedulers=<n>   Scheduler workers on this server (default: cores).\n\n"
@@ -303,23 +304,66 @@ static json_t *agent_self(void *arg)
     return o;
 }
 
-/* A server's HTTP address for a client-only agent's proxy: the host of a configured
- * server RPC address with our HTTP port (servers of one cluster share their ports). */
-static const char *agent_server_http(void *arg)
+/* "host:port" -> host (into out). */
+static void addr_host(const char *addr, char *out, size_t n)
 {
-    static char addr[160];
-    struct agent *a = arg;
-    if (!a->cfg.servers.n)
-        return NULL;
-    static size_t next;
-    const char *srv = a->cfg.servers.v[next++ % a->cfg.servers.n];
-    char host[128];
-    snprintf(host, sizeof host, "%s", srv);
-    char *colon = strrchr(host, ':');
+    snprintf(out, n, "%s", addr);
+    char *colon = strrchr(out, ':');
     if (colon)
         *colon = '\0';
-    snprintf(addr, sizeof addr, "%s:%d", host, a->cfg.http_port);
-    return addr;
+}
+
+/* A server's HTTP address for a client-only agent's proxy, into out ("ip:port"). The
+ * servers of our region that the node pool shows alive, taken in turn, at their rpc_addr
+ * and http_port tags. Without any (a client given -servers only joins no pool; a server
+ * tagging no http_port), the host of a -servers address (or of the rpc_addr tag) with an
+ * assumed port: ours, as the agents of one cluster usually share their ports, or Nomad's
+ * default 4646 where ours would point back at us (a client on its server's host); a
+ * wrong guess ends in the proxy's error, never in a loop (X-Caravan-Forwarded, http.c).
+ * Returns false when no server is known at all. */
+static bool agent_server_http(void *arg, char *out, size_t n)
+{
+    struct agent *a = arg;
+    struct strlist cand = {0};  /* "ip:port" with the port known */
+    struct strlist hosts = {0}; /* hosts whose HTTP port is assumed */
+    if (a->lan) {
+        struct gossip_member *gm;
+        size_t gn = gossip_members(a->lan, &gm);
+        for (size_t i = 0; i < gn; i++) {
+            const char *rpc = strmap_get(&gm[i].tags, "rpc_addr");
+            const char *hp = strmap_get(&gm[i].tags, "http_port");
+            if (!cv_streq(strmap_get(&gm[i].tags, "role"), "server") || !rpc ||
+                !cv_streq(strmap_get(&gm[i].tags, "region"), a->cfg.region) ||
+                strcmp(gm[i].status, "alive") != 0)
+                continue;
+            if (hp && atoi(hp) > 0 && atoi(hp) < 65536) {
+                char *c = xasprintf("%s:%d", rpc, atoi(hp));
+                strlist_add(&cand, c);
+                free(c);
+            } else {
+                strlist_add(&hosts, rpc);
+            }
+        }
+        gossip_members_free(gm, gn);
+    }
+    if (!cand.n && !hosts.n) {
+        for (size_t i = 0; i < a->cfg.servers.n; i++) {
+            char host[128];
+            addr_host(a->cfg.servers.v[i], host, sizeof host);
+            strlist_add(&hosts, host);
+        }
+    }
+    bool found = cand.n || hosts.n;
+    if (cand.n) {
+        snprintf(out, n, "%s", cand.v[a->proxy_rotor++ % cand.n]);
+    } else if (hosts.n) {
+        const char *host = hosts.v[a->proxy_rotor++ % hosts.n];
+        bool self = !strcmp(host, a->adv) || !strcmp(host, a->cfg.bind_addr);
+        snprintf(out, n, "%s:%d", host, self ? 4646 : a->cfg.http_port);
+    }
+    strlist_clear(&cand);
+    strlist_clear(&hosts);
+    return found;
 }
 
 /* ---------------------------------------------------------------- gossip */
@@ -353,7 +397,7 @@ static void server_tags(struct agent *a, struct strmap *t)
     }
 }
 
-static void lan_join_done(int n, const char *err, void *arg);
+static void lan_join_logged(int n, const char *err, void *arg);
 
 /* Whether the node pool already holds the server whose RPC address is rpc:port alive. */
 static bool lan_has_server(struct gossip_member *lm, size_t ln, const char *rpc, const char *port)
@@ -388,7 +432,7 @@ static void lan_join_server(struct agent *a, struct gossip_member *lm, size_t ln
                  "its node pool at %s", m->name, addr);
         struct strlist one = {0};
         strlist_add(&one, addr);
-        gossip_join(a->lan, &one, lan_join_done, a);
+        gossip_join(a->lan, &one, lan_join_logged, a);
         strlist_clear(&one);
     }
     free(addr);
@@ -430,136 +474,59 @@ static void on_gossip_change(void *arg)
     gossip_members_free(gm, n);
 }
 
-#define START_JOIN_ATTEMPTS 60
+/* -join, start_join: tried again every second while nobody answers (agents started
+ * together race each other's listeners, and a server left outside the node pool never
+ * hears of a failed client), 60 times after the first at most. */
+#define START_JOIN_INTERVAL_NS 1000000000LL
+#define START_JOIN_ATTEMPTS (1 + 60)
 
-/* A -join that reached nobody is tried again in a second: agents started at the same
- * moment (a cluster brought up by a script) often find each other's ports not yet open,
- * and a server left outside the pools would never hear of a failed client. */
-static void start_join_later(struct agent *a)
+/* A node pool join outside the join plans (server join, a server found in the server
+ * pool): its failure is logged; nothing is retried from here. */
+static void lan_join_logged(int n, const char *err, void *arg)
 {
-    if (a->shutting_down || !a->start_join_ev || !a->cfg.join.n ||
-        a->start_join_attempts >= START_JOIN_ATTEMPTS || evtimer_pending(a->start_join_ev, NULL))
-        return;
-    struct timeval tv = {1, 0};
-    evtimer_add(a->start_join_ev, &tv);
+    (void)arg;
+    if (n <= 0)
+        log_warn("agent", "joining the node gossip pool failed: %s", err);
 }
 
-static void lan_join_done(int n, const char *err, void *arg)
+static void agent_shutdown(struct agent *a, int exit_code);
+
+/* retry_join ran out of retry_max attempts without joining: the agent exits with code 1,
+ * as Nomad's ("max join retry exhausted, exiting"). */
+static void retry_join_gave_up(void *arg)
 {
     struct agent *a = arg;
-    if (n > 0) {
-        a->lan_joined = true;
-        return;
-    }
-    log_warn("agent", "joining the node gossip pool failed: %s", err);
-    if (!a->lan_joined)
-        start_join_later(a);
+    log_error("agent", "retry-join: retry_max (%d) reached without joining: the agent exits",
+              a->cfg.retry_max);
+    agent_shutdown(a, 1);
 }
 
-static void server_join_done(int n, const char *err, void *arg)
+/* The join plans of -join / start_join and -retry-join / retry_join: a server joins the
+ * server pool and the node pool of the same hosts (the lan port), a client-only agent
+ * the node pool. Called once both pools exist. */
+static void start_join_plans(struct agent *a)
 {
-    struct agent *a = arg;
-    if (n > 0) {
-        a->server_pool_joined = true;
+    if (!a->gossip && !a->lan)
         return;
-    }
-    log_warn("agent", "joining the server pool failed: %s", err);
-    if (!a->server_pool_joined)
-        start_join_later(a);
-}
-
-/* "host[:port]" with the port replaced by `port` (join addresses of the other pool). */
-static char *with_port(const char *addr, int port)
-{
-    char host[128];
-    snprintf(host, sizeof host, "%s", addr);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    return xasprintf("%s:%d", host, port);
-}
-
-/* Joins the node pool through the hosts of addrs, on our lan port. */
-static void lan_join_hosts(struct agent *a, const struct strlist *addrs)
-{
-    if (!a->lan || !addrs->n)
-        return;
-    struct strlist lj = {0};
-    for (size_t i = 0; i < addrs->n; i++) {
-        char *j = with_port(addrs->v[i], a->cfg.lan_port);
-        strlist_add(&lj, j);
-        free(j);
-    }
-    gossip_join(a->lan, &lj, lan_join_done, a);
-    strlist_clear(&lj);
-}
-
-static void start_join_attempt(evutil_socket_t fd, short what, void *arg)
-{
-    struct agent *a = arg;
-    (void)fd;
-    (void)what;
-    if (a->shutting_down)
-        return;
-    a->start_join_attempts++;
-    if (a->gossip && !a->server_pool_joined)
-        gossip_join(a->gossip, &a->cfg.join, server_join_done, a);
-    if (!a->lan_joined)
-        lan_join_hosts(a, &a->cfg.join);
-}
-
-/* -retry-join: a server joins the server pool (and the node pool of the same hosts), a
- * client the node pool; an attempt that joins nobody is repeated after retry_interval,
- * at most retry_max times (0: forever). */
-static void retry_join_attempt(evutil_socket_t fd, short what, void *arg);
-
-static void retry_join_done(int n, const char *err, void *arg)
-{
-    struct agent *a = arg;
-    a->retry_busy = false;
-    if (n > 0) {
-        log_info("agent", "retry-join: joined %d of %zu addresses after %d attempt%s", n,
-                 a->cfg.retry_join.n, a->retry_attempts, a->retry_attempts == 1 ? "" : "s");
-        return;
-    }
-    if (a->cfg.retry_max && a->retry_attempts >= a->cfg.retry_max) {
-        log_error("agent", "retry-join: giving up after %d attempts: %s", a->retry_attempts, err);
-        return;
-    }
-    char iv[32];
-    cv_format_duration(a->cfg.retry_interval_ns, iv, sizeof iv);
-    log_warn("agent", "retry-join: attempt %d failed: %s; retrying in %s", a->retry_attempts,
-             err, iv);
-    struct timeval tv = {(time_t)(a->cfg.retry_interval_ns / 1000000000LL),
-                         (suseconds_t)(a->cfg.retry_interval_ns % 1000000000LL / 1000)};
-    evtimer_add(a->retry_ev, &tv);
-}
-
-static void retry_join_attempt(evutil_socket_t fd, short what, void *arg)
-{
-    struct agent *a = arg;
-    (void)fd;
-    (void)what;
-    if (a->shutting_down || a->retry_busy)
-        return;
-    struct gossip_pool *p = a->gossip ? a->gossip : a->lan;
-    if (!p)
-        return;
-    a->retry_attempts++;
-    a->retry_busy = true;
-    if (a->gossip) {
-        gossip_join(a->gossip, &a->cfg.retry_join, retry_join_done, a);
-        lan_join_hosts(a, &a->cfg.retry_join);
-    } else {
-        struct strlist lj = {0};
-        for (size_t i = 0; i < a->cfg.retry_join.n; i++) {
-            char *j = with_port(a->cfg.retry_join.v[i], a->cfg.lan_port);
-            strlist_add(&lj, j);
-            free(j);
-        }
-        gossip_join(a->lan, &lj, retry_join_done, a);
-        strlist_clear(&lj);
-    }
+    struct joiner_config jc = {
+        .name = "join",
+        .addrs = &a->cfg.join,
+        .server_pool = a->gossip,
+        .node_pool = a->lan,
+        .lan_port = a->cfg.lan_port,
+        .interval_ns = START_JOIN_INTERVAL_NS,
+        .max_attempts = START_JOIN_ATTEMPTS,
+        .arg = a,
+    };
+    if (a->cfg.join.n)
+        a->start_join = joiner_start(a->base, &jc);
+    jc.name = "retry-join";
+    jc.addrs = &a->cfg.retry_join;
+    jc.interval_ns = a->cfg.retry_interval_ns;
+    jc.max_attempts = a->cfg.retry_max;
+    jc.gave_up = retry_join_gave_up;
+    if (a->cfg.retry_join.n)
+        a->retry_join = joiner_start(a->base, &jc);
 }
 
 /* /v1/agent/join (`server join`): a server joins the server pool through addrs (and the
@@ -590,19 +557,16 @@ static int agent_join(void *arg, const struct strlist *addrs,
     struct join_call *c = xcalloc(1, sizeof *c);
     c->reply = reply;
     c->cookie = cookie;
+    struct strlist lan = {0};
+    join_node_addrs(addrs, a->cfg.lan_port, &lan);
     if (a->gossip) {
         gossip_join(a->gossip, addrs, join_call_done, c);
-        lan_join_hosts(a, addrs);
+        if (a->lan)
+            gossip_join(a->lan, &lan, lan_join_logged, a);
     } else {
-        struct strlist lj = {0};
-        for (size_t i = 0; i < addrs->n; i++) {
-            char *j = with_port(addrs->v[i], a->cfg.lan_port);
-            strlist_add(&lj, j);
-            free(j);
-        }
-        gossip_join(a->lan, &lj, join_call_done, c);
-        strlist_clear(&lj);
+        gossip_join(a->lan, &lan, join_call_done, c);
     }
+    strlist_clear(&lan);
     return 0;
 }
 
@@ -851,6 +815,27 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(a->base, NULL);
 }
 
+/* Graceful shutdown (a signal, or retry_join giving up): the client first, then both
+ * pools leave, then the loop ends and agent_main returns exit_code. */
+static void agent_shutdown(struct agent *a, int exit_code)
+{
+    if (a->shutting_down)
+        return;
+    a->shutting_down = true;
+    a->exit_code = exit_code;
+    log_info("agent", "requesting shutdown");
+    fflush(stdout);
+    joiner_stop(a->start_join);
+    joiner_stop(a->retry_join);
+    a->shutdown_timer = evtimer_new(a->base, on_shutdown_timeout, a);
+    struct timeval tv = {30, 0};
+    evtimer_add(a->shutdown_timer, &tv);
+    if (a->client)
+        client_shutdown(a->client, a->cfg.dev, client_done, a);
+    else
+        client_done(a);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -860,17 +845,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(a->base, NULL);
         return;
     }
-    a->shutting_down = true;
     printf("==> Caught signal: %s\n", sig == SIGINT ? "interrupt" : "terminated");
-    log_info("agent", "requesting shutdown");
-    fflush(stdout);
-    a->shutdown_timer = evtimer_new(a->base, on_shutdown_timeout, a);
-    struct timeval tv = {30, 0};
-    evtimer_add(a->shutdown_timer, &tv);
-    if (a->client)
-        client_shutdown(a->client, a->cfg.dev, client_done, a);
-    else
-        client_done(a);
+    agent_shutdown(a, 0);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -892,6 +868,8 @@ enum {
     OPT_SERVERS,
     OPT_JOIN,
     OPT_RETRY_JOIN,
+    OPT_RETRY_INTERVAL,
+    OPT_RETRY_MAX,
     OPT_ENCRYPT,
     OPT_HELP,
 };
@@ -915,6 +893,8 @@ int agent_main(int argc, char **argv)
         {"servers", required_argument, NULL, OPT_SERVERS},
         {"join", required_argument, NULL, OPT_JOIN},
         {"retry-join", required_argument, NULL, OPT_RETRY_JOIN},
+        {"retry-interval", required_argument, NULL, OPT_RETRY_INTERVAL},
+        {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
         {"encrypt", required_argument, NULL, OPT_ENCRYPT},
         {"h", no_argument, NULL, OPT_HELP},
         {"help", no_argument, NULL, OPT_HELP},
@@ -1004,6 +984,31 @@ int agent_main(int argc, char **argv)
         case OPT_RETRY_JOIN:
             strlist_add(&a.cfg.retry_join, optarg);
             break;
+        case OPT_RETRY_INTERVAL: {
+            int64_t ns;
+            if (cv_parse_duration(optarg, &ns) < 0 || ns <= 0) {
+                fprintf(stderr,
+                        "==> Invalid -retry-interval \"%s\": a positive duration "
+                        "(\"30s\", \"1m\") is required\n",
+                        optarg);
+                goto out_cfg;
+            }
+            a.cfg.retry_interval_ns = ns;
+            break;
+        }
+        case OPT_RETRY_MAX: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 1000000000L) {
+                fprintf(stderr,
+                        "==> Invalid -retry-max \"%s\": a number of attempts, 0 for "
+                        "no limit, is required\n",
+                        optarg);
+                goto out_cfg;
+            }
+            a.cfg.retry_max = (int)v;
+            break;
+        }
         case OPT_ENCRYPT:
             cv_strset(&a.cfg.encrypt, optarg);
             break;
@@ -1178,12 +1183,6 @@ int agent_main(int argc, char **argv)
         goto out_roles;
     }
     banner(&a);
-    a.start_join_ev = evtimer_new(a.base, start_join_attempt, &a);
-    if (a.gossip && a.cfg.join.n) {
-        /* -join: through the server pool (the serf port), as Nomad; the RPC discovery
-         * above polls the same addresses too. On the loop: the result is logged. */
-        gossip_join(a.gossip, &a.cfg.join, server_join_done, &a);
-    }
     if (a.server && server_start(a.server, err) != 0) {
         fprintf(stderr, "==> Error starting agent: %s\n", err);
         goto out_roles;
@@ -1200,9 +1199,13 @@ int agent_main(int argc, char **argv)
         strmap_set(&tags, "role", a.server ? "server" : "client");
         strmap_set(&tags, "region", a.cfg.region);
         strmap_set(&tags, "dc", a.cfg.datacenter);
+        char http_port[16];
+        snprintf(http_port, sizeof http_port, "%d", a.cfg.http_port);
         if (a.server) {
             strmap_set(&tags, "rpc_addr", a.adv);
             strmap_set(&tags, "port", port);
+            /* ours, as in the server pool: client-only agents proxy API requests there */
+            strmap_set(&tags, "http_port", http_port);
         }
         const char *nid = a.client ? client_node_id(a.client) : a.node_id;
         if (a.client && nid)
@@ -1233,20 +1236,19 @@ int agent_main(int argc, char **argv)
         strmap_clear(&tags);
         if (!a.lan)
             log_warn("agent", "node gossip pool not started: %s", err);
-        lan_join_hosts(&a, &a.cfg.join);
-        /* servers the server pool already knows (its joins are still in flight, so this
-         * mostly finds nobody; on_gossip_change does the rest) */
+        /* servers the server pool already knows (none yet, mostly: on_gossip_change
+         * does the rest) */
         on_gossip_change(&a);
     }
-    a.retry_ev = evtimer_new(a.base, retry_join_attempt, &a);
-    if (a.cfg.retry_join.n)
-        event_active(a.retry_ev, EV_TIMEOUT, 0);
+    /* -join through the server pool (the serf port), as Nomad, and the node pool; the
+     * RPC discovery above polls the same addresses too. First attempts on the loop. */
+    start_join_plans(&a);
     a.sigint = evsignal_new(a.base, SIGINT, on_signal, &a);
     a.sigterm = evsignal_new(a.base, SIGTERM, on_signal, &a);
     event_add(a.sigint, NULL);
     event_add(a.sigterm, NULL);
     event_base_dispatch(a.base);
-    rc = 0;
+    rc = a.exit_code;
     log_info("agent", "shutdown complete");
 
 out_roles:
@@ -1256,16 +1258,15 @@ out_roles:
         event_free(a.sigterm);
     if (a.shutdown_timer)
         event_free(a.shutdown_timer);
-    if (a.retry_ev)
-        event_free(a.retry_ev);
-    if (a.start_join_ev)
-        event_free(a.start_join_ev);
     strmap_clear(&a.lan_tried);
     http_api_free(a.http);
     gossip_pool_free(a.gossip);
     a.gossip = NULL;
     gossip_pool_free(a.lan);
     a.lan = NULL;
+    /* after the pools: a join in flight calls its joiner back until its pool is freed */
+    joiner_free(a.start_join);
+    joiner_free(a.retry_join);
     if (a.client)
         client_free(a.client);
     rpc_client_free(a.rpc);

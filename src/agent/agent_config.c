@@ -196,6 +196,22 @@ static int get_addr_list(json_t *o, const char *key, struct strlist *dst, const 
     return 0;
 }
 
+/* retry_interval = "30s" and retry_max = 0, of server_join {} or (Nomad's deprecated
+ * form) of the server block itself. */
+static int apply_retry_timing(struct agent_config *c, json_t *o, const char *file, char *err,
+                              size_t n)
+{
+    int rc;
+    if ((rc = get_int(o, "retry_max", &c->retry_max, file, err, n)) ||
+        (rc = get_duration(o, "retry_interval", &c->retry_interval_ns, false, file, err, n)))
+        return rc;
+    if (c->retry_max < 0) {
+        snprintf(err, n, "%s: retry_max must be positive or 0", file);
+        return -CV_EINVAL;
+    }
+    return 0;
+}
+
 /* server_join { retry_join = [...] start_join = [...] retry_interval = "30s" retry_max = 0 },
  * in the server or the client block. */
 static int apply_server_join(struct agent_config *c, json_t *sj, const char *file, char *err,
@@ -203,29 +219,12 @@ static int apply_server_join(struct agent_config *c, json_t *sj, const char *fil
 {
     static const char *const known[] = {"retry_join", "start_join", "retry_interval",
                                         "retry_max", NULL};
-    char *iv = NULL;
     int rc;
     if ((rc = check_keys(sj, known, "server_join", file, err, n)) ||
         (rc = get_addr_list(sj, "retry_join", &c->retry_join, file, err, n)) ||
-        (rc = get_addr_list(sj, "start_join", &c->join, file, err, n)) ||
-        (rc = get_int(sj, "retry_max", &c->retry_max, file, err, n)) ||
-        (rc = get_str(sj, "retry_interval", &iv, file, err, n)))
+        (rc = get_addr_list(sj, "start_join", &c->join, file, err, n)))
         return rc;
-    if (iv) {
-        int64_t ns;
-        if (cv_parse_duration(iv, &ns) < 0 || ns <= 0) {
-            snprintf(err, n, "%s: retry_interval \"%s\" is not a positive duration", file, iv);
-            free(iv);
-            return -CV_EINVAL;
-        }
-        c->retry_interval_ns = ns;
-        free(iv);
-    }
-    if (c->retry_max < 0) {
-        snprintf(err, n, "%s: retry_max must be positive or 0", file);
-        return -CV_EINVAL;
-    }
-    return 0;
+    return apply_retry_timing(c, sj, file, err, n);
 }
 
 static int apply_tree(struct agent_config *c, json_t *root, const char *file, char *err, size_t n)
@@ -312,9 +311,10 @@ static int apply_tree(struct agent_config *c, json_t *root, const char *file, ch
         json_t *sj = obj(srv, "server_join");
         if (sj && (rc = apply_server_join(c, sj, file, err, n)))
             return rc;
-        /* the deprecated server { retry_join start_join } forms */
+        /* the deprecated server { retry_join start_join retry_interval retry_max } forms */
         if ((rc = get_addr_list(srv, "retry_join", &c->retry_join, file, err, n)) ||
-            (rc = get_addr_list(srv, "start_join", &c->join, file, err, n)))
+            (rc = get_addr_list(srv, "start_join", &c->join, file, err, n)) ||
+            (rc = apply_retry_timing(c, srv, file, err, n)))
             return rc;
     }
     json_t *cl = obj(root, "client");

@@ -33,9 +33,12 @@ struct agent_config {
     bool raw_exec_enabled;
     char *node_class;
     struct strlist servers; /* client { servers = [...] } / -servers: RPC addresses */
-    struct strlist join;    /* -join / server_join { start_join }: tried once at start */
+    /* -join / server_join { start_join }: joined at start, and again every second while
+     * nobody answers (61 attempts at most; agent.c, join.h) */
+    struct strlist join;
     /* -retry-join / server_join { retry_join } (server or client block): retried every
-     * retry_interval until one address joins; retry_max attempts (0: no limit). */
+     * retry_interval (-retry-interval) until it joins; after retry_max attempts
+     * (-retry-max; 0: no limit) the agent exits with code 1, as Nomad's. */
     struct strlist retry_join;
     int64_t retry_interval_ns; /* default 30 s */
     /* autopilot { cleanup_dead_servers = true dead_server_cleanup_time = "60s" } */

@@ -38,7 +38,6 @@
 #define HTTP_MAX_PARKED 4096
 #define HTTP_MAX_BODY (48 * 1024 * 1024) /* snapshots travel as one RPC frame (64 MiB, base64) */
 
-struct proxy;
 struct relay;
 struct read_req;
 
@@ -49,7 +48,6 @@ struct http_api {
     int parked;
     /* Requests forwarded to another agent and not answered yet: http_api_free frees
      * their outgoing connections (libevent would leave them, and us, their memory). */
-    struct proxy *proxies;
     struct relay *relays;
     struct read_req *reads; /* reads not answered yet (parked blocking queries ...) */
 };
@@ -156,6 +154,14 @@ static json_t *read_body(struct evhttp_request *req, char *err, size_t errn)
     return j;
 }
 
+/* The client of a streamed (chunked) reply hung up: libevent detaches the unfinished
+ * request from its connection and leaves it to us; ending the reply frees it. */
+static void stream_abandoned(struct evhttp_request *req)
+{
+    if (!evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req);
+}
+
 /* Parses Go duration or plain milliseconds? Nomad takes Go durations ("5s", "1m"). */
 static int parse_wait(const char *s, int64_t *ns)
 {
@@ -166,83 +172,228 @@ static int parse_wait(const char *s, int64_t *ns)
     return cv_parse_duration(s, ns);
 }
 
-/* ---------------------------------------------------------------- proxy (client agents) */
+/* ---------------------------------------------------------------- forwarding
+ *
+ * One relay carries every request this agent hands to another agent's HTTP API:
+ *   - a client-only agent hands what needs a server to one (deps.server_http);
+ *   - a server relays ?region=<another region> to a server of that region;
+ *   - a server relays a /v1/client/ request about an allocation to the node running it.
+ * The request goes as it came (method, URI, body, end-to-end headers) on a connection
+ * of its own that asks to be closed after it (Connection: close), so no idle connection
+ * outlives the request and http_api_free frees what is still in flight. The answer
+ * comes back with its status code and end-to-end headers: whole when it has a
+ * Content-Length, else streamed as it arrives (log follows), and dropped, with the
+ * outgoing connection, when the asking client hangs up during a streamed answer.
+ *
+ * Loop protection: a relayed request carries X-Caravan-Forwarded naming the hop,
+ * "client" (from a client-only agent to a server), "region" or "node" (from a server).
+ * A client-only agent relays nothing that carries it, and a server relays once more
+ * only what a client-only agent sent: a stale view, or a fallback server address that
+ * leads back to a client (or to the agent itself), ends in an error, never in a loop. */
 
-struct proxy {
+#define FWD_HEADER "X-Caravan-Forwarded"
+#define FWD_TIMEOUT_S 320          /* blocking queries wait up to 5 min + 1/16 */
+#define FWD_STREAM_TIMEOUT_S 86400 /* a log follow may stay silent for long */
+
+struct relay {
     struct http_api *h;
-    struct proxy *prev, *next; /* h->proxies */
-    struct evhttp_request *req;
+    struct relay *prev, *next;  /* h->relays */
+    struct evhttp_request *req; /* the incoming request */
     struct evhttp_connection *conn;
+    const char *hop;  /* "client", "region", "node" (a literal) */
+    char target[160]; /* "ip:port", for error messages */
+    bool started;     /* the reply to req has started (chunks follow) */
 };
 
-static void proxy_done(struct evhttp_request *resp, void *arg)
+/* Hop-by-hop headers (RFC 9110 7.6.1) and those evhttp writes itself: never copied. */
+static bool fwd_hop_header(const char *k)
 {
-    struct proxy *p = arg;
-    FWD_UNLINK(p->h->proxies, p);
-    if (!resp || evhttp_request_get_response_code(resp) == 0) {
-        reply_text(p->req, 500, "No path to region: no server answered");
-    } else {
-        static const char *const keep[] = {"Content-Type", "X-Nomad-Index", "X-Nomad-KnownLeader",
-                                           "X-Nomad-LastContact", "Location"};
-        struct evkeyvalq *in = evhttp_request_get_input_headers(resp);
-        struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
-        for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
-            const char *v = evhttp_find_header(in, keep[i]);
-            if (v)
-                evhttp_add_header(out, keep[i], v);
-        }
-        evhttp_send_reply(p->req, evhttp_request_get_response_code(resp),
-                          evhttp_request_get_response_code_line(resp),
-                          evhttp_request_get_input_buffer(resp));
-    }
-    free(p); /* the connection frees itself after this callback (see proxy_request) */
+    static const char *const hop[] = {"Connection",
+                                      "Keep-Alive",
+                                      "Proxy-Connection",
+                                      "Proxy-Authenticate",
+                                      "Proxy-Authorization",
+                                      "TE",
+                                      "Trailer",
+                                      "Transfer-Encoding",
+                                      "Upgrade",
+                                      "Content-Length",
+                                      "Host",
+                                      "Expect",
+                                      FWD_HEADER};
+    for (size_t i = 0; i < CV_ARRAY_LEN(hop); i++)
+        if (!strcasecmp(k, hop[i]))
+            return true;
+    return false;
 }
 
-/* Relays req to the HTTP API at target ("ip:port"); forwarded marks the relayed request
- * so that it is never relayed again. */
-static void proxy_to(struct http_api *h, struct evhttp_request *req, const char *target,
-                     bool forwarded)
+static void fwd_copy_headers(const struct evkeyvalq *in, struct evkeyvalq *out)
 {
-    char host[128];
+    for (const struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+        if (!fwd_hop_header(kv->key))
+            evhttp_add_header(out, kv->key, kv->value);
+}
+
+/* What a hop leads to, for "No path to <it>" errors. */
+static const char *fwd_dest(const char *hop)
+{
+    return !strcmp(hop, "client") ? "server" : hop;
+}
+
+/* The hop that forwarded req to us, or NULL. */
+static const char *fwd_hop(struct evhttp_request *req)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req), FWD_HEADER);
+}
+
+/* Whether this agent may forward req once more: a client-only agent never forwards a
+ * forwarded request; a server forwards what a client-only agent sent it. */
+static bool fwd_allowed(struct http_api *h, struct evhttp_request *req)
+{
+    const char *hop = fwd_hop(req);
+    return !hop || (h->deps.server && !strcmp(hop, "client"));
+}
+
+/* The incoming connection closed (a log follower hung up): drop the relayed request. */
+static void relay_client_gone(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    struct relay *r = arg;
+    FWD_UNLINK(r->h->relays, r);
+    evhttp_connection_free(r->conn); /* frees the pending request without its callback */
+    stream_abandoned(r->req);
+    free(r);
+}
+
+static void relay_start(struct relay *r, struct evhttp_request *resp)
+{
+    fwd_copy_headers(evhttp_request_get_input_headers(resp),
+                     evhttp_request_get_output_headers(r->req));
+    evhttp_send_reply_start(r->req, evhttp_request_get_response_code(resp),
+                            evhttp_request_get_response_code_line(resp));
+    r->started = true;
+}
+
+/* The answer's headers are in. One with a Content-Length is buffered whole and sent as
+ * it came (relay_done); any other (a chunked stream: a log follow) starts our reply at
+ * once, so that the asking client gets the headers now and its hanging up is noticed
+ * even while the stream is silent (evhttp watches a connection for that only once its
+ * reply has started). */
+static int relay_headers(struct evhttp_request *resp, void *arg)
+{
+    struct relay *r = arg;
+    if (evhttp_find_header(evhttp_request_get_input_headers(resp), "Content-Length"))
+        evhttp_request_set_chunked_cb(resp, NULL);
+    else
+        relay_start(r, resp);
+    return 0;
+}
+
+static void relay_chunk(struct evhttp_request *resp, void *arg)
+{
+    struct relay *r = arg;
+    if (!r->started)
+        relay_start(r, resp);
+    evhttp_send_reply_chunk(r->req, evhttp_request_get_input_buffer(resp));
+}
+
+static void relay_done(struct evhttp_request *resp, void *arg)
+{
+    struct relay *r = arg;
+    FWD_UNLINK(r->h->relays, r);
+    struct evhttp_connection *in = evhttp_request_get_connection(r->req);
+    if (in)
+        evhttp_connection_set_closecb(in, NULL, NULL);
+    if (!resp || evhttp_request_get_response_code(resp) == 0) {
+        if (r->started)
+            evhttp_send_reply_end(r->req); /* cut short: the client sees the stream end */
+        else
+            reply_text(r->req, 500, "No path to %s: %s did not answer", fwd_dest(r->hop),
+                       r->target);
+    } else if (!r->started) {
+        fwd_copy_headers(evhttp_request_get_input_headers(resp),
+                         evhttp_request_get_output_headers(r->req));
+        evhttp_send_reply(r->req, evhttp_request_get_response_code(resp),
+                          evhttp_request_get_response_code_line(resp),
+                          evhttp_request_get_input_buffer(resp));
+    } else {
+        struct evbuffer *rest = evhttp_request_get_input_buffer(resp);
+        if (evbuffer_get_length(rest))
+            evhttp_send_reply_chunk(r->req, rest);
+        evhttp_send_reply_end(r->req);
+    }
+    free(r); /* the connection frees itself after this callback (free_on_completion) */
+}
+
+/* Relays req to the HTTP API at target ("ip:port"; NULL: none known), marked with hop
+ * ("client", "region", "node"); the answer, or a 500 "No path to <hop>: ...", is sent
+ * from the loop. timeout_s bounds each wait for the other agent (connect, a read). */
+static void relay_request(struct http_api *h, struct evhttp_request *req, const char *target,
+                          const char *hop, int timeout_s)
+{
+    char host[160];
     snprintf(host, sizeof host, "%s", cv_str(target));
     char *colon = strrchr(host, ':');
-    if (!target || !colon) {
-        reply_text(req, 500, "No path to region: this agent knows no server");
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!target) {
+        reply_text(req, 500, "No path to %s: this agent knows none", fwd_dest(hop));
+        return;
+    }
+    if (!colon || port <= 0 || port > 65535) {
+        reply_text(req, 500, "No path to %s: bad address \"%s\"", fwd_dest(hop), target);
         return;
     }
     *colon = '\0';
-    struct proxy *p = xcalloc(1, sizeof *p);
-    p->h = h;
-    p->req = req;
-    p->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
-    evhttp_connection_set_timeout(p->conn, 320); /* blocking queries wait up to 5 min */
-    struct evhttp_request *out = evhttp_request_new(proxy_done, p);
+    struct relay *r = xcalloc(1, sizeof *r);
+    r->h = h;
+    r->req = req;
+    r->hop = hop;
+    snprintf(r->target, sizeof r->target, "%s", target);
+    r->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)port);
+    evhttp_connection_set_timeout(r->conn, timeout_s);
+    struct evhttp_request *out = evhttp_request_new(relay_done, r);
+    evhttp_request_set_header_cb(out, relay_headers);
+    evhttp_request_set_chunked_cb(out, relay_chunk);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
+    fwd_copy_headers(evhttp_request_get_input_headers(req), oh);
     evhttp_add_header(oh, "Host", target);
-    /* One request per connection: an idle kept-alive connection would stay open (and
+    /* One request per connection: a kept-alive idle connection would stay open (and
      * allocated) until the other agent closed it. */
     evhttp_add_header(oh, "Connection", "close");
-    if (forwarded)
-        evhttp_add_header(oh, "X-Caravan-Forwarded", "region");
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    if (ct)
-        evhttp_add_header(oh, "Content-Type", ct);
+    evhttp_add_header(oh, FWD_HEADER, hop);
     evbuffer_add_buffer(evhttp_request_get_output_buffer(out), evhttp_request_get_input_buffer(req));
-    if (evhttp_make_request(p->conn, out, evhttp_request_get_command(req), evhttp_request_get_uri(req)) != 0) {
-        evhttp_connection_free(p->conn);
-        free(p);
-        reply_text(req, 500, "No path to region: proxy request failed");
+    if (evhttp_make_request(r->conn, out, evhttp_request_get_command(req),
+                            evhttp_request_get_uri(req)) != 0) {
+        evhttp_connection_free(r->conn);
+        free(r);
+        reply_text(req, 500, "No path to %s: relay to %s failed", fwd_dest(hop), target);
         return;
     }
-    /* libevent decides whether to free the connection before it calls proxy_done, so
-     * this must be set now: set inside the callback it left the connection open. */
-    evhttp_connection_free_on_completion(p->conn);
-    FWD_LINK(h->proxies, p);
+    /* Set before the request completes: libevent decides whether to free a connection
+     * before it calls the request's callback, so setting it there would leave it open. */
+    evhttp_connection_free_on_completion(r->conn);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), relay_client_gone, r);
+    FWD_LINK(h->relays, r);
 }
 
+/* A server's HTTP address for this client-only agent (into out), or NULL. */
+static const char *server_http(struct http_api *h, char *out, size_t n)
+{
+    return h->deps.server_http && h->deps.server_http(h->deps.arg, out, n) ? out : NULL;
+}
+
+/* A client-only agent hands a request that needs a server to one. */
 static void proxy_request(struct http_api *h, struct evhttp_request *req)
 {
-    proxy_to(h, req, h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL, false);
+    if (!fwd_allowed(h, req)) {
+        reply_text(req, 500,
+                   "No path to server: a request forwarded by another agent (%s) "
+                   "reached a client-only agent",
+                   fwd_hop(req));
+        return;
+    }
+    char srv[160];
+    relay_request(h, req, server_http(h, srv, sizeof srv), "client", FWD_TIMEOUT_S);
 }
 
 /* ---------------------------------------------------------------- regions */
@@ -302,7 +453,7 @@ static bool relay_to_region(struct http_api *h, struct evhttp_request *req, cons
 {
     if (!want || !*want || !h->deps.region || !strcmp(want, h->deps.region))
         return false;
-    if (evhttp_find_header(evhttp_request_get_input_headers(req), "X-Caravan-Forwarded")) {
+    if (!fwd_allowed(h, req)) {
         reply_text(req, 500, "No path to region \"%s\"", want);
         return true;
     }
@@ -331,7 +482,7 @@ static bool relay_to_region(struct http_api *h, struct evhttp_request *req, cons
     snprintf(target, sizeof target, "%s:%d", cv_str(json_string_value(json_object_get(m, "Addr"))),
              hp && atoi(hp) > 0 ? atoi(hp) : h->deps.http_port);
     json_decref(servers);
-    proxy_to(h, req, target, true);
+    relay_request(h, req, target, "region", FWD_TIMEOUT_S);
     return true;
 }
 
@@ -1103,14 +1254,6 @@ static void log_req_free(struct log_req *l)
     free(l);
 }
 
-/* The client of a streamed (chunked) reply hung up: libevent detaches the unfinished
- * request from its connection and leaves it to us; ending the reply frees it. */
-static void stream_abandoned(struct evhttp_request *req)
-{
-    if (!evhttp_request_get_connection(req))
-        evhttp_send_reply_end(req);
-}
-
 static void log_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
@@ -1223,128 +1366,9 @@ static void handle_logs(struct http_api *h, struct evhttp_request *req, const st
  *     that node's HTTP address (Node.HTTPAddr), streaming the answer back (log follows
  *     stay open);
  *   - a client-only agent: relays it to its server, which relays it on.
- * A relayed request carries X-Caravan-Forwarded and is never relayed again, so a stale
- * view cannot make two agents bounce a request between them; an agent that gets one
- * for an allocation it does not run answers 404 `Unknown allocation "<id>"`. */
-
-#define FWD_HEADER "X-Caravan-Forwarded"
-
-struct relay {
-    struct http_api *h;
-    struct relay *prev, *next;  /* h->relays */
-    struct evhttp_request *req; /* the incoming request; NULL once its client went away */
-    struct evhttp_connection *conn;
-    bool started; /* the reply to req has started (chunks follow) */
-};
-
-static void relay_copy_headers(struct evhttp_request *from, struct evhttp_request *to)
-{
-    static const char *const keep[] = {"Content-Type", "X-Nomad-Index", "X-Nomad-KnownLeader",
-                                       "X-Nomad-LastContact"};
-    struct evkeyvalq *in = evhttp_request_get_input_headers(from);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(to);
-    for (size_t i = 0; i < CV_ARRAY_LEN(keep); i++) {
-        const char *v = evhttp_find_header(in, keep[i]);
-        if (v)
-            evhttp_add_header(out, keep[i], v);
-    }
-}
-
-/* The incoming connection closed (a log follower hung up): drop the relayed request. */
-static void relay_client_gone(struct evhttp_connection *c, void *arg)
-{
-    (void)c;
-    struct relay *r = arg;
-    FWD_UNLINK(r->h->relays, r);
-    evhttp_connection_free(r->conn); /* frees the pending request without its callback */
-    if (r->started)
-        stream_abandoned(r->req);
-    free(r);
-}
-
-static void relay_chunk(struct evhttp_request *resp, void *arg)
-{
-    struct relay *r = arg;
-    if (!r->started) {
-        relay_copy_headers(resp, r->req);
-        evhttp_send_reply_start(r->req, evhttp_request_get_response_code(resp),
-                                evhttp_request_get_response_code_line(resp));
-        r->started = true;
-    }
-    evhttp_send_reply_chunk(r->req, evhttp_request_get_input_buffer(resp));
-}
-
-static void relay_done(struct evhttp_request *resp, void *arg)
-{
-    struct relay *r = arg;
-    FWD_UNLINK(r->h->relays, r);
-    struct evhttp_connection *in = evhttp_request_get_connection(r->req);
-    if (in)
-        evhttp_connection_set_closecb(in, NULL, NULL);
-    if (!resp || evhttp_request_get_response_code(resp) == 0) {
-        if (r->started)
-            evhttp_send_reply_end(r->req);
-        else
-            reply_text(r->req, 500, "No path to node: the node's agent did not answer");
-    } else if (!r->started) {
-        relay_copy_headers(resp, r->req);
-        evhttp_send_reply(r->req, evhttp_request_get_response_code(resp),
-                          evhttp_request_get_response_code_line(resp),
-                          evhttp_request_get_input_buffer(resp));
-    } else {
-        struct evbuffer *rest = evhttp_request_get_input_buffer(resp);
-        if (evbuffer_get_length(rest))
-            evhttp_send_reply_chunk(r->req, rest);
-        evhttp_send_reply_end(r->req);
-    }
-    free(r); /* the connection frees itself after this callback (free_on_completion) */
-}
-
-/* Relays req to target ("ip:port"), marked as forwarded when mark is set. */
-static void relay_request(struct http_api *h, struct evhttp_request *req, const char *target,
-                          bool mark)
-{
-    char host[128];
-    snprintf(host, sizeof host, "%s", cv_str(target));
-    char *colon = strrchr(host, ':');
-    if (!colon) {
-        reply_text(req, 500, "No path to node: bad address \"%s\"", host);
-        return;
-    }
-    *colon = '\0';
-    struct relay *r = xcalloc(1, sizeof *r);
-    r->h = h;
-    r->req = req;
-    r->conn = evhttp_connection_base_new(h->base, NULL, host, (ev_uint16_t)atoi(colon + 1));
-    evhttp_connection_set_timeout(r->conn, 24 * 3600); /* a log follow may idle for long */
-    struct evhttp_request *out = evhttp_request_new(relay_done, r);
-    evhttp_request_set_chunked_cb(out, relay_chunk);
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
-    evhttp_add_header(oh, "Host", target);
-    evhttp_add_header(oh, "Connection", "close"); /* as proxy_to: nothing stays open */
-    static const char *const pass[] = {"Content-Type", "X-Nomad-Token"};
-    for (size_t i = 0; i < CV_ARRAY_LEN(pass); i++) {
-        const char *v = evhttp_find_header(ih, pass[i]);
-        if (v)
-            evhttp_add_header(oh, pass[i], v);
-    }
-    if (mark)
-        evhttp_add_header(oh, FWD_HEADER, "1");
-    evbuffer_add_buffer(evhttp_request_get_output_buffer(out), evhttp_request_get_input_buffer(req));
-    if (evhttp_make_request(r->conn, out, evhttp_request_get_command(req),
-                            evhttp_request_get_uri(req)) != 0) {
-        evhttp_connection_free(r->conn);
-        free(r);
-        reply_text(req, 500, "No path to node: relay to %s failed", target);
-        return;
-    }
-    /* Set before the request completes: libevent decides whether to free a connection
-     * before it calls the request's callback, so setting it there would leave it open. */
-    evhttp_connection_free_on_completion(r->conn);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), relay_client_gone, r);
-    FWD_LINK(h->relays, r);
-}
+ * What a server relayed is never relayed again (forwarding, above), so a stale view
+ * cannot make two agents bounce a request between them; an agent that gets one for an
+ * allocation it does not run answers 404 `Unknown allocation "<id>"`. */
 
 /* Decides where a /v1/client/ request about alloc_id is answered. Returns true when it
  * was relayed or answered; false when this agent answers it. */
@@ -1352,13 +1376,14 @@ static bool client_forward(struct http_api *h, struct evhttp_request *req, const
 {
     if (h->deps.client && client_has_alloc(h->deps.client, alloc_id))
         return false;
-    if (evhttp_find_header(evhttp_request_get_input_headers(req), FWD_HEADER))
+    if (!fwd_allowed(h, req))
         return false;
     if (!h->deps.server) {
-        const char *srv = h->deps.server_http ? h->deps.server_http(h->deps.arg) : NULL;
+        char buf[160];
+        const char *srv = server_http(h, buf, sizeof buf);
         if (!srv)
             return false;
-        relay_request(h, req, srv, false);
+        relay_request(h, req, srv, "client", FWD_STREAM_TIMEOUT_S);
         return true;
     }
     struct state_snap *snap = state_snapshot(server_state(h->deps.server));
@@ -1373,7 +1398,7 @@ static bool client_forward(struct http_api *h, struct evhttp_request *req, const
     else if (!n || !n->http_addr || !*n->http_addr)
         reply_text(req, 404, "No path to node");
     else
-        relay_request(h, req, n->http_addr, true);
+        relay_request(h, req, n->http_addr, "node", FWD_STREAM_TIMEOUT_S);
     snap_unref(snap);
     return done;
 }
@@ -1925,12 +1950,6 @@ void http_api_free(struct http_api *h)
             evhttp_connection_set_closecb(in, NULL, NULL);
         evhttp_connection_free(r->conn);
         free(r);
-    }
-    while (h->proxies) {
-        struct proxy *p = h->proxies;
-        FWD_UNLINK(h->proxies, p);
-        evhttp_connection_free(p->conn);
-        free(p);
     }
     /* Parked blocking queries (a watch, a timer) go too; one waiting for its
      * Status.ReadIndex answer is left to that callback. */

@@ -6,6 +6,9 @@
 #ifndef CARAVAN_HTTP_HTTP_H
 #define CARAVAN_HTTP_HTTP_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -20,9 +23,10 @@ struct http_deps {
     /* /v1/agent/self and /v1/agent/members bodies, built by the agent (new references). */
     json_t *(*agent_self)(void *arg);
     json_t *(*agent_members)(void *arg);
-    /* A client-only agent answers what needs a server by proxying the request to this
-     * server HTTP address ("ip:port"), as Nomad's client agents forward to servers. */
-    const char *(*server_http)(void *arg);
+    /* A client-only agent answers what needs a server by proxying the request to a
+     * server's HTTP address, as Nomad's client agents forward to servers: writes it
+     * ("ip:port") into out (n bytes) and returns true, or false when no server is known. */
+    bool (*server_http)(void *arg, char *out, size_t n);
     /* PUT /v1/agent/join?address=...: starts the join and returns 0; reply(cookie, body,
      * NULL) with Nomad's {"num_joined", "error"} or reply(cookie, NULL, err) is called once,
      * later, from the loop (as agent_keyring below). Or returns a negative CV_E code with

@@ -156,8 +156,9 @@ class Cluster:
                 if ip != hs[i].ip:
                     args += ["-join", ip]
             self.servers.append(Agent(self, hs[i], "s%d" % (i + 1), args))
-        # Clients join the node pool through the servers, so they start once the servers
-        # listen (a -join that finds nobody is not retried; -retry-join would be).
+        # Clients join the node pool through the servers; they start once the servers
+        # have a leader (not needed for the join itself: a -join that finds nobody is
+        # retried every second, 61 times at most).
         if not self.wait_leader(60):
             raise RuntimeError("the servers elected no leader in 60s")
         cfg = os.path.join(self.work, "client.hcl")
