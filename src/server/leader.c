@@ -81,6 +81,12 @@ struct leader {
     struct dequeue_wait *waits;
     uint64_t seed;
     uint64_t remote_dequeue_ns; /* monotonic time of the last Eval.Dequeue from a follower */
+    /* eval writes of one loop turn, committed as one FSM_EVAL_UPDATE (evals_commit) */
+    struct eval *upd_evals;
+    size_t n_upd_evals, cap_upd_evals;
+    struct upd_waiter *upd_waiters;
+    size_t n_upd_waiters, cap_upd_waiters;
+    struct event *upd_flush;
 };
 
 enum worker_state { W_IDLE, W_DEQUEUE, W_WAIT_INDEX, W_SUBMITTED, W_FINISH, W_ACK };
@@ -109,6 +115,69 @@ static void workers_kick(struct leader *ld);
 static void leader_arm_tick(struct leader *ld);
 static void applier_next(struct leader *ld);
 
+/* ---------------------------------------------------------------- eval writes */
+
+/* Every eval write of the leader (workers' updates, marks of the broker's leftovers) goes
+ * into one FSM_EVAL_UPDATE per loop turn: with many workers reporting at once, one raft
+ * entry and one state transaction instead of one each. */
+struct upd_waiter {
+    server_write_cb cb;
+    void *arg;
+};
+
+struct upd_batch {
+    struct upd_waiter *w;
+    size_t n;
+};
+
+static void upd_committed(int status, uint64_t index, const char *eval_id, const char *errmsg,
+                          void *arg)
+{
+    (void)eval_id;
+    struct upd_batch *b = arg;
+    for (size_t i = 0; i < b->n; i++)
+        b->w[i].cb(status, index, NULL, errmsg, b->w[i].arg);
+    free(b->w);
+    free(b);
+}
+
+static void upd_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct leader *ld = arg;
+    if (!ld->n_upd_evals)
+        return;
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = FSM_EVAL_UPDATE;
+    cmd.evals = ld->upd_evals;
+    cmd.n_evals = ld->n_upd_evals;
+    struct upd_batch *b = xmalloc(sizeof *b);
+    b->w = ld->upd_waiters;
+    b->n = ld->n_upd_waiters;
+    ld->upd_evals = NULL;
+    ld->n_upd_evals = ld->cap_upd_evals = 0;
+    ld->upd_waiters = NULL;
+    ld->n_upd_waiters = ld->cap_upd_waiters = 0;
+    server_apply(ld->s, &cmd, NULL, upd_committed, b);
+    st_clear(&ST_FSM_CMD, &cmd);
+}
+
+/* Queues evals (moved out of the array, which the caller frees) for this loop turn's
+ * FSM_EVAL_UPDATE; cb runs once it committed or failed. */
+static void evals_commit(struct leader *ld, struct eval *evals, size_t n, server_write_cb cb,
+                         void *arg)
+{
+    CV_GROW(ld->upd_evals, ld->cap_upd_evals, ld->n_upd_evals + n);
+    memcpy(ld->upd_evals + ld->n_upd_evals, evals, n * sizeof *evals);
+    memset(evals, 0, n * sizeof *evals);
+    ld->n_upd_evals += n;
+    CV_GROW(ld->upd_waiters, ld->cap_upd_waiters, ld->n_upd_waiters + 1);
+    ld->upd_waiters[ld->n_upd_waiters++] = (struct upd_waiter){cb, arg};
+    event_active(ld->upd_flush, EV_TIMEOUT, 0);
+}
+
 static void mark_done(int status, uint64_t index, const char *eval_id, const char *errmsg,
                       void *arg)
 {
@@ -128,23 +197,21 @@ static void mark_evals(struct leader *ld, struct eval **evs, size_t n, const cha
         free(evs);
         return;
     }
-    struct fsm_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = FSM_EVAL_UPDATE;
-    cmd.evals = xcalloc(n + 1, sizeof *cmd.evals);
+    struct eval *evals = xcalloc(n + 1, sizeof *evals);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct eval *u = sched_eval_update(evs[i], NULL, status, desc, cv_wall_ns());
-        cmd.evals[cmd.n_evals++] = *u;
+        evals[k++] = *u;
         free(u);
         st_unref(&ST_EVAL, evs[i]);
     }
     if (extra) {
-        st_copy(&ST_EVAL, &cmd.evals[cmd.n_evals++], extra);
+        st_copy(&ST_EVAL, &evals[k++], extra);
         st_unref(&ST_EVAL, extra);
     }
     free(evs);
-    server_apply(ld->s, &cmd, NULL, mark_done, NULL);
-    st_clear(&ST_FSM_CMD, &cmd);
+    evals_commit(ld, evals, k, mark_done, NULL);
+    free(evals);
 }
 
 /* Collects what the broker gave up on: cancelable duplicates and failed deliveries. */
@@ -751,32 +818,26 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
 static void eval_update_commit(struct leader *ld, struct eval_update_req *rq, server_write_cb cb,
                                void *arg)
 {
-    struct eval_update_req r = *rq;
-    struct fsm_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = FSM_EVAL_UPDATE;
-    cmd.evals = r.evals;
-    cmd.n_evals = r.n_evals;
-    r.evals = NULL;
-    r.n_evals = 0;
-    const struct eval *ev = &cmd.evals[0]; /* the worker's own eval comes first */
-    if (!r.placement_failed && cv_streq(ev->status, EVAL_STATUS_COMPLETE)) {
+    struct eval *evals = rq->evals;
+    size_t n = rq->n_evals;
+    rq->evals = NULL;
+    rq->n_evals = 0;
+    const struct eval *ev = &evals[0]; /* the worker's own eval comes first */
+    if (!rq->placement_failed && cv_streq(ev->status, EVAL_STATUS_COMPLETE)) {
         /* Everything placed: a blocked eval left for this job is not needed any more. */
         struct eval *old = blocked_untrack(ld->blocked, ev->namespace, ev->job_id);
         if (old && !cv_streq(old->id, ev->id)) {
             struct eval *u = sched_eval_update(old, NULL, EVAL_STATUS_CANCELED,
                                                "canceled after more recent eval was processed",
                                                cv_wall_ns());
-            cmd.evals = xrealloc(cmd.evals, (cmd.n_evals + 1) * sizeof *cmd.evals);
-            cmd.evals[cmd.n_evals++] = *u;
+            evals = xrealloc(evals, (n + 1) * sizeof *evals);
+            evals[n++] = *u;
             free(u);
         }
         st_unref(&ST_EVAL, old);
     }
-    rq->evals = NULL;
-    rq->n_evals = 0;
-    server_apply(ld->s, &cmd, NULL, cb, arg);
-    st_clear(&ST_FSM_CMD, &cmd);
+    evals_commit(ld, evals, n, cb, arg);
+    free(evals);
 }
 
 /* ---------------------------------------------------------------- plan applier */
@@ -1248,6 +1309,7 @@ struct leader *leader_new(struct server *s)
     ld->blocked = blocked_new();
     ld->names = plan_names_new();
     ld->tick_ev = evtimer_new(s->base, on_tick, ld);
+    ld->upd_flush = event_new(s->base, -1, 0, upd_flush, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Dequeue", ep_eval_dequeue, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Ack", ep_eval_ack, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Update", ep_eval_update, ld);
@@ -1258,6 +1320,7 @@ struct leader *leader_new(struct server *s)
 void leader_shutdown(struct leader *ld)
 {
     ld->closing = true;
+    upd_flush(-1, 0, ld); /* to raft, whose close answers them (server_close's order) */
 }
 
 void leader_free(struct leader *ld)
@@ -1290,5 +1353,12 @@ void leader_free(struct leader *ld)
     blocked_free(ld->blocked);
     plan_names_free(ld->names);
     event_free(ld->tick_ev);
+    /* Eval writes queued after leader_shutdown's flush (none are expected) were never
+     * proposed; their callbacks would answer RPCs whose table is gone: dropped. */
+    for (size_t i = 0; i < ld->n_upd_evals; i++)
+        st_clear(&ST_EVAL, &ld->upd_evals[i]);
+    free(ld->upd_evals);
+    free(ld->upd_waiters);
+    event_free(ld->upd_flush);
     free(ld);
 }
