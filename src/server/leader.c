@@ -515,7 +515,10 @@ static void ep_eval_dequeue(struct rpc_req *req, void *ctx)
     memset(&r, 0, sizeof r);
     if (rpc_req_decode(req, &ST_EVAL_DEQUEUE_REQ, &r))
         return;
-    if (!ld->enabled || ld->closing) {
+    /* A new leader whose barrier is still committing parks the call like any other
+     * (leader_establish then fills the broker and serves it): answering "no leader"
+     * would send every worker of the cluster to sleep just as it can start working. */
+    if (ld->closing || !(ld->enabled || ld->s->leader)) {
         rpc_req_error(req, CV_ENOLEADER, "No cluster leader");
         st_clear(&ST_EVAL_DEQUEUE_REQ, &r);
         return;
@@ -979,9 +982,17 @@ static void worker_run(struct worker *w);
 static void worker_finish(struct worker *w, const char *status, const char *desc);
 static void worker_poll(struct worker *w);
 
-static void worker_retry_later(struct worker *w)
+/* How long a worker waits before polling again: a paused worker on the leader checks
+ * every second whether it still is; a failed dequeue (no leader known yet, a leader
+ * that just changed) is retried soon, since the leader parks a call for up to
+ * DEQUEUE_TIMEOUT_NS once there is one (a worker that slept a whole second after an
+ * election missed the first evals by up to that long). */
+#define WORKER_PAUSED_RECHECK_MS 1000
+#define WORKER_DEQUEUE_RETRY_MS 50
+
+static void worker_retry_later(struct worker *w, int ms)
 {
-    struct timeval tv = {1, 0};
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(w->retry, &tv);
 }
 
@@ -1210,7 +1221,7 @@ static void dequeue_done(struct worker *w, int status, const char *resp, size_t 
     w->st = W_IDLE;
     if (status || st_decode(&ST_EVAL_DEQUEUE_RESP, resp, len, &d, err) != 0) {
         st_clear(&ST_EVAL_DEQUEUE_RESP, &d);
-        worker_retry_later(w); /* no leader yet, or it changed: try again soon */
+        worker_retry_later(w, WORKER_DEQUEUE_RETRY_MS); /* no leader yet, or it changed */
         return;
     }
     if (!d.eval) {
@@ -1263,7 +1274,7 @@ static void worker_poll(struct worker *w)
     if (w->st != W_IDLE || ld->closing)
         return;
     if (!worker_active(w)) {
-        worker_retry_later(w);
+        worker_retry_later(w, WORKER_PAUSED_RECHECK_MS);
         return;
     }
     w->st = W_DEQUEUE;
