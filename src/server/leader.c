@@ -62,6 +62,7 @@ struct split {
     struct eval *ev;                 /* reference */
     char token[37];                  /* the broker's token for the delivery */
     int64_t n, handed, done;         /* slices in all, handed out, reported */
+    bool leader_took;                /* one slice went to a worker of this server */
     struct eval_update_req merged;   /* the outcomes so far; evals[0] is the eval */
 };
 
@@ -392,20 +393,23 @@ static void drop_splits(struct leader *ld)
 
 /* Hands out the next slice of a sliced delivery, else the broker's best eval (slicing it
  * when it is big). slice and slices say which part the caller plans. The leader's own
- * workers (local) take no further slices while followers' workers are around: the
- * leader decodes, checks and commits every slice's plan, and on a small machine its
- * planning would delay all of them. */
+ * workers (local) take one slice of each delivery, and no more while followers' workers
+ * are around: the leader decodes, checks and commits every slice's plan, and on a small
+ * machine more planning there would delay all of them; the one it takes is planned while
+ * the applier waits for the followers' first plans, and reaches it first (no network). */
 static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, bool local,
                                 char token[37], int64_t *slice, int64_t *slices)
 {
     *slice = 0;
     *slices = 1;
-    bool skip_splits =
+    bool followers =
         local && ld->remote_dequeue_ns && cv_mono_ns() - ld->remote_dequeue_ns < REMOTE_WORKERS_NS;
-    for (struct split *sp = skip_splits ? NULL : ld->splits; sp; sp = sp->next)
-        if (sp->handed < sp->n && type_wanted(types, sp->ev->type)) {
+    for (struct split *sp = ld->splits; sp; sp = sp->next)
+        if (sp->handed < sp->n && type_wanted(types, sp->ev->type) &&
+            !(followers && sp->leader_took)) {
             *slice = sp->handed++;
             *slices = sp->n;
+            sp->leader_took |= local;
             memcpy(token, sp->token, 37);
             return st_ref(&ST_EVAL, sp->ev);
         }
@@ -430,6 +434,7 @@ static struct eval *dequeue_for(struct leader *ld, const struct strlist *types, 
         memcpy(sp->token, token, 37);
         sp->n = k;
         sp->handed = 1;
+        sp->leader_took = local;
         sp->next = ld->splits;
         ld->splits = sp;
         *slices = k;
