@@ -40,7 +40,7 @@ void server_apply(struct server *s, struct fsm_cmd *cmd, const char *eval_id, se
     cmd->now = cv_wall_ns();
     char *buf;
     size_t len;
-    st_encode(&ST_FSM_CMD, cmd, &buf, &len);
+    fsm_cmd_encode(cmd, &buf, &len);
     struct apply_ctx *c = xcalloc(1, sizeof *c);
     c->cb = cb;
     c->arg = arg;
@@ -55,7 +55,7 @@ void server_apply_decoded(struct server *s, struct fsm_cmd *cmd, const char *eva
     cmd->now = cv_wall_ns();
     char *buf;
     size_t len;
-    st_encode(&ST_FSM_CMD, cmd, &buf, &len);
+    fsm_cmd_encode(cmd, &buf, &len);
     struct apply_ctx *c = xcalloc(1, sizeof *c);
     c->cb = cb;
     c->arg = arg;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4.h>
 #include <lz4frame.h>
 #include <openssl/evp.h>
 
@@ -403,12 +404,98 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
     return 0;
 }
 
+/* ---------------------------------------------------------------- entry codec */
+
+#define ENTRY_LZ4_HEADER 12
+/* The largest command a compressed entry may claim to hold; LZ4 expands at most ~255x. */
+#define ENTRY_LZ4_MAX_RAW ((size_t)1 << 30)
+
+static void put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static uint32_t get_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+static bool entry_is_lz4(const char *buf, size_t len)
+{
+    return len >= ENTRY_LZ4_HEADER && (unsigned char)buf[0] == 0xc1 && buf[1] == 'L' &&
+           buf[2] == 'Z' && buf[3] == '1';
+}
+
+void fsm_cmd_encode(const struct fsm_cmd *cmd, char **buf, size_t *len)
+{
+    char *raw;
+    size_t n;
+    st_encode(&ST_FSM_CMD, cmd, &raw, &n);
+    if (n < FSM_COMPRESS_MIN || n > ENTRY_LZ4_MAX_RAW) {
+        *buf = raw;
+        *len = n;
+        return;
+    }
+    int cap = LZ4_compressBound((int)n);
+    char *z = xmalloc(ENTRY_LZ4_HEADER + (size_t)cap);
+    int c = LZ4_compress_default(raw, z + ENTRY_LZ4_HEADER, (int)n, cap);
+    if (c <= 0 || (size_t)c >= n) { /* incompressible: keep it plain */
+        free(z);
+        *buf = raw;
+        *len = n;
+        return;
+    }
+    free(raw);
+    z[0] = (char)0xc1;
+    z[1] = 'L';
+    z[2] = 'Z';
+    z[3] = '1';
+    put_be32(z + 4, (uint32_t)n);
+    put_be32(z + 8, (uint32_t)c);
+    *buf = z;
+    *len = ENTRY_LZ4_HEADER + (size_t)c;
+}
+
+/* Unpacks a compressed entry into a new buffer (free()). Lengths come from the log or the
+ * network: both are bounded before anything is allocated. */
+static int entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len, char *errmsg)
+{
+    size_t n = get_be32(buf + 4), c = get_be32(buf + 8);
+    if (c > len - ENTRY_LZ4_HEADER)
+        return cv_err(errmsg, CV_EMALFORMED, "compressed entry: %zu bytes claimed, %zu present", c,
+                      len - ENTRY_LZ4_HEADER);
+    if (!n || n > ENTRY_LZ4_MAX_RAW || n / 256 > c)
+        return cv_err(errmsg, CV_EMALFORMED, "compressed entry: implausible size %zu from %zu", n,
+                      c);
+    char *out = xmalloc(n);
+    int got = LZ4_decompress_safe(buf + ENTRY_LZ4_HEADER, out, (int)c, (int)n);
+    if (got < 0 || (size_t)got != n) {
+        free(out);
+        return cv_err(errmsg, CV_EMALFORMED, "compressed entry: corrupt LZ4 block");
+    }
+    *raw = out;
+    *raw_len = n;
+    return 0;
+}
+
 int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
               const struct fsm_hooks *hooks, char *errmsg)
 {
+    char *raw = NULL;
+    if (entry_is_lz4(buf, len)) {
+        int rc = entry_unpack(buf, len, &raw, &len, errmsg);
+        if (rc)
+            return rc;
+        buf = raw;
+    }
     struct fsm_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     int rc = st_decode(&ST_FSM_CMD, buf, len, &cmd, errmsg);
+    free(raw);
     if (rc == 0)
         rc = fsm_apply_cmd(s, index, &cmd, hooks, errmsg);
     st_clear(&ST_FSM_CMD, &cmd);

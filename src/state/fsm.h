@@ -75,8 +75,23 @@ struct fsm_hooks {
     void *arg;
 };
 
-/* Applies one entry at raft index `index`. Returns 0 or -CV_EMALFORMED (entry skipped,
- * state unchanged). Nodes keep at most this many events. */
+/* Encodes cmd as a raft entry into a new buffer (free()). A command whose msgpack is at
+ * least FSM_COMPRESS_MIN bytes (a plan of a thousand allocations: ~1 MB) is stored as an
+ * LZ4 block instead, which every server then writes, checksums (libraft's byte-wise
+ * CRC32) and sends a tenth of:
+ *
+ *   0      1   2   3   4              8              12
+ *   +------+---+---+---+--------------+--------------+-----------------------+
+ *   | 0xc1 | L | Z | 1 | raw len (BE) | LZ4 len (BE) | LZ4 block of msgpack  |
+ *   +------+---+---+---+--------------+--------------+-----------------------+
+ *
+ * 0xc1 is the one byte msgpack never uses, so no plain entry starts with it; entries
+ * written before this existed decode as before. */
+#define FSM_COMPRESS_MIN (32 * 1024)
+void fsm_cmd_encode(const struct fsm_cmd *cmd, char **buf, size_t *len);
+
+/* Applies one entry at raft index `index` (either form above). Returns 0 or
+ * -CV_EMALFORMED (entry skipped, state unchanged). Nodes keep at most this many events. */
 #define FSM_MAX_NODE_EVENTS 10
 int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
               const struct fsm_hooks *hooks, char *errmsg);
