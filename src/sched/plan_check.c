@@ -15,6 +15,15 @@
  *
  * Cost is O(plan size + allocs on the touched nodes), with one hash map of the plan's
  * IDs; ports are only compared on nodes where the plan adds port-holding allocs.
+ *
+ * The applier's pipeline (plan_pipe, at the end) checks a plan while earlier plans are
+ * still in raft: their placements and in-place updates then count as existing allocs of
+ * their nodes, and the names they place as held. Nothing an in-flight plan frees (its
+ * stops) counts before its entry is applied, so a plan checked this way fits whether the
+ * plans before it commit or fail:
+ *
+ *   proposed(node) = existing(latest) + in-flight placements/updates not yet in latest
+ *                    - this plan's stops + this plan's allocs
  */
 #include "sched/sched.h"
 
@@ -34,8 +43,14 @@ struct pnode {
     bool reject;
 };
 
+struct pcheck;
+struct fl_alloc;
+static void pipe_node_usage(struct pcheck *c, const char *node_id);
+static const struct fl_alloc *pipe_holder(const struct plan_pipe *pp, const char *id);
+
 struct pcheck {
     const struct plan *p;
+    struct plan_pipe *pp; /* plans in flight, or NULL */
     struct smap ids; /* plan alloc/stop IDs -> (node_allocation index + 1) or NULL */
     bool *is_update; /* per node_allocation entry: the alloc already exists on the node */
     struct usage used;
@@ -109,6 +124,8 @@ static bool node_fits(struct pcheck *c, const struct state_snap *latest, struct 
     memset(&c->used, 0, sizeof c->used);
     c->n_ports = 0;
     snap_allocs_by_node(latest, pn->node_id, existing_cb, c);
+    if (c->pp)
+        pipe_node_usage(c, pn->node_id);
     bool eligible = !n->scheduling_eligibility || !*n->scheduling_eligibility ||
                     cv_streq(n->scheduling_eligibility, NODE_ELIGIBLE);
     for (size_t i = 0; i < pn->n_allocs; i++) {
@@ -240,12 +257,13 @@ static bool names_build_cb(const void *obj, void *arg)
     return true;
 }
 
-/* Whether the alloc id, found in the index as a name's holder, still holds it in latest
- * and the plan does not stop it. */
-static bool holder_live(const struct state_snap *latest, const struct smap *ids, const char *id)
+/* Whether the alloc id, found in the index as a name's holder, still holds it (in latest,
+ * or placed by a plan in flight) and the plan does not stop it. */
+static bool holder_live(const struct state_snap *latest, const struct smap *ids,
+                        const struct plan_pipe *pp, const char *id)
 {
     const struct alloc *a = snap_alloc(latest, id);
-    if (!a || alloc_terminal(a))
+    if (a ? alloc_terminal(a) : !pipe_holder(pp, id))
         return false;
     bool found;
     void *v = smap_get(ids, id, &found);
@@ -260,7 +278,7 @@ static bool holder_live(const struct state_snap *latest, const struct smap *ids,
  * index (pn), the job's allocations are walked only when the index holds another job. */
 static void check_names(const struct state_snap *latest, const struct plan *p,
                         const struct smap *ids, const struct smap *by_node, struct pnode *nodes,
-                        struct plan_names *pn)
+                        struct plan_names *pn, const struct plan_pipe *pp)
 {
     if (!p->n_node_allocation)
         return;
@@ -287,7 +305,7 @@ static void check_names(const struct state_snap *latest, const struct plan *p,
         const char *holder = smap_get(&nm.m, a->name, NULL);
         if (!holder && pn) {
             const struct name_hold *h = smap_get(&pn->m, a->name, NULL);
-            if (h && !cv_streq(h->id, a->id) && holder_live(latest, ids, h->id))
+            if (h && !cv_streq(h->id, a->id) && holder_live(latest, ids, pp, h->id))
                 holder = h->id;
         }
         if (holder && !cv_streq(holder, a->id)) {
@@ -313,11 +331,16 @@ static void take(struct alloc *dst, struct alloc *src, bool move)
     memset(src, 0, sizeof *src);
 }
 
+static void pipe_prepare(struct plan_pipe *pp, const struct state_snap *latest);
+static void pipe_record(struct plan_pipe *pp, const struct alloc *a, bool update);
+
 static int check(const struct state_snap *latest, struct plan *p, bool move,
-                 struct plan_names *names, struct plan_result *out)
+                 struct plan_names *names, struct plan_pipe *pp, struct plan_result *out)
 {
     memset(out, 0, sizeof *out);
-    struct pcheck c = {.p = p};
+    struct pcheck c = {.p = p, .pp = pp};
+    if (pp)
+        pipe_prepare(pp, latest);
     smap_init(&c.ids, p->n_node_allocation + p->n_node_update);
     c.is_update = xcalloc(p->n_node_allocation + 1, sizeof *c.is_update);
     struct smap by_node;
@@ -340,7 +363,7 @@ static int check(const struct state_snap *latest, struct plan *p, bool move,
         pn->allocs[pn->n_allocs++] = i;
     }
 
-    check_names(latest, p, &c.ids, &by_node, nodes, names);
+    check_names(latest, p, &c.ids, &by_node, nodes, names, pp);
     size_t rejected = 0, n_alloc_ok = 0, n_update_ok = 0;
     for (size_t i = 0; i < n_nodes; i++) {
         if (nodes[i].reject || !node_fits(&c, latest, &nodes[i])) {
@@ -366,9 +389,12 @@ static int check(const struct state_snap *latest, struct plan *p, bool move,
             for (size_t k = 0; k < pn->n_updates; k++)
                 take(&out->node_update[out->n_node_update++], &p->node_update[pn->updates[k]],
                      move);
-            for (size_t k = 0; k < pn->n_allocs; k++)
-                take(&out->node_allocation[out->n_node_allocation++],
-                     &p->node_allocation[pn->allocs[k]], move);
+            for (size_t k = 0; k < pn->n_allocs; k++) {
+                struct alloc *a = &out->node_allocation[out->n_node_allocation++];
+                take(a, &p->node_allocation[pn->allocs[k]], move);
+                if (pp && !alloc_terminal(a))
+                    pipe_record(pp, a, c.is_update[pn->allocs[k]]);
+            }
         }
     }
     /* What commits holds its name from now on (c.ids borrows from p: done before the
@@ -394,11 +420,237 @@ static int check(const struct state_snap *latest, struct plan *p, bool move,
 int plan_check(const struct state_snap *latest, const struct plan *p, struct plan_result *out)
 {
     /* Not moving: p is only read. */
-    return check(latest, (struct plan *)p, false, NULL, out);
+    return check(latest, (struct plan *)p, false, NULL, NULL, out);
 }
 
 int plan_check_move(const struct state_snap *latest, struct plan *p, struct plan_names *names,
                     struct plan_result *out)
 {
-    return check(latest, p, true, names, out);
+    return check(latest, p, true, names, NULL, out);
+}
+
+/* ---------------------------------------------------------------- the pipeline
+ *
+ * Every checked plan gets a ticket, in check order (= the order its entry goes to raft).
+ * A plan that commits something stays in flight until plan_pipe_done; its allocations
+ * are recorded (ID, node, usage, host ports: copies, since the allocations themselves
+ * move into the raft command) in two indexes, by node for node_fits and by ID for the
+ * names check. Tickets are answered in order (plan_pipe_answer), so a worker whose plan
+ * lost nodes to an earlier plan still in flight hears back only once that one is
+ * applied, and its refresh index covers it.
+ *
+ * An entry applied to the leader's state may still be in flight here for a moment (its
+ * completion runs on a later loop turn): each check first probes every in-flight plan
+ * for one of its new placements in latest, and skips the records of those found, so
+ * nothing is counted twice. A plan that only updates in place has no probe and counts on
+ * top of its stored version until it is done (conservative).
+ */
+
+struct fl_plan;
+
+struct fl_alloc {
+    char *id, *node_id;
+    struct usage use;
+    int64_t *ports;
+    size_t n_ports, cap_ports;
+    bool update; /* it existed before the plan: its stored version is counted too */
+    struct fl_plan *plan;
+};
+
+struct fl_node {
+    char *node_id;
+    struct fl_alloc **v;
+    size_t n, cap;
+};
+
+struct fl_plan {
+    struct fl_plan *next;
+    uint64_t ticket;
+    void *arg;
+    bool done;
+    int status;
+    uint64_t index;
+    struct fl_alloc **allocs; /* recorded while in flight */
+    size_t n_allocs, cap_allocs;
+    const char *probe; /* a new placement's ID (borrowed from allocs) */
+    bool applied;      /* scratch of one check: probe found in latest */
+};
+
+struct plan_pipe {
+    struct fl_plan *head, *tail;
+    size_t len;
+    uint64_t next_ticket;
+    struct fl_plan *recording; /* the plan check() records into */
+    struct smap by_id;         /* alloc ID -> struct fl_alloc * (key borrowed from it) */
+    struct smap by_node;       /* node ID -> struct fl_node * (key borrowed from it) */
+};
+
+struct plan_pipe *plan_pipe_new(void)
+{
+    struct plan_pipe *pp = xcalloc(1, sizeof *pp);
+    smap_init(&pp->by_id, 1024);
+    smap_init(&pp->by_node, 256);
+    return pp;
+}
+
+static void fl_port_push(int64_t port, void *arg)
+{
+    struct fl_alloc *r = arg;
+    CV_GROW(r->ports, r->cap_ports, r->n_ports + 1);
+    r->ports[r->n_ports++] = port;
+}
+
+static void pipe_record(struct plan_pipe *pp, const struct alloc *a, bool update)
+{
+    struct fl_plan *fp = pp->recording;
+    struct fl_alloc *r = xcalloc(1, sizeof *r);
+    r->id = xstrdup(cv_str(a->id));
+    r->node_id = xstrdup(cv_str(a->node_id));
+    alloc_usage_add(a, &r->use);
+    if (has_ports(a))
+        alloc_ports_each(a, fl_port_push, r);
+    r->update = update;
+    r->plan = fp;
+    CV_GROW(fp->allocs, fp->cap_allocs, fp->n_allocs + 1);
+    fp->allocs[fp->n_allocs++] = r;
+    if (!update && !fp->probe)
+        fp->probe = r->id;
+    smap_put(&pp->by_id, r->id, r);
+    struct fl_node *fn = smap_get(&pp->by_node, r->node_id, NULL);
+    if (!fn) {
+        fn = xcalloc(1, sizeof *fn);
+        fn->node_id = xstrdup(r->node_id);
+        smap_put(&pp->by_node, fn->node_id, fn);
+    }
+    CV_GROW(fn->v, fn->cap, fn->n + 1);
+    fn->v[fn->n++] = r;
+}
+
+/* Takes a plan's records out of the indexes and frees them. */
+static void pipe_forget(struct plan_pipe *pp, struct fl_plan *fp)
+{
+    for (size_t i = 0; i < fp->n_allocs; i++) {
+        struct fl_alloc *r = fp->allocs[i];
+        if (smap_get(&pp->by_id, r->id, NULL) == r)
+            smap_del(&pp->by_id, r->id);
+        struct fl_node *fn = smap_get(&pp->by_node, r->node_id, NULL);
+        for (size_t k = 0; fn && k < fn->n; k++)
+            if (fn->v[k] == r) {
+                fn->v[k] = fn->v[--fn->n];
+                break;
+            }
+        if (fn && !fn->n) {
+            smap_del(&pp->by_node, fn->node_id);
+            free(fn->node_id);
+            free(fn->v);
+            free(fn);
+        }
+        free(r->id);
+        free(r->node_id);
+        free(r->ports);
+        free(r);
+    }
+    free(fp->allocs);
+    fp->allocs = NULL;
+    fp->n_allocs = fp->cap_allocs = 0;
+    fp->probe = NULL;
+}
+
+static void pipe_prepare(struct plan_pipe *pp, const struct state_snap *latest)
+{
+    for (struct fl_plan *fp = pp->head; fp; fp = fp->next)
+        fp->applied = fp->probe && snap_alloc(latest, fp->probe);
+}
+
+static void pipe_node_usage(struct pcheck *c, const char *node_id)
+{
+    const struct fl_node *fn = smap_get(&c->pp->by_node, node_id, NULL);
+    for (size_t i = 0; fn && i < fn->n; i++) {
+        const struct fl_alloc *r = fn->v[i];
+        if (r->plan->applied)
+            continue; /* latest holds it: counted there */
+        c->used.cpu += r->use.cpu;
+        c->used.mem += r->use.mem;
+        c->used.disk += r->use.disk;
+        if (c->want_ports)
+            for (size_t k = 0; k < r->n_ports; k++)
+                port_push(r->ports[k], c);
+    }
+}
+
+static const struct fl_alloc *pipe_holder(const struct plan_pipe *pp, const char *id)
+{
+    const struct fl_alloc *r = pp ? smap_get(&pp->by_id, id, NULL) : NULL;
+    return r && !r->plan->applied ? r : NULL;
+}
+
+int plan_pipe_check(struct plan_pipe *pp, const struct state_snap *latest, struct plan *p,
+                    struct plan_names *names, void *arg, struct plan_result *out, uint64_t *ticket)
+{
+    struct fl_plan *fp = xcalloc(1, sizeof *fp);
+    fp->ticket = ++pp->next_ticket;
+    fp->arg = arg;
+    pp->recording = fp;
+    int rejected = check(latest, p, true, names, pp, out);
+    pp->recording = NULL;
+    if (!out->n_node_allocation && !out->n_node_update)
+        fp->done = true; /* nothing goes to raft */
+    if (pp->tail)
+        pp->tail->next = fp;
+    else
+        pp->head = fp;
+    pp->tail = fp;
+    pp->len++;
+    *ticket = fp->ticket;
+    return rejected;
+}
+
+void plan_pipe_done(struct plan_pipe *pp, uint64_t ticket, int status, uint64_t index)
+{
+    for (struct fl_plan *fp = pp->head; fp; fp = fp->next)
+        if (fp->ticket == ticket) {
+            if (fp->done)
+                return;
+            fp->done = true;
+            fp->status = status;
+            fp->index = index;
+            pipe_forget(pp, fp);
+            return;
+        }
+}
+
+void *plan_pipe_answer(struct plan_pipe *pp, int *status, uint64_t *index)
+{
+    struct fl_plan *fp = pp->head;
+    if (!fp || !fp->done)
+        return NULL;
+    pp->head = fp->next;
+    if (!pp->head)
+        pp->tail = NULL;
+    pp->len--;
+    void *arg = fp->arg;
+    *status = fp->status;
+    *index = fp->index;
+    free(fp);
+    return arg;
+}
+
+size_t plan_pipe_len(const struct plan_pipe *pp)
+{
+    return pp->len;
+}
+
+void plan_pipe_free(struct plan_pipe *pp)
+{
+    if (!pp)
+        return;
+    while (pp->head) {
+        struct fl_plan *fp = pp->head;
+        pp->head = fp->next;
+        pipe_forget(pp, fp);
+        free(fp);
+    }
+    smap_close(&pp->by_id);
+    smap_close(&pp->by_node);
+    free(pp);
 }

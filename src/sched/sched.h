@@ -168,6 +168,42 @@ void plan_names_free(struct plan_names *pn);
 int plan_check_move(const struct state_snap *latest, struct plan *p, struct plan_names *names,
                     struct plan_result *out);
 
+/* ---- the applier's pipeline: checking a plan while earlier ones are in raft ----
+ *
+ * Nomad's plan applier checks the next plan while the previous one commits
+ * (plan_apply.go, optimistically against the state plus the in-flight result). Ours keeps
+ * several plans in flight, so that plans queued behind a commit go to raft together:
+ *
+ *   plan_pipe_check(latest, plan) -> ticket, what commits  (the applier proposes it)
+ *   plan_pipe_done(ticket, status, index)                  (its entry applied, or failed)
+ *   plan_pipe_answer() -> the oldest ticket's arg, once it and all before it are done
+ *
+ * A plan is checked against latest plus every plan in flight: their placements and
+ * in-place updates count on their nodes (until latest holds them), the names they place
+ * are held, and their stops free nothing until applied. So a plan checked this way fits
+ * whether the plans before it commit or fail (a failed one's raft entry takes nothing
+ * with it), and once one is done (either way) the plans checked after it see only the
+ * state. Tickets are answered in check order, which is raft order. */
+struct plan_pipe;
+/* Returns a new empty pipeline; free with plan_pipe_free (drops what is in it). */
+struct plan_pipe *plan_pipe_new(void);
+void plan_pipe_free(struct plan_pipe *pp);
+/* plan_check_move of p (the committed entries move out of p into out) against latest and
+ * the plans in flight, with the names index `names` (may be NULL). Writes the plan's
+ * ticket to *ticket; arg (borrowed) comes back from plan_pipe_answer. A plan that commits
+ * nothing is done at once; one that does is in flight until plan_pipe_done. Returns the
+ * number of rejected nodes. */
+int plan_pipe_check(struct plan_pipe *pp, const struct state_snap *latest, struct plan *p,
+                    struct plan_names *names, void *arg, struct plan_result *out, uint64_t *ticket);
+/* The raft entry of ticket was applied at index (status 0) or failed (status < 0): the
+ * plan no longer counts for the plans checked after. Unknown or done tickets: no-op. */
+void plan_pipe_done(struct plan_pipe *pp, uint64_t ticket, int status, uint64_t index);
+/* The oldest ticket, once it and every ticket before it are done: removes it and returns
+ * its arg with its status and index; NULL while the oldest is still in flight. */
+void *plan_pipe_answer(struct plan_pipe *pp, int *status, uint64_t *index);
+/* Tickets not answered yet (in flight, or done behind one that is). */
+size_t plan_pipe_len(const struct plan_pipe *pp);
+
 /* ---- pieces exposed for tests and the CLI ---- */
 
 /* Nomad's ScoreFitBinPack: 20 - (10^freeCpu + 10^freeMem), clamped to [0, 18], where

@@ -10,9 +10,11 @@
  *   FINISH --eval update through raft--> ack --> IDLE
  *
  * The plan applier (leader only) takes plans in arrival order, checks each against the
- * latest state (plan_check: optimistic concurrency, per-node partial commit), commits
- * what fits in one raft entry, and answers the worker with what was committed and the
- * index to refresh to.
+ * latest state plus the plans it already proposed that are still in raft (plan_pipe:
+ * optimistic concurrency, per-node partial commit), proposes what fits as one raft entry
+ * without waiting for the earlier entries to commit (up to APPLIER_MAX_INFLIGHT plans),
+ * and answers the workers in that same order with what was committed and the index to
+ * refresh to.
  *
  * Slices: an eval of a big job (sched_eval_slices > 1) is handed out as slices 0..n-1 of
  * one broker delivery, to whichever workers dequeue next, on any server (sched.h says
@@ -75,8 +77,8 @@ struct leader {
     struct event *tick_ev;
     struct worker *workers;
     int n_workers;
-    struct plan_req *plans, *plans_tail;
-    bool applying;
+    struct plan_req *plans, *plans_tail; /* submitted, not yet checked */
+    struct plan_pipe *pipe;              /* checked, not yet answered */
     struct plan_names *names; /* plan_check_move's index of a job's held names */
     bool closing;
     struct dequeue_wait *waits;
@@ -850,10 +852,17 @@ static void eval_update_commit(struct leader *ld, struct eval_update_req *rq, se
 
 /* ---------------------------------------------------------------- plan applier */
 
+/* Plans checked and not yet answered (plan_pipe): a plan waits in ld->plans while this
+ * many are. Several in flight let the plans that queue behind a commit go to raft
+ * together (cvraft proposes one loop turn's entries in one raft_apply). */
+#define APPLIER_MAX_INFLIGHT 4
+
 struct apply_plan_ctx {
     struct leader *ld;
     struct plan_req *pr;
     struct plan_result result;
+    uint64_t ticket;
+    char errmsg[CV_ERRMSG_SIZE];
 };
 
 static void plan_answer(struct plan_req *pr, int status, const struct plan_result *res,
@@ -867,69 +876,90 @@ static void plan_answer(struct plan_req *pr, int status, const struct plan_resul
     free(pr);
 }
 
+/* Answers the plans whose turn has come, in the order they were checked. */
+static void applier_answer(struct leader *ld)
+{
+    struct apply_plan_ctx *c;
+    int status;
+    uint64_t index;
+    while ((c = plan_pipe_answer(ld->pipe, &status, &index))) {
+        /* The worker needs only what was refused and the indexes, not the committed
+         * allocations back (10,000 of them for a big job). A plan that lost nodes waited
+         * for the plans checked before it: refreshing to the state now covers them. */
+        struct plan_result light;
+        memset(&light, 0, sizeof light);
+        light.rejected_nodes = c->result.rejected_nodes;
+        light.refresh_index = c->result.refresh_index;
+        if (light.refresh_index) {
+            struct state_snap *latest = state_snapshot(ld->s->state);
+            if (snap_index(latest) > light.refresh_index)
+                light.refresh_index = snap_index(latest);
+            snap_unref(latest);
+        }
+        light.alloc_index = index;
+        plan_answer(c->pr, status, &light, c->errmsg);
+        st_clear(&ST_PLAN_RESULT, &c->result);
+        free(c);
+    }
+}
+
 static void plan_committed(int status, uint64_t index, const char *eval_id, const char *errmsg,
                            void *arg)
 {
     (void)eval_id;
     struct apply_plan_ctx *c = arg;
-    c->result.alloc_index = index;
-    /* The worker needs only what was refused and the indexes, not the committed
-     * allocations back (10,000 of them for a big job). */
-    struct plan_result light;
-    memset(&light, 0, sizeof light);
-    light.rejected_nodes = c->result.rejected_nodes;
-    light.refresh_index = c->result.refresh_index;
-    light.alloc_index = c->result.alloc_index;
-    plan_answer(c->pr, status, &light, errmsg);
-    st_clear(&ST_PLAN_RESULT, &c->result);
-    c->ld->applying = false;
-    applier_next(c->ld);
-    free(c);
+    struct leader *ld = c->ld;
+    if (status)
+        snprintf(c->errmsg, sizeof c->errmsg, "%s", errmsg ? errmsg : cv_strerror(status));
+    plan_pipe_done(ld->pipe, c->ticket, status, index);
+    applier_answer(ld);
+    applier_next(ld);
 }
 
+/* Checks queued plans against the latest state plus the plans in flight and proposes what
+ * fits, without waiting for the earlier plans' commits (plan_pipe in sched.h says why
+ * that cannot overcommit a node). */
 static void applier_next(struct leader *ld)
 {
-    if (ld->applying || !ld->plans || ld->closing)
-        return;
-    struct plan_req *pr = ld->plans;
-    ld->plans = pr->next;
-    if (!ld->plans)
-        ld->plans_tail = NULL;
-    if (!ld->enabled) {
-        plan_answer(pr, -CV_ENOTLEADER, NULL, "No cluster leader");
-        applier_next(ld);
-        return;
+    while (ld->plans && !ld->closing && plan_pipe_len(ld->pipe) < APPLIER_MAX_INFLIGHT) {
+        struct plan_req *pr = ld->plans;
+        ld->plans = pr->next;
+        if (!ld->plans)
+            ld->plans_tail = NULL;
+        if (!ld->enabled) {
+            plan_answer(pr, -CV_ENOTLEADER, NULL, "No cluster leader");
+            continue;
+        }
+        struct apply_plan_ctx *c = xcalloc(1, sizeof *c);
+        c->ld = ld;
+        c->pr = pr;
+        struct state_snap *latest = state_snapshot(ld->s->state);
+        /* The committed allocations move out of the decoded plan (no copy). */
+        int rejected =
+            plan_pipe_check(ld->pipe, latest, &pr->plan, ld->names, c, &c->result, &c->ticket);
+        snap_unref(latest);
+        if (rejected > 0)
+            server_count(ld->s, "caravan.plan.node_rejected", rejected);
+        server_count(ld->s, "caravan.plan.submitted", 1);
+        if (!c->result.n_node_allocation && !c->result.n_node_update)
+            continue; /* done already: answered in its turn */
+        /* The committed entries move into the command, which raft keeps for this server's
+         * own FSM apply: the leader neither decodes the entry nor copies the allocations
+         * again (they were decoded from the Plan.Submit call, as the FSM needs them). */
+        struct fsm_cmd cmd;
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = FSM_PLAN_APPLY;
+        cmd.allocs = c->result.node_allocation;
+        cmd.n_allocs = c->result.n_node_allocation;
+        cmd.stopped = c->result.node_update;
+        cmd.n_stopped = c->result.n_node_update;
+        c->result.node_allocation = c->result.node_update = NULL;
+        c->result.n_node_allocation = c->result.n_node_update = 0;
+        /* once, for allocations that carry no job of their own */
+        cmd.job = pr->plan.job ? st_ref(&ST_JOB, pr->plan.job) : NULL;
+        server_apply_decoded(ld->s, &cmd, NULL, plan_committed, c);
     }
-    ld->applying = true;
-    struct apply_plan_ctx *c = xcalloc(1, sizeof *c);
-    c->ld = ld;
-    c->pr = pr;
-    struct state_snap *latest = state_snapshot(ld->s->state);
-    /* The committed allocations move out of the decoded plan (no copy). */
-    int rejected = plan_check_move(latest, &pr->plan, ld->names, &c->result);
-    snap_unref(latest);
-    if (rejected > 0)
-        server_count(ld->s, "caravan.plan.node_rejected", rejected);
-    server_count(ld->s, "caravan.plan.submitted", 1);
-    if (!c->result.n_node_allocation && !c->result.n_node_update) {
-        plan_committed(0, 0, NULL, NULL, c);
-        return;
-    }
-    /* The committed entries move into the command, which raft keeps for this server's
-     * own FSM apply: the leader neither decodes the entry nor copies the allocations
-     * again (they were decoded from the Plan.Submit call, as the FSM needs them). */
-    struct fsm_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = FSM_PLAN_APPLY;
-    cmd.allocs = c->result.node_allocation;
-    cmd.n_allocs = c->result.n_node_allocation;
-    cmd.stopped = c->result.node_update;
-    cmd.n_stopped = c->result.n_node_update;
-    c->result.node_allocation = c->result.node_update = NULL;
-    c->result.n_node_allocation = c->result.n_node_update = 0;
-    /* once, for allocations that carry no job of their own */
-    cmd.job = pr->plan.job ? st_ref(&ST_JOB, pr->plan.job) : NULL;
-    server_apply_decoded(ld->s, &cmd, NULL, plan_committed, c);
+    applier_answer(ld);
 }
 
 static void ep_plan_submit(struct rpc_req *req, void *ctx)
@@ -1324,6 +1354,7 @@ struct leader *leader_new(struct server *s)
     ld->broker = broker_new(NULL, ld->seed);
     ld->blocked = blocked_new();
     ld->names = plan_names_new();
+    ld->pipe = plan_pipe_new();
     ld->tick_ev = evtimer_new(s->base, on_tick, ld);
     ld->upd_flush = event_new(s->base, -1, 0, upd_flush, ld);
     rpc_endpoints_add_leader(s->eps, "Eval.Dequeue", ep_eval_dequeue, ld);
@@ -1368,6 +1399,18 @@ void leader_free(struct leader *ld)
     broker_free(ld->broker);
     blocked_free(ld->blocked);
     plan_names_free(ld->names);
+    /* cvraft_close completed every proposal, so only answered-in-turn plans can be left
+     * (their calls were answered when the RPC table closed). */
+    struct apply_plan_ctx *c;
+    int status;
+    uint64_t index;
+    while ((c = plan_pipe_answer(ld->pipe, &status, &index))) {
+        st_clear(&ST_PLAN, &c->pr->plan);
+        free(c->pr);
+        st_clear(&ST_PLAN_RESULT, &c->result);
+        free(c);
+    }
+    plan_pipe_free(ld->pipe);
     event_free(ld->tick_ev);
     /* Eval writes queued after leader_shutdown's flush (none are expected) were never
      * proposed; their callbacks would answer RPCs whose table is gone: dropped. */

@@ -1,11 +1,14 @@
 /*
  * sim_sched.c - deterministic simulation of the scheduling loop of issue #4: several
  * workers dequeue evals from the broker, plan on snapshots that go stale while they
- * work, and submit to one plan applier (plan_check + apply), with node failures and
- * recoveries and alloc failures injected from a seeded RNG. After every commit it
- * checks that no node is over its CPU or memory and that no two live allocs on a node
- * share a host port; at the end, with failures stopped, every job must have exactly
- * its count of live allocs.
+ * work, and submit to one plan applier, with node failures and recoveries and alloc
+ * failures injected from a seeded RNG. The applier is the leader's pipeline (plan_pipe):
+ * it checks each plan against the state plus the plans still "in raft", which commit in
+ * order after random delays (an applied entry's completion may come later still) or
+ * fail (one in 16 while faults are injected, independently of the entries around it).
+ * After every commit it checks that no node is over its CPU or memory and that no two
+ * live allocs on a node share a host port; at the end, with failures stopped, every job
+ * must have exactly its count of live allocs.
  *
  *   tests/sim/sim_sched            (seeds 1..20)
  *   CARAVAN_SEED=n tests/sim/sim_sched   (replays one seed)
@@ -27,7 +30,7 @@
 #define N_WORKERS 3
 #define STEP_NS (100 * 1000000ll)
 
-enum wstate { W_IDLE, W_PLANNING, W_SUBMITTED };
+enum wstate { W_IDLE, W_PLANNING, W_SUBMITTED, W_WAITING };
 
 struct worker {
     enum wstate st;
@@ -36,9 +39,16 @@ struct worker {
     struct state_snap *snap;
     struct sched_result res;
     int attempts;
-    struct plan_result pr;
-    bool have_pr;
+    bool refresh; /* the applier refused part of the plan */
 };
+
+/* A plan's entry in "raft": proposed, then applied to the state, then completed. */
+struct flight {
+    uint64_t ticket;
+    struct plan_result pr;
+    bool applied;
+};
+#define MAX_FLIGHT (N_WORKERS + 1)
 
 struct sim {
     struct th h;
@@ -52,6 +62,12 @@ struct sim {
     int evals;
     int violations;
     uint64_t seed;
+    struct plan_pipe *pp;
+    struct plan_names *names;
+    struct flight fl[MAX_FLIGHT];
+    int n_fl;
+    bool faults; /* commits may fail */
+    int failed_commits;
 };
 
 static void trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -159,6 +175,74 @@ static void finish(struct sim *s, struct worker *w)
     w->st = W_IDLE;
 }
 
+/* The worker's plan was answered (in check order): re-plan what was refused, finish, or
+ * (its commit failed) nack the eval, as the real worker does. */
+static void worker_answer(struct sim *s, struct worker *w, int status)
+{
+    if (status) {
+        trace(s, "plan for %s failed to commit: nack", w->ev->job_id);
+        broker_nack(s->br, w->ev->id, w->token, s->now);
+        sched_result_clear(&w->res);
+        st_unref(&ST_EVAL, w->ev);
+        w->ev = NULL;
+        if (w->snap)
+            snap_unref(w->snap);
+        w->snap = NULL;
+        w->st = W_IDLE;
+        return;
+    }
+    if (w->refresh && w->attempts < SCHED_MAX_PLAN_ATTEMPTS_SERVICE) {
+        trace(s, "plan for %s partly refused: re-planning", w->ev->job_id);
+        sched_result_clear(&w->res);
+        snap_unref(w->snap);
+        w->snap = th_snap(&s->h);
+        w->st = W_PLANNING;
+        return;
+    }
+    finish(s, w);
+}
+
+/* Raft: the oldest proposed entry is applied (or fails) now and then, applied entries
+ * complete now and then (in any order); then the applier answers what it can. */
+static void raft_step(struct sim *s)
+{
+    for (int i = 0; i < s->n_fl; i++)
+        if (s->fl[i].applied && srng_below(&s->rng, 2) == 0) {
+            plan_pipe_done(s->pp, s->fl[i].ticket, 0, s->h.index);
+            st_clear(&ST_PLAN_RESULT, &s->fl[i].pr);
+            memmove(&s->fl[i], &s->fl[i + 1], (size_t)(s->n_fl - i - 1) * sizeof s->fl[0]);
+            s->n_fl--;
+            i--;
+        }
+    for (int i = 0; i < s->n_fl; i++) {
+        struct flight *f = &s->fl[i];
+        if (f->applied)
+            continue;
+        if (srng_below(&s->rng, 2) == 0)
+            break;
+        if (s->faults && srng_below(&s->rng, 16) == 0) {
+            trace(s, "plan entry %llu fails", (unsigned long long)f->ticket);
+            s->failed_commits++;
+            plan_pipe_done(s->pp, f->ticket, -1, 0);
+            st_clear(&ST_PLAN_RESULT, &f->pr);
+            memmove(f, f + 1, (size_t)(s->n_fl - i - 1) * sizeof *f);
+            s->n_fl--;
+        } else {
+            th_apply(&s->h, &f->pr);
+            check_invariants(s);
+            f->applied = true;
+            if (f->pr.n_node_update)
+                unblock(s);
+        }
+        break;
+    }
+    struct worker *w;
+    int status;
+    uint64_t index;
+    while ((w = plan_pipe_answer(s->pp, &status, &index)))
+        worker_answer(s, w, status);
+}
+
 static void worker_step(struct sim *s, struct worker *w)
 {
     static const char *const types[] = {"service"};
@@ -181,28 +265,25 @@ static void worker_step(struct sim *s, struct worker *w)
         w->st = W_SUBMITTED;
         return;
     case W_SUBMITTED: {
-        /* The plan applier: check against the latest state, commit what fits. */
+        /* The plan applier: check against the latest state and the plans in flight,
+         * propose what fits; the answer comes in check order (raft_step). */
+        if (s->n_fl == MAX_FLIGHT)
+            return; /* the applier's queue */
         struct state_snap *latest = th_snap(&s->h);
-        struct plan_result pr;
-        plan_check(latest, &w->res.plan, &pr);
+        struct flight *f = &s->fl[s->n_fl];
+        memset(f, 0, sizeof *f);
+        plan_pipe_check(s->pp, latest, &w->res.plan, s->names, w, &f->pr, &f->ticket);
         snap_unref(latest);
-        th_apply(&s->h, &pr);
-        check_invariants(s);
-        bool refresh = pr.refresh_index != 0;
-        st_clear(&ST_PLAN_RESULT, &pr);
-        if (pr.n_node_update)
-            unblock(s);
-        if (refresh && w->attempts < SCHED_MAX_PLAN_ATTEMPTS_SERVICE) {
-            trace(s, "plan for %s partly refused: re-planning", w->ev->job_id);
-            sched_result_clear(&w->res);
-            snap_unref(w->snap);
-            w->snap = th_snap(&s->h);
-            w->st = W_PLANNING;
-            return;
-        }
-        finish(s, w);
+        w->refresh = f->pr.refresh_index != 0;
+        if (f->pr.n_node_allocation || f->pr.n_node_update)
+            s->n_fl++;
+        else
+            st_clear(&ST_PLAN_RESULT, &f->pr);
+        w->st = W_WAITING;
         return;
     }
+    case W_WAITING:
+        return;
     }
 }
 
@@ -270,6 +351,8 @@ static void inject(struct sim *s)
 
 static bool busy(struct sim *s)
 {
+    if (s->n_fl)
+        return true;
     for (int i = 0; i < N_WORKERS; i++)
         if (s->w[i].st != W_IDLE)
             return true;
@@ -302,6 +385,9 @@ static int run(uint64_t seed)
     broker_set_enabled(s.br, true);
     s.bl = blocked_new();
     blocked_set_enabled(s.bl, true);
+    s.pp = plan_pipe_new();
+    s.names = plan_names_new();
+    s.faults = true;
     th_add_nodes(&s.h, N_NODES, 2000, 2048);
     for (int j = 0; j < N_JOBS; j++) {
         char id[32];
@@ -326,9 +412,11 @@ static int run(uint64_t seed)
         inject(&s);
         for (int i = 0; i < N_WORKERS; i++)
             worker_step(&s, &s.w[(step + i) % N_WORKERS]);
+        raft_step(&s);
         s.now += STEP_NS;
         broker_tick(s.br, s.now);
     }
+    s.faults = false;
     for (int n = 0; n < N_NODES; n++)
         if (s.down[n]) {
             s.down[n] = false;
@@ -340,6 +428,7 @@ static int run(uint64_t seed)
     for (int step = 0; step < 200000; step++) {
         for (int i = 0; i < N_WORKERS; i++)
             worker_step(&s, &s.w[i]);
+        raft_step(&s);
         if (!busy(&s)) {
             int64_t d = broker_next_deadline(s.br, s.now);
             if (d == INT64_MAX)
@@ -374,11 +463,18 @@ static int run(uint64_t seed)
         bad++;
     }
     snap_unref(snap);
+    if (plan_pipe_len(s.pp)) {
+        printf("seed %llu: %zu plans left unanswered\n", (unsigned long long)seed,
+               plan_pipe_len(s.pp));
+        bad++;
+    }
+    plan_pipe_free(s.pp);
+    plan_names_free(s.names);
     broker_free(s.br);
     blocked_free(s.bl);
     th_close(&s.h);
-    printf("seed %llu: %s (%d evals%s)\n", (unsigned long long)seed, bad ? "FAIL" : "ok", s.evals,
-           over ? ", oversubscribed" : "");
+    printf("seed %llu: %s (%d evals, %d failed commits%s)\n", (unsigned long long)seed,
+           bad ? "FAIL" : "ok", s.evals, s.failed_commits, over ? ", oversubscribed" : "");
     return bad;
 }
 

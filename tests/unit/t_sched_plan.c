@@ -9,6 +9,7 @@
 
 #include "sched/sched.h"
 #include "t_sched_helper.h"
+#include "util/err.h"
 #include "util/util.h"
 
 static struct alloc *hand_alloc(struct th *h, const char *id, int node, const char *job,
@@ -463,6 +464,182 @@ START_TEST(test_plan_names_index)
 }
 END_TEST
 
+/* ---- the applier's pipeline ---- */
+
+/* A plan of n placements of job "web" on one node, names web.web[first..first+n), cpu
+ * each (and 10 MB), fresh IDs "<tag>-<i>". */
+static void pipe_plan(struct th *h, struct plan *p, const char *tag, int node, int first, int n,
+                      int64_t cpu)
+{
+    memset(p, 0, sizeof *p);
+    p->n_node_allocation = (size_t)n;
+    p->node_allocation = xcalloc((size_t)n, sizeof *p->node_allocation);
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%d", tag, i);
+        struct alloc *a = hand_alloc(h, id, node, "web", cpu, 10);
+        cv_strset(&a->client_status, ALLOC_CLIENT_PENDING);
+        free(a->name);
+        a->name = xasprintf("web.web[%d]", first + i);
+        st_copy(&ST_ALLOC, &p->node_allocation[i], a);
+        st_unref(&ST_ALLOC, a);
+    }
+}
+
+/* Checks p through the pipeline; returns the number of allocations it commits (*pr is
+ * the caller's to clear). */
+static size_t pipe_try(struct th *h, struct plan_pipe *pp, struct plan_names *names, struct plan *p,
+                       void *arg, struct plan_result *pr, uint64_t *ticket)
+{
+    struct state_snap *s = th_snap(h);
+    plan_pipe_check(pp, s, p, names, arg, pr, ticket);
+    snap_unref(s);
+    return pr->n_node_allocation + pr->n_node_update;
+}
+
+START_TEST(test_pipe_counts_plans_in_flight)
+{
+    /* A plan checked while earlier plans are still in raft never overcommits a node: their
+     * placements count (a plan that fits the state alone is refused), once only when the
+     * state already holds one that is not done yet, and not at all once one failed (the
+     * plans checked after it see the state without it). Answers leave in check order,
+     * whatever order the commits complete in. One node of 2000 MHz; 300 MHz each. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 1, 2000, 4096);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 20, 300, 10));
+    struct plan_pipe *pp = plan_pipe_new();
+    struct plan_names *names = plan_names_new();
+    struct plan p1, p2, p3, p4, p5;
+    struct plan_result r1, r2, r3, r4, r5;
+    uint64_t t1, t2, t3, t4, t5;
+    int a1, a2, a3, a4, a5;
+
+    pipe_plan(&h, &p1, "p1", 0, 0, 3, 300); /* 900 */
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &p1, &a1, &r1, &t1), 3);
+    pipe_plan(&h, &p2, "p2", 0, 3, 4, 300); /* 900 + 1200 > 2000 */
+    struct plan_result alone;
+    ck_assert_int_eq(th_check(&h, &p2, &alone), 0); /* the state alone has room */
+    st_clear(&ST_PLAN_RESULT, &alone);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &p2, &a2, &r2, &t2), 0);
+    ck_assert_uint_eq(r2.rejected_nodes.n, 1);
+    ck_assert_uint_eq(plan_pipe_len(pp), 2);
+    int status;
+    uint64_t index;
+    ck_assert_ptr_null(plan_pipe_answer(pp, &status, &index)); /* p2 waits behind p1 */
+
+    /* p1's entry is applied to the state, its completion not run yet: counted once. */
+    th_apply(&h, &r1);
+    pipe_plan(&h, &p3, "p3", 0, 3, 3, 300); /* 900 + 900 <= 2000 */
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &p3, &a3, &r3, &t3), 3);
+    pipe_plan(&h, &p4, "p4", 0, 6, 1, 300); /* 900 + 900 in flight + 300 > 2000 */
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &p4, &a4, &r4, &t4), 0);
+
+    /* p3's commit fails (never applied): the next plan is checked without it. */
+    plan_pipe_done(pp, t3, -CV_EIO, 0);
+    pipe_plan(&h, &p5, "p5", 0, 3, 3, 300);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &p5, &a5, &r5, &t5), 3);
+    ck_assert_ptr_null(plan_pipe_answer(pp, &status, &index)); /* p1 still in flight */
+
+    /* p1 completes: p1, p2 (refused), p3 (failed), p4 (refused) answer in order; p5 is
+     * still in flight. */
+    plan_pipe_done(pp, t1, 0, 42);
+    ck_assert_ptr_eq(plan_pipe_answer(pp, &status, &index), &a1);
+    ck_assert_int_eq(status, 0);
+    ck_assert_uint_eq(index, 42);
+    ck_assert_ptr_eq(plan_pipe_answer(pp, &status, &index), &a2);
+    ck_assert_ptr_eq(plan_pipe_answer(pp, &status, &index), &a3);
+    ck_assert_int_eq(status, -CV_EIO);
+    ck_assert_ptr_eq(plan_pipe_answer(pp, &status, &index), &a4);
+    ck_assert_ptr_null(plan_pipe_answer(pp, &status, &index));
+    th_apply(&h, &r5);
+    plan_pipe_done(pp, t5, 0, 44);
+    ck_assert_ptr_eq(plan_pipe_answer(pp, &status, &index), &a5);
+    ck_assert_uint_eq(plan_pipe_len(pp), 0);
+    int64_t cpu, mem;
+    ck_assert_uint_eq(th_node_usage(&h, th_node_id(0), &cpu, &mem), 6);
+    ck_assert_int_le(cpu, 2000);
+
+    struct plan *ps[] = {&p1, &p2, &p3, &p4, &p5};
+    struct plan_result *rs[] = {&r1, &r2, &r3, &r4, &r5};
+    for (int i = 0; i < 5; i++) {
+        st_clear(&ST_PLAN, ps[i]);
+        st_clear(&ST_PLAN_RESULT, rs[i]);
+    }
+    plan_names_free(names);
+    plan_pipe_free(pp);
+    th_close(&h);
+}
+END_TEST
+
+START_TEST(test_pipe_in_flight_stops_free_nothing)
+{
+    /* What a plan in flight stops frees nothing for the plans checked after it until its
+     * entry is applied (if it failed, the stopped allocation would still run); names that
+     * a plan in flight places are held, and free again if its commit fails. */
+    struct th h;
+    th_init(&h);
+    th_add_nodes(&h, 2, 2000, 4096);
+    th_put_job(&h, th_job("web", JOB_TYPE_SERVICE, 20, 300, 10));
+    th_put_alloc(&h, hand_alloc(&h, "old-0", 0, "web", 1500, 10));
+    struct plan_pipe *pp = plan_pipe_new();
+    struct plan_names *names = plan_names_new();
+    int a1, a2, a3, a4;
+    uint64_t t1, t2, t3, t4;
+    struct plan_result r1, r2, r3, r4;
+
+    struct plan stop;
+    memset(&stop, 0, sizeof stop);
+    stop.n_node_update = 1;
+    stop.node_update = xcalloc(1, sizeof *stop.node_update);
+    stop.node_update[0].id = xstrdup("old-0");
+    stop.node_update[0].node_id = xstrdup(th_node_id(0));
+    stop.node_update[0].job_id = xstrdup("web");
+    stop.node_update[0].desired_status = xstrdup(ALLOC_DESIRED_STOP);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &stop, &a1, &r1, &t1), 1);
+    struct plan big;
+    pipe_plan(&h, &big, "big", 0, 0, 1, 1000); /* needs old-0's room */
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &big, &a2, &r2, &t2), 0);
+    st_clear(&ST_PLAN_RESULT, &r2);
+    th_apply(&h, &r1);
+    plan_pipe_done(pp, t1, 0, 50);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &big, &a2, &r2, &t2), 1); /* now it fits */
+
+    /* big (web.web[0]) is in flight: the same name elsewhere is refused; after big's
+     * commit fails it is free. */
+    struct plan dup;
+    pipe_plan(&h, &dup, "dup", 1, 0, 1, 100);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &dup, &a3, &r3, &t3), 0);
+    plan_pipe_done(pp, t2, -CV_ESHUTDOWN, 0);
+    ck_assert_uint_eq(pipe_try(&h, pp, names, &dup, &a4, &r4, &t4), 1);
+    plan_pipe_done(pp, t4, 0, 51);
+    int status;
+    uint64_t index;
+    void *order[5];
+    int n = 0;
+    void *arg;
+    while ((arg = plan_pipe_answer(pp, &status, &index)))
+        order[n++] = arg;
+    ck_assert_int_eq(n, 5);
+    ck_assert_ptr_eq(order[0], &a1);
+    ck_assert_ptr_eq(order[1], &a2); /* big, refused */
+    ck_assert_ptr_eq(order[2], &a2); /* big, failed */
+    ck_assert_ptr_eq(order[3], &a3);
+    ck_assert_ptr_eq(order[4], &a4);
+
+    st_clear(&ST_PLAN, &stop);
+    st_clear(&ST_PLAN, &big);
+    st_clear(&ST_PLAN, &dup);
+    st_clear(&ST_PLAN_RESULT, &r1);
+    st_clear(&ST_PLAN_RESULT, &r2);
+    st_clear(&ST_PLAN_RESULT, &r3);
+    st_clear(&ST_PLAN_RESULT, &r4);
+    plan_names_free(names);
+    plan_pipe_free(pp);
+    th_close(&h);
+}
+END_TEST
+
 START_TEST(test_slice_partition)
 {
     /* Slice ownership covers every name index exactly once, contiguously, with indexes
@@ -516,6 +693,8 @@ int main(void)
     tcase_add_test(tc, test_plan_check_refuses_held_names);
     tcase_add_test(tc, test_plan_names_index);
     tcase_add_test(tc, test_slice_partition);
+    tcase_add_test(tc, test_pipe_counts_plans_in_flight);
+    tcase_add_test(tc, test_pipe_in_flight_stops_free_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
