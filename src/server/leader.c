@@ -109,6 +109,7 @@ struct worker {
     struct state_watch *watch;
     struct event *kick;
     struct event *retry;
+    struct event *run; /* worker_run on the next loop turn */
 };
 
 static const char *const sched_types[] = {JOB_TYPE_SERVICE, JOB_TYPE_BATCH, JOB_TYPE_SYSTEM,
@@ -1279,7 +1280,23 @@ static void worker_take(struct worker *w, struct eval_dequeue_resp *d)
     w->wait_index = d->wait_index;
     w->slices = d->slices > 1 && d->slice >= 0 && d->slice < d->slices ? d->slices : 1;
     w->slice = w->slices > 1 ? d->slice : 0;
-    worker_run(w);
+    /* Planning starts on the next loop turn. On the leader this answer arrives in the
+     * turn that also answered the followers' workers (the other slices) and, for a new
+     * job, produced the registration's reply: those are written first instead of
+     * waiting behind this server's planning (tens of ms for a slice). A follower's raft
+     * messages that arrived meanwhile are handled first too. */
+    w->st = W_WAIT_INDEX;
+    struct timeval zero = {0, 0};
+    evtimer_add(w->run, &zero);
+}
+
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (!w->ld->closing)
+        worker_run(w);
 }
 
 /* Whether this worker takes work: all of them on a follower, a quarter (at least one) on
@@ -1341,6 +1358,7 @@ void leader_start_workers(struct leader *ld, int n)
         ld->workers[i].id = i;
         ld->workers[i].kick = evtimer_new(ld->s->base, on_kick, &ld->workers[i]);
         ld->workers[i].retry = evtimer_new(ld->s->base, on_kick, &ld->workers[i]);
+        ld->workers[i].run = evtimer_new(ld->s->base, on_run, &ld->workers[i]);
         struct timeval zero = {0, 0};
         evtimer_add(ld->workers[i].kick, &zero);
     }
@@ -1381,6 +1399,7 @@ void leader_free(struct leader *ld)
         st_unref(&ST_EVAL, w->ev);
         event_free(w->kick);
         event_free(w->retry);
+        event_free(w->run);
     }
     free(ld->workers);
     /* Parked calls and queued plans were answered when the RPC table closed. */
