@@ -231,6 +231,20 @@ static void apply_desired_transition(struct state_txn *txn, const struct fsm_cmd
     }
 }
 
+/* What every plan the applier writes has (its encoder writes every string): an entry
+ * without it was not written by a leader, and would index allocations under no key. */
+static int plan_valid(const struct fsm_cmd *cmd, char *errmsg)
+{
+    for (size_t i = 0; i < cmd->n_allocs; i++)
+        if (!cmd->allocs[i].id || !cmd->allocs[i].node_id || !cmd->allocs[i].job_id)
+            return cv_err(errmsg, CV_EMALFORMED,
+                          "plan apply: allocation %zu without ID, NodeID or JobID", i);
+    for (size_t i = 0; i < cmd->n_stopped; i++)
+        if (!cmd->stopped[i].id)
+            return cv_err(errmsg, CV_EMALFORMED, "plan apply: stop %zu without ID", i);
+    return 0;
+}
+
 static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlist *freed_nodes)
 {
     const struct state_snap *sn = txn_snap(txn);
@@ -365,7 +379,9 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         apply_alloc_client_update(txn, cmd, &freed);
         break;
     case FSM_PLAN_APPLY:
-        apply_plan(txn, cmd, &freed);
+        rc = plan_valid(cmd, errmsg);
+        if (!rc)
+            apply_plan(txn, cmd, &freed);
         break;
     case FSM_ALLOC_DESIRED_TRANSITION:
         apply_desired_transition(txn, cmd);
@@ -464,6 +480,8 @@ void fsm_cmd_encode(const struct fsm_cmd *cmd, char **buf, size_t *len)
  * network: both are bounded before anything is allocated. */
 static int entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len, char *errmsg)
 {
+    if (!entry_is_lz4(buf, len))
+        return 0;
     size_t n = get_be32(buf + 4), c = get_be32(buf + 8);
     if (c > len - ENTRY_LZ4_HEADER)
         return cv_err(errmsg, CV_EMALFORMED, "compressed entry: %zu bytes claimed, %zu present", c,
@@ -479,22 +497,29 @@ static int entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len
     }
     *raw = out;
     *raw_len = n;
-    return 0;
+    return 1;
+}
+
+int fsm_entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len, char *errmsg)
+{
+    return entry_unpack(buf, len, raw, raw_len, errmsg);
 }
 
 int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
               const struct fsm_hooks *hooks, char *errmsg)
 {
     char *raw = NULL;
-    if (entry_is_lz4(buf, len)) {
-        int rc = entry_unpack(buf, len, &raw, &len, errmsg);
-        if (rc)
-            return rc;
+    size_t raw_len = 0;
+    int rc = entry_unpack(buf, len, &raw, &raw_len, errmsg);
+    if (rc < 0)
+        return rc;
+    if (raw) {
         buf = raw;
+        len = raw_len;
     }
     struct fsm_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
-    int rc = st_decode(&ST_FSM_CMD, buf, len, &cmd, errmsg);
+    rc = st_decode(&ST_FSM_CMD, buf, len, &cmd, errmsg);
     free(raw);
     if (rc == 0)
         rc = fsm_apply_cmd(s, index, &cmd, hooks, errmsg);

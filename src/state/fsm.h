@@ -89,6 +89,9 @@ struct fsm_hooks {
  * written before this existed decode as before. */
 #define FSM_COMPRESS_MIN (32 * 1024)
 void fsm_cmd_encode(const struct fsm_cmd *cmd, char **buf, size_t *len);
+/* The msgpack of a compressed entry: returns 1 with a new buffer in *raw (free()), 0 for
+ * a plain entry (nothing allocated: buf is the msgpack), or -CV_EMALFORMED. */
+int fsm_entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len, char *errmsg);
 
 /* Applies one entry at raft index `index` (either form above). Returns 0 or
  * -CV_EMALFORMED (entry skipped, state unchanged). Nodes keep at most this many events. */

@@ -432,6 +432,40 @@ START_TEST(test_compressed_entries)
 }
 END_TEST
 
+/* A plan entry whose allocation lacks its ID, node or job (no leader writes one: every
+ * string is encoded) is refused whole, as is a stop without an ID; nothing changes. */
+START_TEST(test_plan_without_ids)
+{
+    const char *missing[] = {"id", "node", "job", "stop"};
+    for (size_t m = 0; m < 4; m++) {
+        struct fsm_cmd c;
+        big_plan(&c, 2);
+        struct alloc *a = &c.allocs[1];
+        if (m == 0) {
+            free(a->id);
+            a->id = NULL;
+        } else if (m == 1) {
+            free(a->node_id);
+            a->node_id = NULL;
+        } else if (m == 2) {
+            free(a->job_id);
+            a->job_id = NULL;
+        } else {
+            c.n_stopped = 1;
+            c.stopped = xcalloc(1, sizeof *c.stopped);
+        }
+        struct state *s = state_new();
+        char err[CV_ERRMSG_SIZE];
+        ck_assert_msg(fsm_apply_cmd(s, 5, &c, NULL, err) == -CV_EMALFORMED, "%s", missing[m]);
+        struct state_snap *sn = state_snapshot(s);
+        ck_assert_uint_eq(snap_index(sn), 0);
+        snap_unref(sn);
+        st_clear(&ST_FSM_CMD, &c);
+        state_free(s);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("fsm");
@@ -443,6 +477,7 @@ int main(void)
     tcase_add_test(tc, test_snapshot_pack);
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_compressed_entries);
+    tcase_add_test(tc, test_plan_without_ids);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
