@@ -204,6 +204,7 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
      * already decoded, it is applied from that command. Every other entry (all entries
      * on followers) is decoded from the log's bytes. */
     struct apply_req *ar = pending_take(r, buf);
+    cv_heap_huge_pages_advise(); /* the state grows here (no-op unless started) */
     int rc;
     if (ar && ar->cmd) {
         rc = fsm_apply_cmd(r->state, index, ar->cmd, &r->fsm_hooks, errmsg);

@@ -943,6 +943,8 @@ static void raft_accept(int fd, uint64_t peer_id, const char *peer_addr, void *a
 
 struct server *server_new(struct event_base *base, const struct server_config *cfg, char *errmsg)
 {
+    if (!cfg->dev)
+        cv_heap_huge_pages_start(); /* a cluster server's state grows with every write */
     struct server *s = xcalloc(1, sizeof *s);
     s->base = base;
     s->cfg = *cfg;

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,33 @@ void cv_uuid(char out[37])
         *o++ = hex[b[i] & 15];
     }
     *o = '\0';
+}
+
+/* ---- transparent huge pages for the heap ---- */
+
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+static uintptr_t heap_advised; /* end of the heap range already advised; 0: off */
+
+void cv_heap_huge_pages_start(void)
+{
+    /* what the heap grows by from here on is advised (the first 2 MiB boundary up) */
+    heap_advised = ((uintptr_t)sbrk(0) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    mallopt(M_TOP_PAD, 32 << 20);
+}
+
+void cv_heap_huge_pages_advise(void)
+{
+    if (!heap_advised)
+        return;
+    uintptr_t end = (uintptr_t)sbrk(0) & ~(HUGE_PAGE - 1);
+    if (end <= heap_advised)
+        return;
+    /* Not fatal when refused (THP off, old kernel): the heap just keeps small pages. */
+    if (madvise((void *)heap_advised, end - heap_advised, MADV_HUGEPAGE) != 0)
+        heap_advised = 0;
+    else
+        heap_advised = end;
 }
 
 bool cv_uuid_valid(const char *s)
