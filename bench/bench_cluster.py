@@ -13,7 +13,8 @@
    processes, same concurrency, data dirs on the same filesystem; once with libraft's
    TCP transport as shipped and once with TCP_NODELAY on its sockets (as Caravan's raft
    transport sets it), cluster and bare alternating WRITE_ROUNDS times. Target >= 70% of
-   the faster bare variant (medians).
+   the faster bare variant (medians). CPU per registration of each server (from /proc)
+   and of the load tool, and per entry of the bare program, are printed beside.
 3. Scheduling throughput: 1,000 fake client nodes registered over RPC (cv_load nodes),
    then one batch job of 10,000 allocations; time from the PUT to 10,000 allocations in
    the leader's state (gauge caravan.state.allocations in /v1/metrics). Target 10,000/s;
@@ -26,6 +27,7 @@ Environment: CARAVAN_BIN, CV_LOAD, BENCH_RAFT_BARE (paths), WRITES, WRITE_CONC, 
 FAILOVER_ROUNDS, NODES, ALLOCS, BENCH_NET (first three octets, default 127.0.200)."""
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -65,6 +67,18 @@ def http(addr, path, method="GET", body=None, timeout=5):
     with urllib.request.urlopen(req, timeout=timeout) as r:
         text = r.read().decode()
         return json.loads(text) if text else None
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def raft_index(addr):
@@ -188,13 +202,21 @@ def bench_writes(c, prefix="w"):
     l = c.wait_voters(3)
     log("cluster %s: leader %s, 3 voters" % (c.name, l))
     i0 = raft_index(l)
+    cpu0 = {ip: cpu_seconds(c.procs[ip].pid) for ip in c.ips}
+    load0 = children_cpu()
     with Perf(c, "writes"):
         r = run_tool([CV_LOAD, "writes", "%s:4646" % l, str(WRITES), str(WRITE_CONC), prefix])
+    load_cpu = children_cpu() - load0
     time.sleep(0.5)
+    cpu = {ip: (cpu_seconds(c.procs[ip].pid) - cpu0[ip]) * 1e6 / WRITES for ip in c.ips}
     entries = raft_index(l) - i0
     log("HTTP: %s registrations, %s in flight: %.0f/s (p50 %s ms, p99 %s ms); %d raft entries "
         "written (%.1f per registration: the registration, then the eval's updates)"
         % (r["n"], WRITE_CONC, float(r["rate"]), r["p50"], r["p99"], entries, entries / WRITES))
+    log("CPU per registration: leader %.0f us, followers %s us, load tool %.0f us (the bare "
+        "program's line: all three processes per entry)"
+        % (cpu[l], " / ".join("%.0f" % cpu[ip] for ip in c.ips if ip != l),
+           load_cpu * 1e6 / WRITES))
     job = http(l, "/v1/job/%s-0" % prefix)
     evals = http(l, "/v1/job/%s-0/evaluations" % prefix)
     reg = [e for e in evals if e.get("TriggeredBy") == "job-register"] or evals
@@ -360,14 +382,16 @@ def main():
                     bare_dir = os.path.join(work, "bare")
                     os.makedirs(bare_dir)
                     env = dict(os.environ, BARE_NODELAY="1" if variant == "nodelay" else "0")
+                    bare_cpu0 = children_cpu()
                     bare = run_tool([BARE, NET2, "7471", bare_dir, str(WRITES), str(size),
                                      str(WRITE_CONC)], env=env)
+                    bare_cpu = (children_cpu() - bare_cpu0) * 1e6 / WRITES
                     bare_rates[variant].append(float(bare["rate"]))
                     log("bare libraft (%s transport): %s entries of %d bytes, %d in flight: "
-                        "%.0f/s (p50 %s ms, p99 %s ms)"
+                        "%.0f/s (p50 %s ms, p99 %s ms); CPU %.0f us per entry, start-up included"
                         % ("raft_uv_tcp as shipped" if variant == "stock" else
                            "raft_uv_tcp + TCP_NODELAY", bare["n"], size, WRITE_CONC,
-                           float(bare["rate"]), bare["p50"], bare["p99"]))
+                           float(bare["rate"]), bare["p50"], bare["p99"], bare_cpu))
                     shutil.rmtree(bare_dir, ignore_errors=True)
             rate = statistics.median(rates)
             brate_stock = statistics.median(bare_rates["stock"])
