@@ -783,27 +783,38 @@ static void apply_flush(struct cvraft *r)
     struct apply_batch *b = xcalloc(1, sizeof *b);
     b->r = r;
     b->req.data = b;
-    int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &b->req, bufs, (unsigned)n, batch_done);
-    free(bufs); /* libraft copied the descriptors; the buffers are its own now */
-    struct apply_req *ar;
-    if (rc != 0) {
-        free(b);
-        const char *msg = rc == RAFT_NOTLEADER ? "No cluster leader" : raft_strerror(rc);
-        int code = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
-        while ((ar = req_list_pop(&r->queue))) {
-            raft_free(ar->base); /* a failed raft_apply leaves the buffers to us */
-            ar->base = NULL;
-            apply_complete(r, ar, code, 0, msg);
-        }
-        return;
-    }
-    r->batches++;
-    r->batched_entries += n;
+    /* Pending before raft_apply, so that an entry applied from inside it would still be
+     * matched (libraft 0.15 applies only from I/O callbacks, but that is its business). */
+    struct apply_req *prev_tail = r->pending.tail, *ar;
     raft_term term = r->raft.current_term;
     while ((ar = req_list_pop(&r->queue))) {
         ar->term = term;
         req_list_push(&r->pending, ar);
     }
+    int rc = r->closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &b->req, bufs, (unsigned)n, batch_done);
+    free(bufs); /* libraft copied the descriptors; the buffers are its own now */
+    if (rc != 0) {
+        free(b);
+        const char *msg = rc == RAFT_NOTLEADER ? "No cluster leader" : raft_strerror(rc);
+        int code = rc == RAFT_NOTLEADER ? -CV_ENOTLEADER : -CV_EIO;
+        /* take this batch back off the pending list: it is its tail */
+        struct apply_req *mine = prev_tail ? prev_tail->next : r->pending.head;
+        if (prev_tail)
+            prev_tail->next = NULL;
+        else
+            r->pending.head = NULL;
+        r->pending.tail = prev_tail;
+        while (mine) {
+            struct apply_req *next = mine->next;
+            raft_free(mine->base); /* a failed raft_apply leaves the buffers to us */
+            mine->base = NULL;
+            apply_complete(r, mine, code, 0, msg);
+            mine = next;
+        }
+        return;
+    }
+    r->batches++;
+    r->batched_entries += n;
     uv_pump(r);
 }
 

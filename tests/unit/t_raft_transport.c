@@ -414,6 +414,27 @@ START_TEST(test_snapshot_interval)
 }
 END_TEST
 
+/* Proposals on a follower fail with "not leader" through their callbacks (a batch that
+ * libraft refuses is taken back off the pending list), and the leader still commits. */
+START_TEST(test_apply_on_follower_fails)
+{
+    log_min_level = LOG_ERROR;
+    nodes_start();
+    ck_assert_msg(run_until(have_leader, 10000), "no leader in 10 s");
+    struct burst b = {.leader = leader() == &nodes[0] ? &nodes[1] : &nodes[0]};
+    memset(b.w, 0, sizeof b.w);
+    b.n = 3;
+    for (int i = 0; i < b.n; i++)
+        propose(b.leader, on_applied, &b.w[i]);
+    burst = &b;
+    ck_assert(run_until(burst_done, 5000));
+    for (int i = 0; i < b.n; i++)
+        ck_assert_int_eq(b.w[i].status, -CV_ENOTLEADER);
+    ck_assert_uint_gt(commit_one(10000), 0);
+    nodes_stop();
+}
+END_TEST
+
 /* Between interval checks, 4 x snapshot_threshold entries still force a snapshot (libraft
  * keeps the log since the last snapshot in memory). */
 START_TEST(test_snapshot_cap)
@@ -450,6 +471,7 @@ int main(void)
     tcase_set_timeout(ts, 60);
     tcase_add_test(ts, test_snapshot_interval);
     tcase_add_test(ts, test_snapshot_cap);
+    tcase_add_test(ts, test_apply_on_follower_fails);
     suite_add_tcase(s, ts);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
