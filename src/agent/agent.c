@@ -529,7 +529,7 @@ static void on_gossip_change(void *arg)
 static void lan_join_logged(int n, const char *err, void *arg)
 {
     (void)arg;
-    if (n <= 0)
+    if (n <= 0 && n != -CV_ECANCELED) /* canceled: the agent is stopping */
         log_warn("agent", "joining the node gossip pool failed: %s", err);
 }
 
@@ -1303,11 +1303,15 @@ out_roles:
     if (a.shutdown_timer)
         event_free(a.shutdown_timer);
     strmap_clear(&a.lan_tried);
-    http_api_free(a.http);
+    /* The pools answer the joins and keyring queries still in flight as they are freed:
+     * before the HTTP API, so that a request waiting on one is answered, and its records
+     * freed, while its connection still exists (the loop has ended: the client sees the
+     * connection close, as before). */
     gossip_pool_free(a.gossip);
     a.gossip = NULL;
     gossip_pool_free(a.lan);
     a.lan = NULL;
+    http_api_free(a.http);
     /* after the pools: a join in flight calls its joiner back until its pool is freed */
     joiner_free(a.start_join);
     joiner_free(a.retry_join);
