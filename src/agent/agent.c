@@ -253,6 +253,48 @@ static json_t *agent_members(void *arg)
     return o;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The client's known_servers stat, as Nomad's client shows it (strings.Join of its
+ * sorted server list with ","): the RPC addresses of the servers the client calls. A
+ * client-only agent's are its RPC client's list: -servers, replaced by the servers of our
+ * region once the node pool shows any (on_lan_change). With a local server the client
+ * calls it in-process, and Nomad's client then lists that server's RPC address and the
+ * other servers of the region. Returns a new string, free with free(). */
+static char *agent_known_servers(struct agent *a)
+{
+    struct strlist l = {0};
+    if (a->server) {
+        char self[96];
+        snprintf(self, sizeof self, "%s:%d", a->adv, a->cfg.rpc_port);
+        strlist_add(&l, self);
+        struct server_member *peers;
+        size_t n = server_known_servers(a->server, &peers);
+        for (size_t i = 0; i < n; i++) {
+            if (peers[i].rpc_addr && cv_streq(peers[i].region, a->cfg.region) &&
+                !strlist_has(&l, peers[i].rpc_addr))
+                strlist_add(&l, peers[i].rpc_addr);
+            st_clear(&ST_SERVER_MEMBER, &peers[i]);
+        }
+        free(peers);
+    } else if (a->rpc) {
+        const struct strlist *sv = rpc_tcp_client_servers(a->rpc);
+        for (size_t i = 0; i < sv->n; i++)
+            if (!strlist_has(&l, sv->v[i]))
+                strlist_add(&l, sv->v[i]);
+    }
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, cmp_str);
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < l.n; i++)
+        buf_printf(&b, "%s%s", i ? "," : "", l.v[i]);
+    strlist_clear(&l);
+    return buf_steal(&b);
+}
+
 static json_t *agent_self(void *arg)
 {
     struct agent *a = arg;
@@ -297,7 +339,9 @@ static json_t *agent_self(void *arg)
         char n[32];
         snprintf(n, sizeof n, "%zu", client_num_allocs(a->client));
         json_object_set_new(c, "num_allocations", json_string(n));
-        json_object_set_new(c, "known_servers", json_string(a->server ? a->adv : ""));
+        char *known = agent_known_servers(a);
+        json_object_set_new(c, "known_servers", json_string(known));
+        free(known);
         json_object_set_new(stats, "client", c);
     }
     json_object_set_new(o, "stats", stats);
@@ -485,7 +529,7 @@ static void on_gossip_change(void *arg)
 static void lan_join_logged(int n, const char *err, void *arg)
 {
     (void)arg;
-    if (n <= 0)
+    if (n <= 0 && n != -CV_ECANCELED) /* canceled: the agent is stopping */
         log_warn("agent", "joining the node gossip pool failed: %s", err);
 }
 
@@ -1259,11 +1303,15 @@ out_roles:
     if (a.shutdown_timer)
         event_free(a.shutdown_timer);
     strmap_clear(&a.lan_tried);
-    http_api_free(a.http);
+    /* The pools answer the joins and keyring queries still in flight as they are freed:
+     * before the HTTP API, so that a request waiting on one is answered, and its records
+     * freed, while its connection still exists (the loop has ended: the client sees the
+     * connection close, as before). */
     gossip_pool_free(a.gossip);
     a.gossip = NULL;
     gossip_pool_free(a.lan);
     a.lan = NULL;
+    http_api_free(a.http);
     /* after the pools: a join in flight calls its joiner back until its pool is freed */
     joiner_free(a.start_join);
     joiner_free(a.retry_join);

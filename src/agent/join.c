@@ -18,6 +18,7 @@
 
 #include "agent/join_plan.h"
 #include "gossip/pool.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -114,7 +115,7 @@ static void joiner_next(struct joiner *j, enum join_next next)
 
 static void joiner_result(struct joiner *j, enum join_pool pool, int n, const char *err)
 {
-    if (j->stopped)
+    if (j->stopped || n == -CV_ECANCELED) /* canceled: its pool is being freed */
         return;
     joiner_next(j, join_plan_result(&j->plan, pool, n, err));
 }

@@ -39,8 +39,8 @@ struct joiner *joiner_start(struct event_base *base, const struct joiner_config 
 /* No further attempts, results or log lines (shutdown). */
 void joiner_stop(struct joiner *j);
 
-/* Frees j. Joins in flight hold it until their pool is freed: free j after the pools
- * (a freed pool never calls back). NULL is a no-op. */
+/* Frees j. Joins in flight hold it until their pool is freed (which answers them
+ * canceled, ignored): free j after the pools. NULL is a no-op. */
 void joiner_free(struct joiner *j);
 
 /* out += each address of addrs with its port replaced by lan_port (the node pool's

@@ -33,7 +33,7 @@ tests_unit_t_exec_run_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_t_exec_client_SOURCES = tests/unit/t_exec_client.c tests/unit/t_exec_helper.c tests/unit/t_exec_helper.h
 tests_unit_t_exec_client_LDADD = libcvexec.a libcvrpc.a libcvstate.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_client_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_unit_t_exec_isolation_SOURCES = tests/unit/t_exec_isolation.c
+tests_unit_t_exec_isolation_SOURCES = tests/unit/t_exec_isolation.c tests/unit/t_exec_helper.c tests/unit/t_exec_helper.h
 tests_unit_t_exec_isolation_LDADD = libcvexec.a libcvstructs.a libcvutil.a $(CHECK_LIBS) $(CV_SYSLIBS)
 tests_unit_t_exec_isolation_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif

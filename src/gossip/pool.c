@@ -800,6 +800,14 @@ static int key_count_cmp(const void *a, const void *b)
                   ((const struct gossip_key_count *)b)->key);
 }
 
+/* Calls k's done with the answers collected, keys sorted. */
+static void key_op_answer(struct key_op *k)
+{
+    if (k->r.nkeys)
+        qsort(k->r.keys, k->r.nkeys, sizeof(*k->r.keys), key_count_cmp);
+    k->done(&k->r, k->arg);
+}
+
 static void on_key_ops(evutil_socket_t fd, short what, void *arg)
 {
     struct gossip_pool *p = arg;
@@ -815,11 +823,9 @@ static void on_key_ops(evutil_socket_t fd, short what, void *arg)
         }
         *pp = k->next;
         serf_query_cancel(p->serf, k->id); /* no-op once it timed out */
-        if (k->r.nkeys)
-            qsort(k->r.keys, k->r.nkeys, sizeof(*k->r.keys), key_count_cmp);
         log_info(LOGS, "%s: keyring query done: %d/%d nodes answered, %d errors", p->name,
                  k->r.num_resp, k->r.num_nodes, k->r.num_err);
-        k->done(&k->r, k->arg);
+        key_op_answer(k);
         key_op_free(k);
     }
 }
@@ -1113,6 +1119,21 @@ static void join_end(struct gossip_pool *p, struct join_op *op, const char *spec
         event_active(p->join_ev, EV_TIMEOUT, 0);
 }
 
+/* Calls op's done with its result: the number joined, else its first failure; or, for an
+ * op the pool's free cuts short, -CV_ECANCELED. */
+static void join_answer(struct join_op *op)
+{
+    if (!op->done)
+        return;
+    if (op->pending)
+        op->done(-CV_ECANCELED, "join: canceled: the gossip pool shut down", op->arg);
+    else if (op->joined)
+        op->done(op->joined, "", op->arg);
+    else
+        op->done(op->first_err ? op->first_err : -CV_EINVAL,
+                 op->first_err ? op->errmsg : "join: no address given", op->arg);
+}
+
 static void on_join_ops(evutil_socket_t fd, short what, void *arg)
 {
     struct gossip_pool *p = arg;
@@ -1127,13 +1148,7 @@ static void on_join_ops(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         *pp = op->next;
-        if (op->done) {
-            if (op->joined)
-                op->done(op->joined, "", op->arg);
-            else
-                op->done(op->first_err ? op->first_err : -CV_EINVAL,
-                         op->first_err ? op->errmsg : "join: no address given", op->arg);
-        }
+        join_answer(op);
         free(op);
     }
 }
@@ -1286,14 +1301,21 @@ void gossip_pool_free(struct gossip_pool *p)
         return;
     while (p->streams)
         stream_close(p->streams);
+    /* Every operation still in flight is answered, so that its caller can release what
+     * it holds for it (the agent: an HTTP request waiting on /v1/agent/join or keyring).
+     * A join whose addresses had not all ended gets -CV_ECANCELED, one that only waited
+     * for on_join_ops its result; a keyring query the answers it collected, as when it
+     * times out. The callbacks must not use the pool. */
     while (p->key_ops) {
         struct key_op *k = p->key_ops;
         p->key_ops = k->next;
+        key_op_answer(k);
         key_op_free(k);
     }
     while (p->join_ops) {
         struct join_op *op = p->join_ops;
         p->join_ops = op->next;
+        join_answer(op);
         free(op);
     }
     event_free(p->join_ev);

@@ -57,8 +57,9 @@ struct gossip_pool *gossip_pool_new(struct event_base *base, const struct gossip
  * Returns at once. done(n, errmsg, arg) is called once, from the loop on a later turn,
  * when every address has answered or failed: n = the number joined (our own address
  * counts), or a negative CV_E code with errmsg (borrowed for the call) naming the first
- * failure when none could be joined. done may be NULL; if the pool is freed first, done
- * is not called. */
+ * failure when none could be joined. done may be NULL. If the pool is freed first,
+ * gossip_pool_free calls done with -CV_ECANCELED (or the result, when every address had
+ * ended); done must not use the pool then. */
 #define GOSSIP_JOIN_TIMEOUT_MS 5000
 typedef void (*gossip_join_fn)(int n, const char *errmsg, void *arg);
 void gossip_join(struct gossip_pool *p, const struct strlist *addrs, gossip_join_fn done,
@@ -114,7 +115,9 @@ struct gossip_keyring_resp {
  * GossipInterval x 16 x ceil(log10(N + 1)), 8 s for two WAN members). done(r, arg) is
  * called once, later, from the loop; r is borrowed for the call. The operation applies to
  * our own keyring through the same query. Returns 0, or -CV_EINVAL (bad key size) with
- * done never called. If the pool is freed first, done is not called. */
+ * done never called. If the pool is freed first, gossip_pool_free calls done with the
+ * answers collected so far (as when the query times out); done must not use the pool
+ * then. */
 int gossip_keyring_op(struct gossip_pool *p, enum gossip_key_op op, const uint8_t *key,
                       size_t key_len, void (*done)(const struct gossip_keyring_resp *r, void *arg),
                       void *arg);
@@ -123,7 +126,9 @@ int gossip_keyring_op(struct gossip_pool *p, enum gossip_key_op op, const uint8_
  * written into buf; NULL when all succeeded. */
 const char *gossip_keyring_resp_error(const struct gossip_keyring_resp *r, char *buf, size_t n);
 
-/* Closes the sockets and frees everything (a pending leave's done is not called). */
+/* Closes the sockets and frees everything. Joins and keyring operations in flight are
+ * answered first (see gossip_join, gossip_keyring_op); a pending leave's done is not
+ * called. */
 void gossip_pool_free(struct gossip_pool *p);
 
 /* Counters for tests and metrics. */

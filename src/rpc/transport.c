@@ -623,6 +623,12 @@ struct rpc_client *rpc_tcp_client(struct event_base *base, const struct strlist 
     return c;
 }
 
+const struct strlist *rpc_tcp_client_servers(const struct rpc_client *c)
+{
+    const struct tcp_client *t = c->impl;
+    return &t->servers;
+}
+
 void rpc_tcp_client_set_servers(struct rpc_client *c, const struct strlist *servers)
 {
     struct tcp_client *t = c->impl;

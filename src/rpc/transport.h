@@ -43,5 +43,8 @@ void rpc_listener_free(struct rpc_listener *l);
  * when a connection breaks. Free with rpc_client_free(). */
 struct rpc_client *rpc_tcp_client(struct event_base *base, const struct strlist *servers);
 void rpc_tcp_client_set_servers(struct rpc_client *c, const struct strlist *servers);
+/* The servers c fails over between, as given to rpc_tcp_client or last set; borrowed,
+ * valid until the next rpc_tcp_client_set_servers. */
+const struct strlist *rpc_tcp_client_servers(const struct rpc_client *c);
 
 #endif

@@ -37,6 +37,8 @@ struct node {
 static void on_joined(int rc, const char *errmsg, void *arg)
 {
     struct node *n = arg;
+    if (rc == -CV_ECANCELED) /* the pool is being freed: we are exiting anyway */
+        return;
     if (rc < 0) {
         fprintf(stderr, "cv_gossip_node: %s\n", errmsg);
         n->exit_code = 2;

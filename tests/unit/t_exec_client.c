@@ -350,8 +350,9 @@ static void h_stop(struct h *h)
     "\"Tasks\":[{\"Name\":\"t\",\"Driver\":\"raw_exec\",\"KillTimeout\":2000000000,"           \
     "\"Config\":{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"" cmd "\"]}}]}]}"
 
-#define A1 "a1111111-0000-4000-8000-000000000001"
-#define A2 "a2222222-0000-4000-8000-000000000002"
+/* The allocations' IDs, made per process in main (t_exec_unique_id): raw_exec tasks get
+ * cgroups named after them. */
+static char id_a1[T_EXEC_ID_SIZE], id_a2[T_EXEC_ID_SIZE];
 
 START_TEST(test_register_ready_and_persistent)
 {
@@ -432,10 +433,10 @@ START_TEST(test_allocs_lifecycle)
     struct h h;
     h_start(&h, false);
     ck_assert(run_until(&h, registered, NULL, 5000));
-    srv_add_alloc(&h.srv, A1, JOB("batch", "echo hello"));
-    struct want w1 = {A1, "complete"};
+    srv_add_alloc(&h.srv, id_a1, JOB("batch", "echo hello"));
+    struct want w1 = {id_a1, "complete"};
     ck_assert(run_until(&h, update_is, &w1, 10000));
-    const struct alloc *u = last_update(&h.srv, A1);
+    const struct alloc *u = last_update(&h.srv, id_a1);
     ck_assert_str_eq(u->client_description, "All tasks have completed");
     ck_assert_uint_eq(u->n_task_states, 1);
     ck_assert_str_eq(u->task_states[0].state, "dead");
@@ -444,32 +445,32 @@ START_TEST(test_allocs_lifecycle)
 
     struct log_stream *ls;
     char err[CV_ERRMSG_SIZE], b[64];
-    ck_assert_int_eq(client_log_open(h.c, A1, "t", "stdout", false, 0, &ls, err), 0);
+    ck_assert_int_eq(client_log_open(h.c, id_a1, "t", "stdout", false, 0, &ls, err), 0);
     ssize_t n = log_stream_read(ls, b, sizeof b);
     ck_assert_int_eq(n, 6);
     ck_assert(!memcmp(b, "hello\n", 6));
     ck_assert_int_eq(log_stream_read(ls, b, sizeof b), 0);
     ck_assert(log_stream_task_dead(ls));
     log_stream_close(ls);
-    ck_assert_int_eq(client_log_open(h.c, A1, "nope", "stdout", false, 0, &ls, err),
+    ck_assert_int_eq(client_log_open(h.c, id_a1, "nope", "stdout", false, 0, &ls, err),
                      -CV_ENOTFOUND);
     ck_assert_int_eq(client_log_open(h.c, "zzz", "t", "stdout", false, 0, &ls, err),
                      -CV_ENOTFOUND);
-    ck_assert_int_eq(client_log_open(h.c, A1, "t", "both", false, 0, &ls, err), -CV_EINVAL);
+    ck_assert_int_eq(client_log_open(h.c, id_a1, "t", "both", false, 0, &ls, err), -CV_EINVAL);
 
-    srv_add_alloc(&h.srv, A2, JOB("service", "echo up; exec sleep 1000"));
-    struct want w2 = {A2, "running"};
+    srv_add_alloc(&h.srv, id_a2, JOB("service", "echo up; exec sleep 1000"));
+    struct want w2 = {id_a2, "running"};
     ck_assert(run_until(&h, update_is, &w2, 10000));
     ck_assert_uint_eq(client_num_allocs(h.c), 2);
     int updates = h.srv.updates;
 
-    struct alloc *a2 = srv_alloc(&h.srv, A2);
+    struct alloc *a2 = srv_alloc(&h.srv, id_a2);
     cv_strset(&a2->desired_status, "stop");
     a2->alloc_modify_index = h.srv.index + 1;
     srv_changed(&h.srv);
-    struct want w3 = {A2, "complete"};
+    struct want w3 = {id_a2, "complete"};
     ck_assert(run_until(&h, update_is, &w3, 10000));
-    u = last_update(&h.srv, A2);
+    u = last_update(&h.srv, id_a2);
     const struct task_state *ts = &u->task_states[0];
     ck_assert_str_eq(ts->events[ts->n_events - 1].type, "Killed");
     ck_assert(!ts->failed);
@@ -477,7 +478,7 @@ START_TEST(test_allocs_lifecycle)
     ck_assert_int_le(h.srv.updates - updates, 3);
 
     /* The server forgets both: the client removes them and their directories. */
-    char *adir = xasprintf("%s/alloc/%s", h.dir, A1);
+    char *adir = xasprintf("%s/alloc/%s", h.dir, id_a1);
     ck_assert_int_eq(access(adir, F_OK), 0);
     for (size_t i = 0; i < h.srv.n_allocs; i++) {
         st_unref(&ST_JOB, h.srv.allocs[i].job);
@@ -510,16 +511,16 @@ START_TEST(test_dev_shutdown_stops_tasks)
     struct h h;
     h_start(&h, true);
     ck_assert(run_until(&h, registered, NULL, 5000));
-    srv_add_alloc(&h.srv, A1, JOB("service", "echo up; exec sleep 1000"));
-    struct want w = {A1, "running"};
+    srv_add_alloc(&h.srv, id_a1, JOB("service", "echo up; exec sleep 1000"));
+    struct want w = {id_a1, "running"};
     ck_assert(run_until(&h, update_is, &w, 10000));
-    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, id_a1);
     struct shim_handle hd;
     ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
     free(hp);
     client_shutdown(h.c, false, on_done, &h);
     ck_assert(run_until(&h, is_done, NULL, 10000));
-    const struct alloc *u = last_update(&h.srv, A1);
+    const struct alloc *u = last_update(&h.srv, id_a1);
     ck_assert_str_eq(u->client_status, "complete");
     ck_assert_str_eq(u->task_states[0].state, "dead");
     ck_assert(kill(hd.task_pid, 0) != 0);
@@ -651,15 +652,15 @@ START_TEST(test_restart_reattaches_running_task)
     h_start(&h, false);
     ck_assert(run_until(&h, registered, NULL, 5000));
     char *job = restart_job("echo $$ >> ../alloc/data/pids; exec sleep 1000");
-    srv_add_alloc(&h.srv, A1, job);
+    srv_add_alloc(&h.srv, id_a1, job);
     free(job);
-    struct want w = {A1, "running"};
+    struct want w = {id_a1, "running"};
     ck_assert(run_until(&h, update_is, &w, 10000));
-    struct want_pids wp = {A1, 1};
+    struct want_pids wp = {id_a1, 1};
     ck_assert(run_until(&h, pids_written, &wp, 5000));
     pid_t pids[4];
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
-    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 4), 1);
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, id_a1);
     struct shim_handle hd;
     ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
     ck_assert_int_eq(hd.task_pid, pids[0]);
@@ -674,22 +675,22 @@ START_TEST(test_restart_reattaches_running_task)
     for (uint64_t t = cv_mono_ms() + 300; cv_mono_ms() < t;)
         event_base_loop(h.base, EVLOOP_ONCE);
     ck_assert_uint_eq(client_num_allocs(h.c), 1);
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 4), 1);
     ck_assert_int_eq(pids[0], hd.task_pid);
     ck_assert_int_eq(kill(pids[0], 0), 0);
     ck_assert_int_eq(count_procs_with(hp), 1); /* one shim, the first one */
-    const struct alloc *u = last_update(&h.srv, A1);
+    const struct alloc *u = last_update(&h.srv, id_a1);
     ck_assert_str_eq(u->task_states[0].state, "running");
     ck_assert_int_eq(count_events(&u->task_states[0], "Started"), 1);
     ck_assert_int_eq(count_events(&u->task_states[0], "Received"), 1);
 
-    struct alloc *a1 = srv_alloc(&h.srv, A1);
+    struct alloc *a1 = srv_alloc(&h.srv, id_a1);
     cv_strset(&a1->desired_status, "stop");
     a1->alloc_modify_index = h.srv.index + 1;
     srv_changed(&h.srv);
-    struct want stopped = {A1, "complete"};
+    struct want stopped = {id_a1, "complete"};
     ck_assert(run_until(&h, update_is, &stopped, 10000));
-    u = last_update(&h.srv, A1);
+    u = last_update(&h.srv, id_a1);
     const struct task_state *ts = &u->task_states[0];
     ck_assert_str_eq(ts->events[ts->n_events - 1].type, "Killed");
     ck_assert(kill(hd.task_pid, 0) != 0);
@@ -722,29 +723,29 @@ START_TEST(test_restart_reports_exit_while_away)
                             "if [ $(wc -l < $P) -eq 1 ]; then "
                             "while [ ! -f ../alloc/data/go ]; do sleep 0.02; done; exit 3; fi; "
                             "exec sleep 1000");
-    srv_add_alloc(&h.srv, A1, job);
+    srv_add_alloc(&h.srv, id_a1, job);
     free(job);
-    struct want w = {A1, "running"};
+    struct want w = {id_a1, "running"};
     ck_assert(run_until(&h, update_is, &w, 10000));
-    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, A1);
+    char *hp = xasprintf("%s/client/allocs/%s/t.handle", h.dir, id_a1);
     struct shim_handle hd;
     ck_assert_int_eq(shim_read_handle(hp, &hd), 0);
 
     h_restart(&h);
     /* The task ends while no client runs; its shim records the exit and is gone (this
      * test process started it, so it reaps it as init would). */
-    char *go = xasprintf("%s/alloc/%s/alloc/data/go", h.dir, A1);
+    char *go = xasprintf("%s/alloc/%s/alloc/data/go", h.dir, id_a1);
     ck_assert_int_eq(cv_write_file_atomic(go, "", 0), 0);
     free(go);
     ck_assert_int_eq(waitpid(hd.shim_pid, NULL, 0), hd.shim_pid);
     ck_assert(kill(hd.task_pid, 0) != 0);
 
     h_client_again(&h);
-    struct want_restarted wr = {A1, 1};
+    struct want_restarted wr = {id_a1, 1};
     ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
-    struct want_pids wp = {A1, 2};
+    struct want_pids wp = {id_a1, 2};
     ck_assert(run_until(&h, pids_written, &wp, 5000));
-    const struct alloc *u = last_update(&h.srv, A1);
+    const struct alloc *u = last_update(&h.srv, id_a1);
     const struct task_state *ts = &u->task_states[0];
     const struct task_event *term = NULL;
     for (size_t i = 0; i < ts->n_events; i++)
@@ -758,7 +759,7 @@ START_TEST(test_restart_reports_exit_while_away)
     ck_assert_int_eq(count_events(ts, "Started"), 2);
     ck_assert_uint_eq(ts->restarts, 1);
     pid_t pids[4];
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 2);
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 4), 2);
     ck_assert_int_ne(pids[1], pids[0]);
     ck_assert_int_eq(kill(pids[1], 0), 0);
     ck_assert_int_eq(count_procs_with(hp), 1);
@@ -820,21 +821,21 @@ START_TEST(test_restart_attempts_survive_client_restart)
                            "if [ $(wc -l < $P) -eq 1 ]; then exit 1; fi; "
                            "while [ ! -f ../alloc/data/go ]; do sleep 0.02; done; exit 1",
                            1, 50);
-    srv_add_alloc(&h.srv, A1, job);
+    srv_add_alloc(&h.srv, id_a1, job);
     free(job);
-    struct want_restarted wr = {A1, 1};
+    struct want_restarted wr = {id_a1, 1};
     ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
-    struct want_pids wp = {A1, 2};
+    struct want_pids wp = {id_a1, 2};
     ck_assert(run_until(&h, pids_written, &wp, 5000));
 
     h_restart(&h);
     h_client_again(&h);
-    struct want w = {A1, "running"};
+    struct want w = {id_a1, "running"};
     ck_assert(run_until(&h, update_is, &w, 10000));
-    write_go(&h, A1, "go");
-    struct want failed = {A1, "failed"};
+    write_go(&h, id_a1, "go");
+    struct want failed = {id_a1, "failed"};
     ck_assert(run_until(&h, update_is, &failed, 10000));
-    const struct alloc *u = last_update(&h.srv, A1);
+    const struct alloc *u = last_update(&h.srv, id_a1);
     const struct task_state *ts = &u->task_states[0];
     ck_assert_str_eq(ts->state, "dead");
     ck_assert(ts->failed);
@@ -843,7 +844,7 @@ START_TEST(test_restart_attempts_survive_client_restart)
     ck_assert_str_eq(nr->display_message,
                      "Exceeded allowed attempts 1 in interval 1h0m0s and mode is \"fail\"");
     pid_t pids[4];
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 2);
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 4), 2);
     h_stop(&h);
 }
 END_TEST
@@ -858,12 +859,12 @@ START_TEST(test_restart_delay_survives_client_restart)
     char *job = policy_job("P=../alloc/data/pids; echo $$ >> $P; "
                            "if [ $(wc -l < $P) -eq 1 ]; then exit 1; fi; exec sleep 1000",
                            2, 1500);
-    srv_add_alloc(&h.srv, A1, job);
+    srv_add_alloc(&h.srv, id_a1, job);
     free(job);
-    struct want_event we = {A1, "Restarting", 1};
+    struct want_event we = {id_a1, "Restarting", 1};
     ck_assert(run_until(&h, has_events, &we, 10000));
-    const struct task_event *re = last_event(&last_update(&h.srv, A1)->task_states[0],
-                                             "Restarting");
+    const struct task_event *re =
+        last_event(&last_update(&h.srv, id_a1)->task_states[0], "Restarting");
     ck_assert_int_ge(re->start_delay, 1500 * MS);
     int64_t due = re->time + re->start_delay;
 
@@ -874,13 +875,13 @@ START_TEST(test_restart_delay_survives_client_restart)
     while (cv_mono_ms() < until)
         event_base_loop(h.base, EVLOOP_ONCE);
     pid_t pids[4];
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 4), 1);
-    struct want_pids wp = {A1, 2};
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 4), 1);
+    struct want_pids wp = {id_a1, 2};
     ck_assert(run_until(&h, pids_written, &wp, 10000));
     ck_assert_int_ge(cv_wall_ns(), due - 50 * MS);
-    struct want_restarted wr = {A1, 1};
+    struct want_restarted wr = {id_a1, 1};
     ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
-    const struct task_state *ts = &last_update(&h.srv, A1)->task_states[0];
+    const struct task_state *ts = &last_update(&h.srv, id_a1)->task_states[0];
     ck_assert_int_eq(count_events(ts, "Restarting"), 1);
     h_stop(&h);
 }
@@ -899,58 +900,60 @@ START_TEST(test_signal_and_user_restart)
                            "trap 'echo usr1 >> $D/got' USR1; "
                            "while [ ! -f $D/fail ]; do sleep 0.02; done; rm -f $D/fail; exit 1",
                            1, 50);
-    srv_add_alloc(&h.srv, A1, job);
+    srv_add_alloc(&h.srv, id_a1, job);
     free(job);
-    struct want w = {A1, "running"};
+    struct want w = {id_a1, "running"};
     ck_assert(run_until(&h, update_is, &w, 10000));
-    struct want_pids wp1 = {A1, 1};
+    struct want_pids wp1 = {id_a1, 1};
     ck_assert(run_until(&h, pids_written, &wp1, 5000));
 
     char err[CV_ERRMSG_SIZE];
-    ck_assert_int_eq(client_alloc_signal(h.c, A1, "t", "SIGFOO", err), -CV_EINVAL);
+    ck_assert_int_eq(client_alloc_signal(h.c, id_a1, "t", "SIGFOO", err), -CV_EINVAL);
     ck_assert_str_eq(err, "invalid signal \"SIGFOO\"");
-    ck_assert_int_eq(client_alloc_signal(h.c, A1, "nope", "SIGUSR1", err), -CV_ENOTFOUND);
+    ck_assert_int_eq(client_alloc_signal(h.c, id_a1, "nope", "SIGUSR1", err), -CV_ENOTFOUND);
     ck_assert_str_eq(err, "Task not found");
-    ck_assert_int_eq(client_alloc_signal(h.c, A2, "", "SIGUSR1", err), -CV_ENOTFOUND);
-    ck_assert_str_eq(err, "Unknown allocation \"" A2 "\"");
-    ck_assert_int_eq(client_alloc_restart(h.c, A1, "nope", err), -CV_ENOTFOUND);
-    ck_assert_int_eq(client_alloc_signal(h.c, A1, "t", "SIGUSR1", err), 0);
-    char *got = xasprintf("%s/alloc/%s/alloc/data/got", h.dir, A1);
+    ck_assert_int_eq(client_alloc_signal(h.c, id_a2, "", "SIGUSR1", err), -CV_ENOTFOUND);
+    char *unknown = xasprintf("Unknown allocation \"%s\"", id_a2);
+    ck_assert_str_eq(err, unknown);
+    free(unknown);
+    ck_assert_int_eq(client_alloc_restart(h.c, id_a1, "nope", err), -CV_ENOTFOUND);
+    ck_assert_int_eq(client_alloc_signal(h.c, id_a1, "t", "SIGUSR1", err), 0);
+    char *got = xasprintf("%s/alloc/%s/alloc/data/got", h.dir, id_a1);
     uint64_t until = cv_mono_ms() + 5000;
     while (access(got, F_OK) != 0 && cv_mono_ms() < until)
         event_base_loop(h.base, EVLOOP_ONCE);
     ck_assert_int_eq(access(got, F_OK), 0);
     free(got);
-    struct want_event ws = {A1, "Signaling", 1};
+    struct want_event ws = {id_a1, "Signaling", 1};
     ck_assert(run_until(&h, has_events, &ws, 5000));
     const struct task_event *se =
-        last_event(&last_update(&h.srv, A1)->task_states[0], "Signaling");
+        last_event(&last_update(&h.srv, id_a1)->task_states[0], "Signaling");
     ck_assert_str_eq(se->display_message, "Task being sent a signal");
     ck_assert_str_eq(strmap_get(&se->details, "signal"), "SIGUSR1");
 
     /* Two user restarts with attempts = 1: neither counts. */
     for (int i = 2; i <= 3; i++) {
-        ck_assert_int_eq(client_alloc_restart(h.c, A1, i == 2 ? "t" : NULL, err), 0);
-        struct want_pids wp = {A1, (size_t)i};
+        ck_assert_int_eq(client_alloc_restart(h.c, id_a1, i == 2 ? "t" : NULL, err), 0);
+        struct want_pids wp = {id_a1, (size_t)i};
         ck_assert(run_until(&h, pids_written, &wp, 10000));
-        struct want_restarted wr = {A1, (uint64_t)i - 1};
+        struct want_restarted wr = {id_a1, (uint64_t)i - 1};
         ck_assert(run_until(&h, running_after_restarts, &wr, 10000));
     }
-    const struct task_state *ts = &last_update(&h.srv, A1)->task_states[0];
+    const struct task_state *ts = &last_update(&h.srv, id_a1)->task_states[0];
     ck_assert_str_eq(last_event(ts, "Restart Signaled")->display_message,
                      "User requested running tasks to restart");
     ck_assert_str_eq(last_event(ts, "Restarting")->display_message, "Task restarting in 0s");
     ck_assert_int_eq(count_events(ts, "Not Restarting"), 0);
     /* A real failure now is the first the policy counts: it restarts. */
-    write_go(&h, A1, "fail");
-    struct want_pids wp4 = {A1, 4};
+    write_go(&h, id_a1, "fail");
+    struct want_pids wp4 = {id_a1, 4};
     ck_assert(run_until(&h, pids_written, &wp4, 10000));
-    struct want_restarted wr3 = {A1, 3};
+    struct want_restarted wr3 = {id_a1, 3};
     ck_assert(run_until(&h, running_after_restarts, &wr3, 10000));
-    ts = &last_update(&h.srv, A1)->task_states[0];
+    ts = &last_update(&h.srv, id_a1)->task_states[0];
     ck_assert_str_eq(last_event(ts, "Restarting")->restart_reason, "Restart within policy");
     pid_t pids[8];
-    ck_assert_uint_eq(read_pids(&h, A1, pids, 8), 4);
+    ck_assert_uint_eq(read_pids(&h, id_a1, pids, 8), 4);
     for (int i = 0; i < 3; i++)
         ck_assert(kill(pids[i], 0) != 0);
     ck_assert_int_eq(kill(pids[3], 0), 0);
@@ -1101,6 +1104,8 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "docker-task"))
         return docker_task_main(argc - 1, argv + 1);
     log_min_level = LOG_WARN;
+    t_exec_unique_id(id_a1, "a1111111-0000-4000-8000-000000000001");
+    t_exec_unique_id(id_a2, "a2222222-0000-4000-8000-000000000002");
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

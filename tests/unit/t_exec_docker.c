@@ -610,6 +610,9 @@ END_TEST
 
 /* ---- docker-task against a daemon that is not there, under the alloc runner ---- */
 
+/* The allocation's ID, made per process in main (t_exec_unique_id). */
+static char runner_alloc_id[T_EXEC_ID_SIZE];
+
 START_TEST(test_runner_daemon_unreachable)
 {
     /* A docker task whose daemon cannot be reached fails to start with a Driver Failure
@@ -620,7 +623,7 @@ START_TEST(test_runner_daemon_unreachable)
     char *ep = xasprintf("unix://%s/no-daemon.sock", t_exec_base_dir);
     strmap_set(&plugin, "docker.endpoint", ep);
     const struct t_exec_harness_config cfg = {
-        .alloc_id = "7e1a5b2c-0000-4000-8000-0000000000d1",
+        .alloc_id = runner_alloc_id,
         .plugin_config = &plugin,
     };
     struct t_exec_harness h;
@@ -687,6 +690,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "docker-task"))
         return docker_task_main(argc - 1, argv + 1);
     t_exec_prefix = "t_exec_docker";
+    t_exec_unique_id(runner_alloc_id, "7e1a5b2c-0000-4000-8000-0000000000d1");
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

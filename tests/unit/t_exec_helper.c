@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -69,6 +70,16 @@ char *t_exec_tmpdir(void)
     char *t = xasprintf("%s/XXXXXX", t_exec_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(t));
     return t;
+}
+
+void t_exec_unique_id(char out[T_EXEC_ID_SIZE], const char *tmpl)
+{
+    if (!cv_uuid_valid(tmpl)) { /* called outside any test: no ck_assert */
+        fprintf(stderr, "t_exec_unique_id: not a UUID: %s\n", tmpl);
+        abort();
+    }
+    /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxx" + 8 digits; pid_max is at most 2^22. */
+    snprintf(out, T_EXEC_ID_SIZE, "%.28s%08lx", tmpl, (unsigned long)getpid());
 }
 
 /* ---- the alloc-runner harness ---- */

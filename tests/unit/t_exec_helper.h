@@ -39,6 +39,17 @@ extern const char *t_exec_prefix;
 /* Returns a new directory under t_exec_base_dir (a new string, free with free()). */
 char *t_exec_tmpdir(void);
 
+/* The size of an allocation ID with its NUL. */
+#define T_EXEC_ID_SIZE 37
+/* Writes to out the UUID tmpl with its last 8 hex digits replaced by this process's pid
+ * in hex: an ID that no other process alive at the same time makes. Task cgroups are
+ * named after the allocation ID, and creating a task's cgroup empties any group of that
+ * name (src/exec/cgroup.c: the leftovers of a killed run), so with fixed IDs two
+ * checkouts running the same program at once killed each other's tasks. The templates
+ * of one program must differ in their first 28 digits. Call it in main, before
+ * srunner_run_all: the forked tests then share the runner's IDs. */
+void t_exec_unique_id(char out[T_EXEC_ID_SIZE], const char *tmpl);
+
 /* ---- the alloc-runner harness ---- */
 
 /* A job "j" of one group "g" holding tasks (JSON task objects, comma-separated). */
@@ -51,8 +62,8 @@ char *t_exec_tmpdir(void);
 /* What differs between the programs' harnesses; read during t_exec_harness_start only,
  * except plugin_config. */
 struct t_exec_harness_config {
-    /* The allocation's ID. Each program has its own: task cgroups are named after it,
-     * and make -j2 check runs programs side by side. */
+    /* The allocation's ID, made by t_exec_unique_id: task cgroups are named after it,
+     * and programs run side by side (make -j2 check, other checkouts). */
     const char *alloc_id;
     bool raw_exec_enabled;
     /* Borrows (must outlive the harness): "<driver>.<key>" -> text; may be NULL. */

@@ -28,10 +28,12 @@
 #include "util/err.h"
 #include "util/util.h"
 
-#define ALLOC_ID "5e0c1a55-0000-4000-8000-00000000e8ec"
+/* The allocation's ID, made per process in main (t_exec_unique_id): task cgroups are
+ * named after it. */
+static char alloc_id[T_EXEC_ID_SIZE];
 
 static const struct t_exec_harness_config iso_cfg = {
-    .alloc_id = ALLOC_ID,
+    .alloc_id = alloc_id,
     .raw_exec_enabled = true,
 };
 
@@ -40,7 +42,7 @@ static char *task_cgroup(const char *ctrl, const char *task)
 {
     char *self = cgroup_self_dir(ctrl);
     ck_assert_ptr_nonnull(self);
-    char *p = xasprintf("%s/caravan/%s.%s", self, ALLOC_ID, task);
+    char *p = xasprintf("%s/caravan/%s.%s", self, alloc_id, task);
     free(self);
     return p;
 }
@@ -325,7 +327,9 @@ START_TEST(test_frozen_leftover_cgroup_reclaimed)
     /* A task's cgroups left frozen with a process inside (its shim was SIGKILLed during
      * a kill-all) do not stall the next attempt: creating them again thaws and empties
      * them, and a task started in them runs. */
-    const char *name = "t-exec-leftover.t";
+    /* A task name no other test uses, under our own allocation ID (a fixed name was
+     * shared with any other run of this program). */
+    char *name = xasprintf("%s.leftover", alloc_id);
     struct cgroup_limits lim = {0};
     struct cgroup cg;
     char err[CV_ERRMSG_SIZE];
@@ -367,6 +371,7 @@ START_TEST(test_frozen_leftover_cgroup_reclaimed)
     free(st);
     cgroup_destroy(&again);
     cgroup_destroy(&cg); /* the same directories, already gone: only frees */
+    free(name);
 }
 END_TEST
 
@@ -398,6 +403,7 @@ int main(int argc, char **argv)
         printf("SKIP: exec driver unsupported here: %s\n", why);
         return 77;
     }
+    t_exec_unique_id(alloc_id, "5e0c1a55-0000-4000-8000-00000000e8ec");
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

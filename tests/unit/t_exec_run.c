@@ -227,9 +227,11 @@ END_TEST
 
 /* ---- alloc runner ---- */
 
-/* Each program its own alloc ID: raw_exec tasks get cgroups named after it. */
+/* The allocation's ID, made per process in main (t_exec_unique_id): raw_exec tasks get
+ * cgroups named after it. */
+static char run_alloc_id[T_EXEC_ID_SIZE];
 static const struct t_exec_harness_config run_cfg = {
-    .alloc_id = "7e1a5b2c-0000-4000-8000-000000000001",
+    .alloc_id = run_alloc_id,
     .raw_exec_enabled = true,
 };
 
@@ -565,6 +567,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "task-shim"))
         return shim_main(argc - 1, argv + 1);
+    t_exec_unique_id(run_alloc_id, "7e1a5b2c-0000-4000-8000-000000000001");
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

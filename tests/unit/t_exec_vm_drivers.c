@@ -34,7 +34,9 @@
 #include "util/err.h"
 #include "util/util.h"
 
-#define ALLOC_ID "5e0c1a55-0000-4000-8000-0000000a0a0a"
+/* The allocation's ID, made per process in main (t_exec_unique_id): task cgroups are
+ * named after it. */
+static char alloc_id[T_EXEC_ID_SIZE];
 
 /* ---- command lines ---- */
 
@@ -346,7 +348,7 @@ END_TEST
 static void vm_start(struct t_exec_harness *h, const char *job_json,
                      void (*prepare)(const char *local))
 {
-    struct t_exec_harness_config cfg = {.alloc_id = ALLOC_ID, .prepare = prepare};
+    struct t_exec_harness_config cfg = {.alloc_id = alloc_id, .prepare = prepare};
     t_exec_harness_start(h, &cfg, job_json);
 }
 
@@ -566,7 +568,7 @@ static bool pid_alive(pid_t pid)
 /* The qemu process of the running task: the task pid in its shim's handle file. */
 static pid_t qemu_pid(struct t_exec_harness *h)
 {
-    char *p = xasprintf("%s/client/allocs/%s/t.handle", h->dir, ALLOC_ID);
+    char *p = xasprintf("%s/client/allocs/%s/t.handle", h->dir, alloc_id);
     struct shim_handle sh;
     pid_t pid = shim_read_handle(p, &sh) == 0 ? sh.task_pid : -1;
     free(p);
@@ -679,6 +681,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "task-shim"))
         return shim_main(argc - 1, argv + 1);
     t_exec_prefix = "t_exec_vm_drivers";
+    t_exec_unique_id(alloc_id, "5e0c1a55-0000-4000-8000-0000000a0a0a");
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -2,7 +2,8 @@
  * t_gossip_pool.c - two real pools on one libevent loop over loopback UDP/TCP (ports
  * chosen by the kernel): join, tags, tag updates, graceful leave, encryption, wrong key,
  * unreachable seed, a join that never gets its reply (the loop keeps running), keyring
- * files. Each pool has its own event_base, run alternately from the test's thread.
+ * files, what a pool's free answers. Each pool has its own event_base, run alternately
+ * from the test's thread.
  */
 #include <check.h>
 #include <netinet/in.h>
@@ -346,6 +347,56 @@ START_TEST(test_join_does_not_block)
 }
 END_TEST
 
+START_TEST(test_free_answers_pending)
+{
+    /* Freeing a pool answers what is still in flight, once, from the free: a join whose
+     * push/pull waits on a mute peer with -CV_ECANCELED, a keyring query that a member
+     * has not answered with the answers collected (ours), as a timeout would. */
+    struct ctx c = {0};
+    struct strlist addrs = {0};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sin);
+    char addr[64];
+    struct join_res r = {0};
+    struct key_done d = {0};
+    int mute = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_eq(bind(mute, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(mute, 4), 0); /* never accepted, never answered */
+    ck_assert_int_eq(getsockname(mute, (struct sockaddr *)&sin, &sl), 0);
+    c.base = event_base_new();
+    c.base_b = event_base_new();
+    c.a = mk(&c, "a", "dc1", key1, sizeof(key1), false);
+    c.b = mk(&c, "b", "dc1", key1, sizeof(key1), false);
+    join_b_to_a(&c, 1, NULL);
+    ck_assert(wait_status(&c, c.a, "b", NULL, "alive", 3000));
+    gossip_pool_free(c.b); /* gone without a leave: a still counts it alive for a while */
+    c.b = NULL;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+    strlist_add(&addrs, addr);
+    gossip_join(c.a, &addrs, join_cb, &r);
+    ck_assert_int_eq(gossip_keyring_op(c.a, GOSSIP_KEY_LIST, NULL, 0, key_done_cb, &d), 0);
+    for (int i = 0; i < 100; i++) {
+        event_base_loop(c.base, EVLOOP_NONBLOCK);
+        usleep(2000);
+    }
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(d.calls, 0);
+    gossip_pool_free(c.a);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.rc, -CV_ECANCELED);
+    ck_assert_msg(strstr(r.err, "canceled") != NULL, "%s", r.err);
+    ck_assert_int_eq(d.calls, 1);
+    ck_assert_int_eq(d.num_nodes, 2);
+    ck_assert_int_eq(d.num_resp, 1);
+    ck_assert_str_eq(d.err, "1/2 nodes reported success");
+    strlist_clear(&addrs);
+    event_base_free(c.base);
+    event_base_free(c.base_b);
+    close(mute);
+}
+END_TEST
+
 static struct gossip_pool *mk_file(struct ctx *c, const char *name, const uint8_t *key,
                                    size_t keylen, const char *file)
 {
@@ -492,6 +543,7 @@ int main(void)
     tcase_add_test(tc, test_unreachable_and_bad_config);
     tcase_add_test(tc, test_keyring_rotation);
     tcase_add_test(tc, test_join_does_not_block);
+    tcase_add_test(tc, test_free_answers_pending);
     tcase_add_test(tc, test_keyring_file);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
