@@ -417,10 +417,10 @@ def main():
         print("%-38s median %.2f s, worst %.2f s over %d rounds  (target <= 2 s: %s; Nomad: ~1-3 s)"
               % ("leader failover (kill -9 -> write)", med, max(times), len(times), verdict(med <= 2.0)))
         print("%-38s %.0f/s vs bare libraft %.0f/s = %.0f%%  (target >= 70%%: %s; medians of %d "
-              "rounds; bare = the faster of libraft's stock transport, %.0f/s, and the same "
-              "with TCP_NODELAY)"
+              "rounds; bare = the faster of libraft's stock transport, %.0f/s = %.0f%%, and the "
+              "same with TCP_NODELAY)"
               % ("write throughput (job registrations)", rate, brate, ratio * 100,
-                 verdict(ratio >= 0.70), WRITE_ROUNDS, brate_stock))
+                 verdict(ratio >= 0.70), WRITE_ROUNDS, brate_stock, rate / brate_stock * 100))
         all_servers = all(n > 0 for n in plans.values())
         print("%-38s %.0f/s  (target 10,000/s: %s; Nomad C1M: ~3,750/s with 5 servers); "
               "plans from all servers: %s"
