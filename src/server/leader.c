@@ -808,6 +808,16 @@ static void ep_eval_update(struct rpc_req *req, void *ctx)
         st_clear(&ST_EVAL_UPDATE_REQ, &r);
         return;
     }
+    /* This caller's evals join other callers' in one FSM entry (evals_commit), which the
+     * FSM would refuse whole for one eval without its keys: refused here, alone. */
+    for (size_t i = 0; i < r.n_evals; i++) {
+        char err[CV_ERRMSG_SIZE];
+        if (fsm_eval_check(&r.evals[i], err)) {
+            rpc_req_error(req, CV_EINVAL, "evaluation %zu: %s", i, err);
+            st_clear(&ST_EVAL_UPDATE_REQ, &r);
+            return;
+        }
+    }
     if (r.slices > 1) {
         slice_update(ld, req, &r);
         st_clear(&ST_EVAL_UPDATE_REQ, &r);

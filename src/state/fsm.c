@@ -1,5 +1,13 @@
 /*
  * fsm.c - applying raft entries to the state store (see fsm.h), and FSM snapshots.
+ *
+ * An entry is checked whole before its transaction writes anything (fsm_cmd_check), and
+ * the apply functions that follow cannot fail: state.c writes in place when it can, so a
+ * transaction aborted after a write stops the process (state_txn_abort). The checks read
+ * only the command and the state, and take an absent string for "" (the leader applies
+ * the command it holds, where a string may be NULL; followers decode the entry, where
+ * every string the leader had is present), so a refused entry is refused on every server
+ * alike and changes nothing anywhere.
  */
 #include "state/fsm.h"
 
@@ -69,6 +77,157 @@ static bool job_spec_changed(const struct job *a, const struct job *b)
     st_clear(&ST_JOB, &y);
     return changed;
 }
+
+/* ---------------------------------------------------------------- checks */
+
+static const char *const fsm_type_names[] = {
+    [FSM_JOB_REGISTER] = "job register",
+    [FSM_JOB_DEREGISTER] = "job deregister",
+    [FSM_NODE_REGISTER] = "node register",
+    [FSM_NODE_STATUS] = "node status",
+    [FSM_EVAL_UPDATE] = "eval update",
+    [FSM_ALLOC_CLIENT_UPDATE] = "alloc client update",
+    [FSM_PLAN_APPLY] = "plan apply",
+    [FSM_NODE_DELETE] = "node delete",
+    [FSM_STATE_RESTORE] = "state restore",
+    [FSM_GC] = "gc",
+    [FSM_ALLOC_DESIRED_TRANSITION] = "alloc desired transition",
+};
+
+/* A part of a store key (state.c joins parts with '\x01'): present, not empty, and
+ * without the separator, which would let two objects share a key or a prefix walk reach
+ * another job's objects. */
+static int key_check(const char *field, const char *v, char *errmsg)
+{
+    if (!v || !*v)
+        return cv_err(errmsg, CV_EMALFORMED, "no %s", field);
+    if (strchr(v, '\x01'))
+        return cv_err(errmsg, CV_EMALFORMED, "%s contains the key separator \\x01", field);
+    return 0;
+}
+
+/* A namespace may be absent or empty (the default one, state.c), never hold '\x01'. */
+static int ns_check(const char *v, char *errmsg)
+{
+    if (v && strchr(v, '\x01'))
+        return cv_err(errmsg, CV_EMALFORMED, "Namespace contains the key separator \\x01");
+    return 0;
+}
+
+int fsm_job_check(const struct job *j, char *errmsg)
+{
+    int rc = key_check("ID", j->id, errmsg);
+    return rc ? rc : ns_check(j->namespace, errmsg);
+}
+
+int fsm_node_check(const struct node *n, char *errmsg)
+{
+    return key_check("ID", n->id, errmsg);
+}
+
+int fsm_alloc_check(const struct alloc *a, char *errmsg)
+{
+    int rc = key_check("ID", a->id, errmsg);
+    if (!rc)
+        rc = key_check("NodeID", a->node_id, errmsg);
+    if (!rc)
+        rc = key_check("JobID", a->job_id, errmsg);
+    return rc ? rc : ns_check(a->namespace, errmsg);
+}
+
+int fsm_eval_check(const struct eval *e, char *errmsg)
+{
+    int rc = key_check("ID", e->id, errmsg);
+    if (!rc)
+        rc = key_check("JobID", e->job_id, errmsg);
+    return rc ? rc : ns_check(e->namespace, errmsg);
+}
+
+/* Everything the apply of cmd will rely on, checked against the state it applies to. */
+static int cmd_check_fields(const struct fsm_cmd *cmd, const struct state_snap *sn, char *errmsg)
+{
+    int rc = 0;
+    /* Every command stores its evaluations. */
+    for (size_t i = 0; i < cmd->n_evals; i++)
+        if ((rc = fsm_eval_check(&cmd->evals[i], errmsg))) {
+            cv_errwrap(errmsg, "evaluation %zu", i);
+            return rc;
+        }
+    switch (cmd->type) {
+    case FSM_JOB_REGISTER:
+        if (!cmd->job)
+            return cv_err(errmsg, CV_EMALFORMED, "no Job");
+        if ((rc = fsm_job_check(cmd->job, errmsg)))
+            cv_errwrap(errmsg, "Job");
+        return rc;
+    case FSM_JOB_DEREGISTER:
+        if ((rc = key_check("JobID", cmd->job_id, errmsg)))
+            return rc;
+        return ns_check(cmd->namespace, errmsg);
+    case FSM_NODE_REGISTER:
+        if (!cmd->node)
+            return cv_err(errmsg, CV_EMALFORMED, "no Node");
+        if ((rc = fsm_node_check(cmd->node, errmsg)))
+            cv_errwrap(errmsg, "Node");
+        return rc;
+    case FSM_NODE_STATUS:
+        if ((rc = key_check("NodeID", cmd->node_id, errmsg)))
+            return rc;
+        if (!cmd->status || !*cmd->status)
+            return cv_err(errmsg, CV_EMALFORMED, "no Status");
+        if (!snap_node(sn, cmd->node_id))
+            return cv_err(errmsg, CV_ENOTFOUND, "node %s not found", cmd->node_id);
+        return 0;
+    case FSM_NODE_DELETE:
+        return key_check("NodeID", cmd->node_id, errmsg);
+    case FSM_EVAL_UPDATE:
+        return 0;
+    case FSM_ALLOC_CLIENT_UPDATE:
+    case FSM_ALLOC_DESIRED_TRANSITION:
+        /* Merged into the stored allocation found by ID (none found: skipped). */
+        for (size_t i = 0; i < cmd->n_allocs; i++)
+            if ((rc = key_check("ID", cmd->allocs[i].id, errmsg))) {
+                cv_errwrap(errmsg, "allocation %zu", i);
+                return rc;
+            }
+        return 0;
+    case FSM_PLAN_APPLY:
+        for (size_t i = 0; i < cmd->n_allocs; i++)
+            if ((rc = fsm_alloc_check(&cmd->allocs[i], errmsg))) {
+                cv_errwrap(errmsg, "allocation %zu", i);
+                return rc;
+            }
+        for (size_t i = 0; i < cmd->n_stopped; i++)
+            if ((rc = key_check("ID", cmd->stopped[i].id, errmsg))) {
+                cv_errwrap(errmsg, "stop %zu", i);
+                return rc;
+            }
+        return 0;
+    case FSM_GC:
+        for (size_t i = 0; i < cmd->gc_jobs.n; i++)
+            if (!strchr(cmd->gc_jobs.v[i], '\x01'))
+                return cv_err(errmsg, CV_EMALFORMED, "GCJobs %zu is not namespace\\x01ID", i);
+        return 0;
+    case FSM_STATE_RESTORE: /* the snapshot is checked as it is decoded */
+        if (!cmd->snapshot || !*cmd->snapshot)
+            return cv_err(errmsg, CV_EMALFORMED, "no Snapshot");
+        return 0;
+    default:
+        return cv_err(errmsg, CV_EMALFORMED, "unknown command type %lld", (long long)cmd->type);
+    }
+}
+
+/* Returns 0 when cmd can be applied to sn (NULL for a state restore), else -CV_EMALFORMED (or
+ * -CV_ENOTFOUND: a node status for no node) with the command type and what is wrong in errmsg. */
+static int fsm_cmd_check(const struct fsm_cmd *cmd, const struct state_snap *sn, char *errmsg)
+{
+    int rc = cmd_check_fields(cmd, sn, errmsg);
+    if (rc && cmd->type >= FSM_JOB_REGISTER && cmd->type <= FSM_ALLOC_DESIRED_TRANSITION)
+        cv_errwrap(errmsg, "%s", fsm_type_names[cmd->type]);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- apply */
 
 /* Moves the command's evals into the store (the command keeps zeroed slots) and returns
  * them, each with a reference of the caller's for fire_eval_hooks. */
@@ -174,18 +333,15 @@ static void apply_node_register(struct state_txn *txn, struct fsm_cmd *cmd)
     txn_upsert_node(txn, n);
 }
 
-static int apply_node_status(struct state_txn *txn, struct fsm_cmd *cmd, char *errmsg)
+static void apply_node_status(struct state_txn *txn, struct fsm_cmd *cmd)
 {
-    const struct node *old = snap_node(txn_snap(txn), cmd->node_id);
-    if (!old)
-        return cv_err(errmsg, CV_ENOTFOUND, "node not found");
+    const struct node *old = snap_node(txn_snap(txn), cmd->node_id); /* checked: there */
     struct node *n = st_dup(&ST_NODE, old);
     if (!cv_streq(n->status, cmd->status))
         n->status_updated_at = cmd->now / 1000000000ll;
     cv_strset(&n->status, cmd->status);
     node_add_events(n, cmd->node_events, cmd->n_node_events, txn_index(txn));
     txn_upsert_node(txn, n);
-    return 0;
 }
 
 static void apply_alloc_client_update(struct state_txn *txn, struct fsm_cmd *cmd,
@@ -231,20 +387,6 @@ static void apply_desired_transition(struct state_txn *txn, const struct fsm_cmd
     }
 }
 
-/* What every plan the applier writes has (its encoder writes every string): an entry
- * without it was not written by a leader, and would index allocations under no key. */
-static int plan_valid(const struct fsm_cmd *cmd, char *errmsg)
-{
-    for (size_t i = 0; i < cmd->n_allocs; i++)
-        if (!cmd->allocs[i].id || !cmd->allocs[i].node_id || !cmd->allocs[i].job_id)
-            return cv_err(errmsg, CV_EMALFORMED,
-                          "plan apply: allocation %zu without ID, NodeID or JobID", i);
-    for (size_t i = 0; i < cmd->n_stopped; i++)
-        if (!cmd->stopped[i].id)
-            return cv_err(errmsg, CV_EMALFORMED, "plan apply: stop %zu without ID", i);
-    return 0;
-}
-
 static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlist *freed_nodes)
 {
     const struct state_snap *sn = txn_snap(txn);
@@ -254,7 +396,8 @@ static void apply_plan(struct state_txn *txn, struct fsm_cmd *cmd, struct strlis
         if (!old)
             continue;
         struct alloc *a = st_dup(&ST_ALLOC, old);
-        cv_strset(&a->desired_status, u->desired_status ? u->desired_status : ALLOC_DESIRED_STOP);
+        cv_strset(&a->desired_status,
+                  u->desired_status && *u->desired_status ? u->desired_status : ALLOC_DESIRED_STOP);
         cv_strset(&a->desired_description, u->desired_description);
         if (u->client_status && *u->client_status)
             cv_strset(&a->client_status, u->client_status);
@@ -314,8 +457,10 @@ static int apply_state_restore(struct state *s, uint64_t index, struct fsm_cmd *
     struct state_snap *snap;
     int rc = fsm_snapshot_decode_at((const char *)raw, (size_t)len, index, &snap, errmsg);
     free(raw);
-    if (rc)
+    if (rc) {
+        cv_errwrap(errmsg, "state restore");
         return rc;
+    }
     state_restore(s, snap);
     if (hooks && hooks->restored)
         hooks->restored(hooks->arg);
@@ -325,34 +470,33 @@ static int apply_state_restore(struct state *s, uint64_t index, struct fsm_cmd *
 int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
                   const struct fsm_hooks *hooks, char *errmsg)
 {
-    if (cmd->type == FSM_STATE_RESTORE)
-        return apply_state_restore(s, index, cmd, hooks, errmsg);
-    struct strlist freed = {0};
+    if (cmd->type == FSM_STATE_RESTORE) { /* the whole state, replaced by a new one */
+        int rc = fsm_cmd_check(cmd, NULL, errmsg);
+        return rc ? rc : apply_state_restore(s, index, cmd, hooks, errmsg);
+    }
     struct state_txn *txn = state_txn_begin(s, index);
-    int rc = 0;
+    /* Checked whole before anything is written: nothing below fails. */
+    int rc = fsm_cmd_check(cmd, txn_snap(txn), errmsg);
+    if (rc) {
+        state_txn_abort(txn);
+        return rc;
+    }
+    struct strlist freed = {0};
     switch (cmd->type) {
     case FSM_JOB_REGISTER:
-        if (!cmd->job || !cmd->job->id) {
-            rc = cv_err(errmsg, CV_EMALFORMED, "job register without a job");
-            break;
-        }
         apply_job_register(txn, cmd);
         break;
     case FSM_JOB_DEREGISTER:
         apply_job_deregister(txn, cmd);
         break;
     case FSM_NODE_REGISTER:
-        if (!cmd->node || !cmd->node->id) {
-            rc = cv_err(errmsg, CV_EMALFORMED, "node register without a node");
-            break;
-        }
         apply_node_register(txn, cmd);
         strlist_add(&freed, cmd->node->id);
         break;
     case FSM_NODE_STATUS:
-        rc = apply_node_status(txn, cmd, errmsg);
-        if (!rc && cv_streq(cmd->status, NODE_STATUS_READY))
-            strlist_add(&freed, cv_str(cmd->node_id));
+        apply_node_status(txn, cmd);
+        if (cv_streq(cmd->status, NODE_STATUS_READY))
+            strlist_add(&freed, cmd->node_id);
         break;
     case FSM_NODE_DELETE:
         txn_delete_node(txn, cmd->node_id);
@@ -363,11 +507,9 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         for (size_t i = 0; i < cmd->gc_evals.n; i++)
             txn_delete_eval(txn, cmd->gc_evals.v[i]);
         for (size_t i = 0; i < cmd->gc_jobs.n; i++) {
-            char *k = xstrdup(cmd->gc_jobs.v[i]), *sep = strchr(k, '\x01');
-            if (sep) {
-                *sep = '\0';
-                txn_delete_job(txn, k, sep + 1);
-            }
+            char *k = xstrdup(cmd->gc_jobs.v[i]), *sep = strchr(k, '\x01'); /* checked */
+            *sep = '\0';
+            txn_delete_job(txn, k, sep + 1);
             free(k);
         }
         for (size_t i = 0; i < cmd->gc_nodes.n; i++)
@@ -379,20 +521,13 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
         apply_alloc_client_update(txn, cmd, &freed);
         break;
     case FSM_PLAN_APPLY:
-        rc = plan_valid(cmd, errmsg);
-        if (!rc)
-            apply_plan(txn, cmd, &freed);
+        apply_plan(txn, cmd, &freed);
         break;
     case FSM_ALLOC_DESIRED_TRANSITION:
         apply_desired_transition(txn, cmd);
         break;
-    default:
-        rc = cv_err(errmsg, CV_EMALFORMED, "unknown command type %lld", (long long)cmd->type);
-    }
-    if (rc) {
-        state_txn_abort(txn);
-        strlist_clear(&freed);
-        return rc;
+    default: /* refused by fsm_cmd_check */
+        break;
     }
     if (cmd->type == FSM_JOB_REGISTER || cmd->type == FSM_JOB_DEREGISTER) {
         /* The registration's evaluation refers to the job version this entry wrote. */
@@ -557,6 +692,39 @@ static const struct stype ST_FSM_SNAPSHOT = {"fsm_snapshot",
                                              NULL,
                                              -1};
 
+/* Whether a snapshot object has a key field at all. */
+static int present(const char *field, const char *v, char *errmsg)
+{
+    return v ? 0 : cv_err(errmsg, CV_EMALFORMED, "no %s", field);
+}
+
+/* A snapshot holds what an FSM stored, written by our encoder, which writes every string:
+ * an object without one of its keys (a damaged or forged snapshot, an operator's file)
+ * is refused before anything is built, where it would be filed under no key. An empty
+ * key or one holding '\x01' is kept: the FSM refuses to store one now (fsm_*_check), but
+ * earlier versions could, and their states must still restore. */
+static int snapshot_check(const struct fsm_snapshot *fs, char *errmsg)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < fs->n_jobs; i++)
+        if ((rc = present("ID", fs->jobs[i].id, errmsg)))
+            cv_errwrap(errmsg, "snapshot: job %zu", i);
+    for (size_t i = 0; !rc && i < fs->n_nodes; i++)
+        if ((rc = present("ID", fs->nodes[i].id, errmsg)))
+            cv_errwrap(errmsg, "snapshot: node %zu", i);
+    for (size_t i = 0; !rc && i < fs->n_allocs; i++) {
+        const struct alloc *a = &fs->allocs[i];
+        if ((rc = present("ID", a->id, errmsg)) || (rc = present("NodeID", a->node_id, errmsg)) ||
+            (rc = present("JobID", a->job_id, errmsg)))
+            cv_errwrap(errmsg, "snapshot: allocation %zu", i);
+    }
+    for (size_t i = 0; !rc && i < fs->n_evals; i++)
+        if ((rc = present("ID", fs->evals[i].id, errmsg)) ||
+            (rc = present("JobID", fs->evals[i].job_id, errmsg)))
+            cv_errwrap(errmsg, "snapshot: evaluation %zu", i);
+    return rc;
+}
+
 static void pack_str(msgpack_packer *pk, const char *s)
 {
     msgpack_pack_str(pk, strlen(s));
@@ -623,6 +791,8 @@ int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct s
     struct fsm_snapshot fs;
     memset(&fs, 0, sizeof fs);
     int rc = st_decode(&ST_FSM_SNAPSHOT, buf, len, &fs, errmsg);
+    if (!rc)
+        rc = snapshot_check(&fs, errmsg);
     if (rc) {
         st_clear(&ST_FSM_SNAPSHOT, &fs);
         return rc;

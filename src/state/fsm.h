@@ -16,6 +16,15 @@
  *   FSM_PLAN_APPLY          Allocs (placed/updated; Job may be left out when the command
  *                           carries it once as Job), Stopped (ID, DesiredStatus,
  *                           DesiredDescription, ClientStatus), Evals
+ *
+ * What an entry must hold is checked whole before anything is written (fsm.c), and an
+ * entry without it is refused as malformed on every server alike, changing nothing: the
+ * keys of what it stores (fsm_*_check below: every Eval's ID and JobID, the Job's ID, the
+ * Node's ID, a placed allocation's ID, NodeID and JobID) and of what it looks up (JobID,
+ * NodeID, the IDs of merged or stopped allocations), a node status's Status and known
+ * node, GCJobs as "namespace\x01id", a restore's Snapshot, whose objects must have their
+ * keys (fsm_snapshot_decode). No leader writes an entry without them; a decoded entry
+ * leaves a field it lacks NULL, and the apply would index under no key.
  */
 #ifndef CARAVAN_STATE_FSM_H
 #define CARAVAN_STATE_FSM_H
@@ -93,8 +102,21 @@ void fsm_cmd_encode(const struct fsm_cmd *cmd, char **buf, size_t *len);
  * a plain entry (nothing allocated: buf is the msgpack), or -CV_EMALFORMED. */
 int fsm_entry_unpack(const char *buf, size_t len, char **raw, size_t *raw_len, char *errmsg);
 
+/* What every stored object holds: the parts of the keys the store files it under
+ * (state.c), each present, not empty and without the key separator '\x01' - a job's ID,
+ * a node's ID, an allocation's ID, NodeID and JobID, an evaluation's ID and JobID - and a
+ * namespace without '\x01' (absent or empty: the default one). An absent string counts as
+ * "", as the leader's command and the followers' decoding of it must. Returns 0 or
+ * -CV_EMALFORMED naming the field ("no JobID"). For endpoints that batch callers' objects
+ * into one entry, so that one malformed object is refused alone. */
+int fsm_job_check(const struct job *j, char *errmsg);
+int fsm_node_check(const struct node *n, char *errmsg);
+int fsm_alloc_check(const struct alloc *a, char *errmsg);
+int fsm_eval_check(const struct eval *e, char *errmsg);
+
 /* Applies one entry at raft index `index` (either form above). Returns 0 or
- * -CV_EMALFORMED (entry skipped, state unchanged). Nodes keep at most this many events. */
+ * -CV_EMALFORMED (-CV_ENOTFOUND: a node status for an unknown node), the entry refused and
+ * the state unchanged. Nodes keep at most this many events. */
 #define FSM_MAX_NODE_EVENTS 10
 int fsm_apply(struct state *s, uint64_t index, const char *buf, size_t len,
               const struct fsm_hooks *hooks, char *errmsg);
@@ -105,7 +127,8 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
 
 /* Serialises a whole snapshot (msgpack) into a new buffer (free()). */
 void fsm_snapshot_encode(const struct state_snap *snap, char **out, size_t *len);
-/* Decodes a snapshot buffer into a new state snapshot. Returns 0 or -CV_EMALFORMED. */
+/* Decodes a snapshot buffer into a new state snapshot. Returns 0 or -CV_EMALFORMED (not
+ * msgpack, or an object without one of the keys the store files it under). */
 int fsm_snapshot_decode(const char *buf, size_t len, struct state_snap **out, char *errmsg);
 /* Same, for a snapshot restored at raft index `index` (the state's index becomes it). */
 int fsm_snapshot_decode_at(const char *buf, size_t len, uint64_t index, struct state_snap **out,

@@ -9,6 +9,10 @@
  *   allocs_by_node  node-id \x01 alloc-id
  *   allocs_by_job   ns \x01 job-id \x01 alloc-id
  *   evals_by_job    ns \x01 job-id \x01 eval-id
+ * An absent or empty namespace is the default one (ns_key), as everywhere else (the
+ * broker, the scheduler): a command the leader applies holds NULL where the followers'
+ * decoding of it holds "", and both must file an object under the same key. The FSM
+ * stores nothing whose key parts are empty or hold '\x01' (fsm.h).
  */
 #include "state/state.h"
 
@@ -171,6 +175,11 @@ static char *key_join(const char *const *parts, size_t n)
     return k;
 }
 
+static const char *ns_key(const char *ns)
+{
+    return ns && *ns ? ns : DEFAULT_NAMESPACE;
+}
+
 static char *key2(const char *a, const char *b)
 {
     const char *parts[] = {a, b};
@@ -185,7 +194,7 @@ static char *key3(const char *a, const char *b, const char *c)
 
 const struct job *snap_job(const struct state_snap *snap, const char *ns, const char *id)
 {
-    char *k = key2(ns ? ns : DEFAULT_NAMESPACE, id);
+    char *k = key2(ns_key(ns), id);
     const struct job *j = treap_get(snap->root[T_JOBS], k);
     free(k);
     return j;
@@ -234,7 +243,7 @@ void snap_jobs(const struct state_snap *snap, const char *ns, const char *prefix
         }
         ns = DEFAULT_NAMESPACE;
     }
-    char *p = key2(ns, prefix ? prefix : "");
+    char *p = key2(ns_key(ns), prefix ? prefix : "");
     walk(snap->root[T_JOBS], p, fn, arg);
     free(p);
 }
@@ -265,7 +274,7 @@ void snap_allocs_by_node(const struct state_snap *snap, const char *node_id, sna
 void snap_allocs_by_job(const struct state_snap *snap, const char *ns, const char *job_id,
                         snap_iter_fn fn, void *arg)
 {
-    char *p = key3(ns ? ns : DEFAULT_NAMESPACE, job_id, "");
+    char *p = key3(ns_key(ns), job_id, "");
     walk(snap->root[T_ALLOCS_BY_JOB], p, fn, arg);
     free(p);
 }
@@ -273,7 +282,7 @@ void snap_allocs_by_job(const struct state_snap *snap, const char *ns, const cha
 void snap_evals_by_job(const struct state_snap *snap, const char *ns, const char *job_id,
                        snap_iter_fn fn, void *arg)
 {
-    char *p = key3(ns ? ns : DEFAULT_NAMESPACE, job_id, "");
+    char *p = key3(ns_key(ns), job_id, "");
     walk(snap->root[T_EVALS_BY_JOB], p, fn, arg);
     free(p);
 }
@@ -454,7 +463,7 @@ void txn_upsert_job(struct state_txn *txn, struct job *j)
     }
     if (!old)
         txn->next->count[STATE_JOBS]++;
-    char *k = key2(j->namespace ? j->namespace : DEFAULT_NAMESPACE, j->id);
+    char *k = key2(ns_key(j->namespace), j->id);
     tree_put(txn, T_JOBS, k, j);
     free(k);
     touch(txn, STATE_JOBS);
@@ -464,7 +473,7 @@ void txn_delete_job(struct state_txn *txn, const char *ns, const char *id)
 {
     if (!snap_job(txn->next, ns, id))
         return;
-    char *k = key2(ns ? ns : DEFAULT_NAMESPACE, id);
+    char *k = key2(ns_key(ns), id);
     tree_del(txn, T_JOBS, k);
     free(k);
     txn->next->count[STATE_JOBS]--;
@@ -498,7 +507,7 @@ static void alloc_unindex(struct state_txn *txn, const struct alloc *a)
     char *k = key2(a->node_id, a->id);
     tree_del(txn, T_ALLOCS_BY_NODE, k);
     free(k);
-    k = key3(a->namespace ? a->namespace : DEFAULT_NAMESPACE, a->job_id, a->id);
+    k = key3(ns_key(a->namespace), a->job_id, a->id);
     tree_del(txn, T_ALLOCS_BY_JOB, k);
     free(k);
 }
@@ -529,7 +538,7 @@ void txn_upsert_alloc(struct state_txn *txn, struct alloc *a)
     char *k = key2(a->node_id, a->id);
     tree_put(txn, T_ALLOCS_BY_NODE, k, st_ref(&ST_ALLOC, a));
     free(k);
-    k = key3(a->namespace ? a->namespace : DEFAULT_NAMESPACE, a->job_id, a->id);
+    k = key3(ns_key(a->namespace), a->job_id, a->id);
     tree_put(txn, T_ALLOCS_BY_JOB, k, st_ref(&ST_ALLOC, a));
     free(k);
     touch(txn, STATE_ALLOCS);
@@ -553,7 +562,7 @@ void txn_upsert_eval(struct state_txn *txn, struct eval *e)
     if (old) {
         e->create_index = old->create_index;
         if (!cv_streq(old->job_id, e->job_id) || !cv_streq(old->namespace, e->namespace)) {
-            char *k = key3(old->namespace ? old->namespace : DEFAULT_NAMESPACE, old->job_id, old->id);
+            char *k = key3(ns_key(old->namespace), old->job_id, old->id);
             tree_del(txn, T_EVALS_BY_JOB, k);
             free(k);
         }
@@ -567,7 +576,7 @@ void txn_upsert_eval(struct state_txn *txn, struct eval *e)
         e->modify_index = mi;
     }
     tree_put(txn, T_EVALS, e->id, e);
-    char *k = key3(e->namespace ? e->namespace : DEFAULT_NAMESPACE, e->job_id, e->id);
+    char *k = key3(ns_key(e->namespace), e->job_id, e->id);
     tree_put(txn, T_EVALS_BY_JOB, k, st_ref(&ST_EVAL, e));
     free(k);
     touch(txn, STATE_EVALS);
@@ -578,7 +587,7 @@ void txn_delete_eval(struct state_txn *txn, const char *id)
     const struct eval *old = snap_eval(txn->next, id);
     if (!old)
         return;
-    char *k = key3(old->namespace ? old->namespace : DEFAULT_NAMESPACE, old->job_id, old->id);
+    char *k = key3(ns_key(old->namespace), old->job_id, old->id);
     tree_del(txn, T_EVALS_BY_JOB, k);
     free(k);
     tree_del(txn, T_EVALS, id);

@@ -175,6 +175,53 @@ static void intmap_copy(struct intmap *dst, const struct intmap *src)
     }
 }
 
+/* Orders n map entries by key, the last of equal keys kept with its value as setting them
+ * one by one would keep it, in O(n log n): an insertion each would be quadratic, and a map
+ * announced with a million keys in descending order took minutes. Values are vsz bytes;
+ * vstr: they are strings, freed with their dropped key. Returns the entries kept. */
+struct map_ord {
+    const char *k;
+    size_t i;
+};
+
+static int map_ord_cmp(const void *a, const void *b)
+{
+    const struct map_ord *x = a, *y = b;
+    int c = strcmp(x->k, y->k);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static size_t map_settle(char **k, void *v, size_t vsz, bool vstr, size_t n)
+{
+    if (n < 2)
+        return n;
+    struct map_ord *o = xmalloc(n * sizeof *o);
+    for (size_t i = 0; i < n; i++)
+        o[i] = (struct map_ord){k[i], i};
+    qsort(o, n, sizeof *o, map_ord_cmp);
+    char **k2 = xmalloc(n * sizeof *k2);
+    char *v2 = xmalloc(n * vsz);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t src = o[i].i;
+        if (i + 1 < n && strcmp(o[i].k, o[i + 1].k) == 0) { /* a later one wins */
+            free(k[src]);
+            if (vstr)
+                free(((char **)v)[src]);
+            continue;
+        }
+        k2[m] = k[src];
+        memcpy(v2 + m * vsz, (char *)v + src * vsz, vsz);
+        m++;
+    }
+    memcpy(k, k2, m * sizeof *k);
+    memcpy(v, v2, m * vsz);
+    free(k2);
+    free(v2);
+    free(o);
+    return m;
+}
+
 /* ---------------------------------------------------------------- time */
 
 void st_format_time(int64_t ns, char *out, size_t n)
@@ -563,7 +610,10 @@ static int field_from_json(const struct sfield *f, const json_t *v, void *obj, c
         if (json_is_integer(v)) {
             *(int64_t *)p = json_integer_value(v);
         } else if (json_is_real(v)) {
-            *(int64_t *)p = (int64_t)json_real_value(v);
+            double d = json_real_value(v); /* converted only within range (else undefined) */
+            if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+                return json_bad(errmsg, f->name, "a number within 64 bits", v);
+            *(int64_t *)p = (int64_t)d;
         } else {
             return json_bad(errmsg, f->name, "number", v);
         }
@@ -617,22 +667,31 @@ static int field_from_json(const struct sfield *f, const json_t *v, void *obj, c
             return json_bad(errmsg, f->name, "object of strings", v);
         struct strmap *m = (struct strmap *)p;
         strmap_clear(m);
+        size_t n = json_object_size(v);
+        if (!n)
+            return 0;
+        m->k = xmalloc(n * sizeof *m->k);
+        m->v = xmalloc(n * sizeof *m->v);
         const char *k;
         json_t *e;
         json_object_foreach((json_t *)v, k, e)
         {
+            char tmp[32];
+            const char *val;
             if (json_is_string(e)) {
-                strmap_set(m, k, json_string_value(e));
+                val = json_string_value(e);
             } else if (json_is_integer(e)) {
-                char tmp[32];
                 snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(e));
-                strmap_set(m, k, tmp);
+                val = tmp;
             } else if (json_is_boolean(e)) {
-                strmap_set(m, k, json_is_true(e) ? "true" : "false");
+                val = json_is_true(e) ? "true" : "false";
             } else {
                 return json_bad(errmsg, f->name, "object of strings", v);
             }
+            m->k[m->n] = xstrdup(k);
+            m->v[m->n++] = xstrdup(val);
         }
+        m->n = map_settle(m->k, m->v, sizeof *m->v, true, m->n); /* sorted once */
         return 0;
     }
     case SF_INTMAP:
@@ -643,17 +702,24 @@ static int field_from_json(const struct sfield *f, const json_t *v, void *obj, c
             return json_bad(errmsg, f->name, "object", v);
         struct intmap *m = (struct intmap *)p;
         intmap_clear(m);
+        size_t n = json_object_size(v);
+        if (!n)
+            return 0;
+        m->k = xmalloc(n * sizeof *m->k);
+        m->v = xmalloc(n * sizeof *m->v);
         const char *k;
         json_t *e;
         json_object_foreach((json_t *)v, k, e)
         {
             if (json_is_integer(e))
-                intmap_set(m, k, json_integer_value(e));
+                m->v[m->n] = json_integer_value(e);
             else if (json_is_boolean(e))
-                intmap_set(m, k, json_is_true(e));
+                m->v[m->n] = json_is_true(e);
             else
                 return json_bad(errmsg, f->name, "object of numbers", v);
+            m->k[m->n++] = xstrdup(k);
         }
+        m->n = map_settle(m->k, m->v, sizeof *m->v, false, m->n); /* sorted once */
         return 0;
     }
     case SF_ANY:
@@ -989,6 +1055,9 @@ static bool mp_int(const msgpack_object *o, int64_t *v)
         return true;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
+        /* Converting a float outside int64's range (or NaN) is undefined: refused. */
+        if (!(o->via.f64 >= -9223372036854775808.0 && o->via.f64 < 9223372036854775808.0))
+            return false;
         *v = (int64_t)o->via.f64;
         return true;
     default:
@@ -1044,9 +1113,82 @@ static int mp_bad(char *errmsg, const char *field, const char *want)
     return cv_err(errmsg, CV_EMALFORMED, "field %s: expected %s", field, want);
 }
 
-static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj, char *errmsg);
+/* What a decode may allocate for structs its input announces by count (array elements,
+ * pointed-to objects): an empty map is one byte of msgpack and a whole struct in memory
+ * (an allocation: 224 bytes), so a 15 KB LZ4 raft entry of empty maps asked for a
+ * gigabyte, and a 400 KB one for 22 GB (xcalloc gave up: the process stopped). Our
+ * encodings take about as many bytes as the structs they fill (field names, strings: a
+ * plan 1.0-1.5x, a snapshot 1.1x), so 16 times the input leaves a wide margin for what a
+ * leader writes, which followers must never refuse; the limit depends on the input
+ * alone, so every server refuses the same entries. */
+#define UNPACK_BUDGET_FACTOR 16
+#define UNPACK_BUDGET_MIN (64 * 1024)
 
-static int unpack_field(const struct sfield *f, const msgpack_object *v, void *obj, char *errmsg)
+struct unpack_ctx {
+    size_t budget; /* bytes of structs still allowed; SIZE_MAX: no limit (st_unpack) */
+};
+
+static int unpack_charge(struct unpack_ctx *c, size_t n, size_t size, const char *field,
+                         char *errmsg)
+{
+    if (c->budget == SIZE_MAX)
+        return 0;
+    if (size && n > c->budget / size)
+        return cv_err(errmsg, CV_EMALFORMED,
+                      "field %s: %zu elements would take more memory than %dx the input", field, n,
+                      UNPACK_BUDGET_FACTOR);
+    c->budget -= n * size;
+    return 0;
+}
+
+/* Decodes a msgpack map into a strmap (vstr) or an intmap, adding to what it holds. */
+static int unpack_map(const struct sfield *f, const msgpack_object *v, void *p, char *errmsg)
+{
+    bool vstr = f->kind == SF_STRMAP;
+    struct strmap *sm = p;
+    struct intmap *im = p;
+    char ***kp = vstr ? &sm->k : &im->k;
+    size_t *np = vstr ? &sm->n : &im->n;
+    size_t add = v->via.map.size;
+    if (!add)
+        return 0;
+    *kp = xrealloc(*kp, (*np + add) * sizeof **kp);
+    if (vstr)
+        sm->v = xrealloc(sm->v, (*np + add) * sizeof *sm->v);
+    else
+        im->v = xrealloc(im->v, (*np + add) * sizeof *im->v);
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object_kv *kv = &v->via.map.ptr[i];
+        if (!mp_is_str(&kv->key))
+            return mp_bad(errmsg, f->name, "map with string keys");
+        int64_t x = 0;
+        if (vstr) {
+            if (!mp_is_str(&kv->val))
+                return mp_bad(errmsg, f->name, "map of strings");
+        } else if (kv->val.type == MSGPACK_OBJECT_BOOLEAN) {
+            x = kv->val.via.boolean;
+        } else if (!mp_int(&kv->val, &x)) {
+            return mp_bad(errmsg, f->name, "map of integers");
+        }
+        (*kp)[*np] = mp_strdup(&kv->key);
+        if (vstr)
+            sm->v[*np] = mp_strdup(&kv->val);
+        else
+            im->v[*np] = x;
+        (*np)++; /* entries so far are the map's: cleared with it on an error */
+    }
+    if (vstr)
+        *np = map_settle(sm->k, sm->v, sizeof *sm->v, true, *np);
+    else
+        *np = map_settle(im->k, im->v, sizeof *im->v, false, *np);
+    return 0;
+}
+
+static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj,
+                       struct unpack_ctx *c, char *errmsg);
+
+static int unpack_field(const struct sfield *f, const msgpack_object *v, void *obj,
+                        struct unpack_ctx *c, char *errmsg)
 {
     char *p = FPTR(obj, f);
     bool nil = v->type == MSGPACK_OBJECT_NIL;
@@ -1107,40 +1249,12 @@ static int unpack_field(const struct sfield *f, const msgpack_object *v, void *o
     }
     case SF_STRMAP:
     case SF_INTMAP:
-    case SF_BOOLMAP: {
+    case SF_BOOLMAP:
         if (nil)
             return 0;
         if (v->type != MSGPACK_OBJECT_MAP)
             return mp_bad(errmsg, f->name, "map");
-        for (uint32_t i = 0; i < v->via.map.size; i++) {
-            const msgpack_object_kv *kv = &v->via.map.ptr[i];
-            if (!mp_is_str(&kv->key))
-                return mp_bad(errmsg, f->name, "map with string keys");
-            char *k = mp_strdup(&kv->key);
-            int rc = 0;
-            if (f->kind == SF_STRMAP) {
-                if (mp_is_str(&kv->val)) {
-                    char *s = mp_strdup(&kv->val);
-                    strmap_set((struct strmap *)p, k, s);
-                    free(s);
-                } else {
-                    rc = mp_bad(errmsg, f->name, "map of strings");
-                }
-            } else {
-                int64_t x;
-                if (mp_int(&kv->val, &x))
-                    intmap_set((struct intmap *)p, k, x);
-                else if (kv->val.type == MSGPACK_OBJECT_BOOLEAN)
-                    intmap_set((struct intmap *)p, k, kv->val.via.boolean);
-                else
-                    rc = mp_bad(errmsg, f->name, "map of integers");
-            }
-            free(k);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
+        return unpack_map(f, v, p, errmsg);
     case SF_ANY:
         json_decref(*(json_t **)p);
         *(json_t **)p = nil ? NULL : unpack_json(v, 0);
@@ -1148,15 +1262,19 @@ static int unpack_field(const struct sfield *f, const msgpack_object *v, void *o
     case SF_STRUCT:
         if (nil)
             return 0;
-        return unpack_elem(f->type, v, p, errmsg);
+        return unpack_elem(f->type, v, p, c, errmsg);
     case SF_PTR:
     case SF_REF: {
         if (nil)
             return 0;
         void **pp = (void **)p;
-        if (!*pp)
+        if (!*pp) {
+            int rc = unpack_charge(c, 1, f->type->size, f->name, errmsg);
+            if (rc)
+                return rc;
             *pp = st_new(f->type);
-        return unpack_elem(f->type, v, *pp, errmsg);
+        }
+        return unpack_elem(f->type, v, *pp, c, errmsg);
     }
     case SF_ARRAY:
     case SF_KEYED: {
@@ -1164,6 +1282,9 @@ static int unpack_field(const struct sfield *f, const msgpack_object *v, void *o
             return 0;
         if (v->type != MSGPACK_OBJECT_ARRAY)
             return mp_bad(errmsg, f->name, "array");
+        int rc = unpack_charge(c, v->via.array.size, f->type->size, f->name, errmsg);
+        if (rc)
+            return rc;
         size_t *np = (size_t *)((char *)obj + f->off_n);
         char **arrp = (char **)p;
         for (size_t k = 0; k < *np; k++)
@@ -1173,7 +1294,7 @@ static int unpack_field(const struct sfield *f, const msgpack_object *v, void *o
         *np = 0;
         for (uint32_t i = 0; i < v->via.array.size; i++) {
             (*np)++;
-            int rc = unpack_elem(f->type, &v->via.array.ptr[i], *arrp + i * f->type->size, errmsg);
+            rc = unpack_elem(f->type, &v->via.array.ptr[i], *arrp + i * f->type->size, c, errmsg);
             if (rc)
                 return rc;
         }
@@ -1183,7 +1304,8 @@ static int unpack_field(const struct sfield *f, const msgpack_object *v, void *o
     return 0;
 }
 
-static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj, char *errmsg)
+static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj,
+                       struct unpack_ctx *c, char *errmsg)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
         return cv_err(errmsg, CV_EMALFORMED, "%s: expected map", t->name);
@@ -1203,7 +1325,7 @@ static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj
             const struct sfield *f = &t->fields[j];
             if (strnlen(f->name, kl + 1) != kl || memcmp(f->name, k, kl) != 0)
                 continue;
-            int rc = unpack_field(f, &kv->val, obj, errmsg);
+            int rc = unpack_field(f, &kv->val, obj, c, errmsg);
             if (rc)
                 return rc;
             hint = j + 1;
@@ -1215,7 +1337,8 @@ static int unpack_elem(const struct stype *t, const msgpack_object *o, void *obj
 
 int st_unpack(const struct stype *t, const msgpack_object *o, void *obj, char *errmsg)
 {
-    return unpack_elem(t, o, obj, errmsg);
+    struct unpack_ctx c = {SIZE_MAX};
+    return unpack_elem(t, o, obj, &c, errmsg);
 }
 
 void st_encode(const struct stype *t, const void *obj, char **out, size_t *len)
@@ -1235,7 +1358,11 @@ int st_decode(const struct stype *t, const char *data, size_t len, void *obj, ch
     msgpack_zone *z = mp_unpack(data, len, &o);
     if (!z)
         return cv_err(errmsg, CV_EMALFORMED, "%s: truncated or invalid msgpack", t->name);
-    int rc = st_unpack(t, &o, obj, errmsg);
+    /* The bytes' worth of structs the input may fill (UNPACK_BUDGET_FACTOR). */
+    struct unpack_ctx c = {len > (SIZE_MAX - UNPACK_BUDGET_MIN) / UNPACK_BUDGET_FACTOR
+                               ? SIZE_MAX - 1
+                               : len * UNPACK_BUDGET_FACTOR + UNPACK_BUDGET_MIN};
+    int rc = unpack_elem(t, &o, obj, &c, errmsg);
     mp_unpack_done(z);
     return rc;
 }

@@ -2,8 +2,12 @@
  * t_fsm.c - the FSM: deterministic application of raft entries, and snapshots.
  */
 #include <check.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <msgpack.h>
+#include <openssl/evp.h>
 
 #include "state/fsm.h"
 #include "util/err.h"
@@ -432,37 +436,452 @@ START_TEST(test_compressed_entries)
 }
 END_TEST
 
-/* A plan entry whose allocation lacks its ID, node or job (no leader writes one: every
- * string is encoded) is refused whole, as is a stop without an ID; nothing changes. */
-START_TEST(test_plan_without_ids)
+/* ---------------------------------------------------------------- malformed commands */
+
+/* The state the malformed commands are tried against: job web (with its eval e1), node n1,
+ * allocation a1 on n1 (build_log), then one valid command of each type against it. */
+static void eval_fill(struct eval *e, const char *id)
 {
-    const char *missing[] = {"id", "node", "job", "stop"};
-    for (size_t m = 0; m < 4; m++) {
-        struct fsm_cmd c;
-        big_plan(&c, 2);
-        struct alloc *a = &c.allocs[1];
-        if (m == 0) {
-            free(a->id);
-            a->id = NULL;
-        } else if (m == 1) {
-            free(a->node_id);
-            a->node_id = NULL;
-        } else if (m == 2) {
-            free(a->job_id);
-            a->job_id = NULL;
-        } else {
-            c.n_stopped = 1;
-            c.stopped = xcalloc(1, sizeof *c.stopped);
-        }
-        struct state *s = state_new();
-        char err[CV_ERRMSG_SIZE];
-        ck_assert_msg(fsm_apply_cmd(s, 5, &c, NULL, err) == -CV_EMALFORMED, "%s", missing[m]);
-        struct state_snap *sn = state_snapshot(s);
-        ck_assert_uint_eq(snap_index(sn), 0);
-        snap_unref(sn);
-        st_clear(&ST_FSM_CMD, &c);
-        state_free(s);
+    e->refs = 1;
+    e->id = xstrdup(id);
+    e->namespace = xstrdup("default");
+    e->job_id = xstrdup("web");
+    e->status = xstrdup(EVAL_STATUS_PENDING);
+}
+
+static void alloc_fill(struct alloc *a, const char *id)
+{
+    a->refs = 1;
+    a->id = xstrdup(id);
+    a->namespace = xstrdup("default");
+    a->job_id = xstrdup("web");
+    a->node_id = xstrdup("n1");
+    a->task_group = xstrdup("g");
+    a->desired_status = xstrdup(ALLOC_DESIRED_RUN);
+}
+
+static char *b64(const char *raw, size_t n)
+{
+    char *out = xmalloc((n + 2) / 3 * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, (int)n);
+    return out;
+}
+
+/* build_log's state as a snapshot, in base64 (what FSM_STATE_RESTORE carries). */
+static char *snapshot_b64(void)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *s = apply_all(&l);
+    struct state_snap *sn = state_snapshot(s);
+    char *raw;
+    size_t n;
+    fsm_snapshot_encode(sn, &raw, &n);
+    char *out = b64(raw, n);
+    free(raw);
+    snap_unref(sn);
+    state_free(s);
+    free_log(&l);
+    return out;
+}
+
+static void pack_s(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A snapshot, in base64, of one object of `table` ("Nodes", "Allocs", "Evals") given as
+ * string fields name, value, ...: an object may lack a key, which our encoder never
+ * writes. */
+static char *snapshot_of(const char *table, int nfields, ...)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_s(&pk, "Index");
+    msgpack_pack_uint64(&pk, 7);
+    pack_s(&pk, table);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, (size_t)nfields);
+    va_list ap;
+    va_start(ap, nfields);
+    for (int i = 0; i < 2 * nfields; i++)
+        pack_s(&pk, va_arg(ap, const char *));
+    va_end(ap);
+    char *out = b64(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return out;
+}
+
+/* One valid command of the given type against build_log's state. */
+static void valid_cmd(struct fsm_cmd *c, int64_t type)
+{
+    memset(c, 0, sizeof *c);
+    c->type = type;
+    c->now = 50000;
+    c->n_evals = 1;
+    c->evals = xcalloc(1, sizeof *c->evals);
+    eval_fill(&c->evals[0], "e2");
+    switch (type) {
+    case FSM_JOB_REGISTER:
+        c->job = mk_job("web", 4);
+        break;
+    case FSM_JOB_DEREGISTER:
+        c->namespace = xstrdup("default");
+        c->job_id = xstrdup("web");
+        break;
+    case FSM_NODE_REGISTER:
+        c->node = st_new(&ST_NODE);
+        c->node->id = xstrdup("n2");
+        c->node->status = xstrdup(NODE_STATUS_READY);
+        break;
+    case FSM_NODE_STATUS:
+        c->node_id = xstrdup("n1");
+        c->status = xstrdup(NODE_STATUS_DOWN);
+        break;
+    case FSM_NODE_DELETE:
+        c->node_id = xstrdup("n1");
+        break;
+    case FSM_EVAL_UPDATE:
+        break;
+    case FSM_ALLOC_CLIENT_UPDATE:
+    case FSM_ALLOC_DESIRED_TRANSITION:
+        c->n_allocs = 1;
+        c->allocs = xcalloc(1, sizeof *c->allocs);
+        c->allocs[0].refs = 1;
+        c->allocs[0].id = xstrdup("a1");
+        c->allocs[0].client_status = xstrdup(ALLOC_CLIENT_RUNNING);
+        c->allocs[0].desired_transition.migrate = true;
+        break;
+    case FSM_PLAN_APPLY:
+        c->n_allocs = 1;
+        c->allocs = xcalloc(1, sizeof *c->allocs);
+        alloc_fill(&c->allocs[0], "a2");
+        c->n_stopped = 1;
+        c->stopped = xcalloc(1, sizeof *c->stopped);
+        c->stopped[0].refs = 1;
+        c->stopped[0].id = xstrdup("a1");
+        break;
+    case FSM_GC:
+        strlist_add(&c->gc_jobs, "default\x01web");
+        strlist_add(&c->gc_allocs, "a1");
+        break;
+    case FSM_STATE_RESTORE:
+        c->snapshot = snapshot_b64();
+        break;
+    default:
+        break;
     }
+}
+
+static void no_string(char **p)
+{
+    free(*p);
+    *p = NULL;
+}
+
+/* Damages a command: a required field left out. */
+typedef void (*damage_fn)(struct fsm_cmd *c);
+
+static void d_job(struct fsm_cmd *c)
+{
+    st_unref(&ST_JOB, c->job);
+    c->job = NULL;
+}
+static void d_job_id(struct fsm_cmd *c)
+{
+    no_string(&c->job->id);
+}
+static void d_job_ns_sep(struct fsm_cmd *c)
+{
+    cv_strset(&c->job->namespace, "a\x01"
+                                  "b");
+}
+static void d_eval_id(struct fsm_cmd *c)
+{
+    no_string(&c->evals[0].id);
+}
+static void d_eval_job(struct fsm_cmd *c)
+{
+    no_string(&c->evals[0].job_id);
+}
+static void d_eval_id_sep(struct fsm_cmd *c)
+{
+    cv_strset(&c->evals[0].id, "e\x01"
+                               "2");
+}
+static void d_cmd_job_id(struct fsm_cmd *c)
+{
+    no_string(&c->job_id);
+}
+static void d_node(struct fsm_cmd *c)
+{
+    st_free(&ST_NODE, c->node);
+    c->node = NULL;
+}
+static void d_node_id(struct fsm_cmd *c)
+{
+    no_string(&c->node->id);
+}
+static void d_cmd_node_id(struct fsm_cmd *c)
+{
+    no_string(&c->node_id);
+}
+static void d_status(struct fsm_cmd *c)
+{
+    no_string(&c->status);
+}
+static void d_unknown_node(struct fsm_cmd *c)
+{
+    cv_strset(&c->node_id, "n9");
+}
+static void d_alloc_id(struct fsm_cmd *c)
+{
+    no_string(&c->allocs[0].id);
+}
+static void d_alloc_node(struct fsm_cmd *c)
+{
+    no_string(&c->allocs[0].node_id);
+}
+static void d_alloc_job(struct fsm_cmd *c)
+{
+    no_string(&c->allocs[0].job_id);
+}
+static void d_alloc_node_sep(struct fsm_cmd *c)
+{
+    cv_strset(&c->allocs[0].node_id, "n\x01"
+                                     "1");
+}
+static void d_stop_id(struct fsm_cmd *c)
+{
+    no_string(&c->stopped[0].id);
+}
+static void d_gc_job(struct fsm_cmd *c)
+{
+    cv_strset(&c->gc_jobs.v[0], "web");
+}
+static void d_snapshot(struct fsm_cmd *c)
+{
+    no_string(&c->snapshot);
+}
+static void d_snapshot_b64(struct fsm_cmd *c)
+{
+    cv_strset(&c->snapshot, "not base64!");
+}
+static void d_type(struct fsm_cmd *c)
+{
+    c->type = 99;
+}
+
+/* A snapshot whose object lacks a key. */
+static void d_snapshot_node(struct fsm_cmd *c)
+{
+    free(c->snapshot);
+    c->snapshot = snapshot_of("Nodes", 1, "Name", "n9");
+}
+
+static void d_snapshot_alloc(struct fsm_cmd *c)
+{
+    free(c->snapshot);
+    c->snapshot = snapshot_of("Allocs", 2, "ID", "a9", "JobID", "web");
+}
+
+static void d_snapshot_eval(struct fsm_cmd *c)
+{
+    free(c->snapshot);
+    c->snapshot = snapshot_of("Evals", 1, "ID", "e9");
+}
+
+static const struct {
+    int64_t type;
+    const char *what;
+    damage_fn damage;
+    int code;
+    const char *msg; /* what errmsg says */
+} malformed[] = {
+    {FSM_JOB_REGISTER, "no Job", d_job, CV_EMALFORMED, "job register: no Job"},
+    {FSM_JOB_REGISTER, "Job without ID", d_job_id, CV_EMALFORMED, "job register: Job: no ID"},
+    {FSM_JOB_REGISTER, "namespace with \\x01", d_job_ns_sep, CV_EMALFORMED, "Namespace contains"},
+    {FSM_JOB_REGISTER, "eval without ID", d_eval_id, CV_EMALFORMED, "evaluation 0: no ID"},
+    {FSM_JOB_REGISTER, "eval without JobID", d_eval_job, CV_EMALFORMED, "evaluation 0: no JobID"},
+    {FSM_JOB_DEREGISTER, "no JobID", d_cmd_job_id, CV_EMALFORMED, "job deregister: no JobID"},
+    {FSM_JOB_DEREGISTER, "eval without ID", d_eval_id, CV_EMALFORMED, "no ID"},
+    {FSM_NODE_REGISTER, "no Node", d_node, CV_EMALFORMED, "node register: no Node"},
+    {FSM_NODE_REGISTER, "Node without ID", d_node_id, CV_EMALFORMED, "node register: Node: no ID"},
+    {FSM_NODE_REGISTER, "eval without JobID", d_eval_job, CV_EMALFORMED, "no JobID"},
+    {FSM_NODE_STATUS, "no NodeID", d_cmd_node_id, CV_EMALFORMED, "node status: no NodeID"},
+    {FSM_NODE_STATUS, "no Status", d_status, CV_EMALFORMED, "node status: no Status"},
+    {FSM_NODE_STATUS, "unknown node", d_unknown_node, CV_ENOTFOUND, "node n9 not found"},
+    {FSM_NODE_STATUS, "eval without ID", d_eval_id, CV_EMALFORMED, "no ID"},
+    {FSM_NODE_DELETE, "no NodeID", d_cmd_node_id, CV_EMALFORMED, "node delete: no NodeID"},
+    {FSM_EVAL_UPDATE, "eval without ID", d_eval_id, CV_EMALFORMED,
+     "eval update: evaluation 0: no ID"},
+    {FSM_EVAL_UPDATE, "eval without JobID", d_eval_job, CV_EMALFORMED, "no JobID"},
+    {FSM_EVAL_UPDATE, "eval ID with \\x01", d_eval_id_sep, CV_EMALFORMED, "ID contains"},
+    {FSM_ALLOC_CLIENT_UPDATE, "alloc without ID", d_alloc_id, CV_EMALFORMED, "allocation 0: no ID"},
+    {FSM_ALLOC_CLIENT_UPDATE, "eval without ID", d_eval_id, CV_EMALFORMED, "no ID"},
+    {FSM_PLAN_APPLY, "alloc without ID", d_alloc_id, CV_EMALFORMED,
+     "plan apply: allocation 0: no ID"},
+    {FSM_PLAN_APPLY, "alloc without NodeID", d_alloc_node, CV_EMALFORMED, "no NodeID"},
+    {FSM_PLAN_APPLY, "alloc without JobID", d_alloc_job, CV_EMALFORMED, "no JobID"},
+    {FSM_PLAN_APPLY, "alloc NodeID with \\x01", d_alloc_node_sep, CV_EMALFORMED, "NodeID contains"},
+    {FSM_PLAN_APPLY, "stop without ID", d_stop_id, CV_EMALFORMED, "plan apply: stop 0: no ID"},
+    {FSM_PLAN_APPLY, "eval without ID", d_eval_id, CV_EMALFORMED, "no ID"},
+    {FSM_ALLOC_DESIRED_TRANSITION, "alloc without ID", d_alloc_id, CV_EMALFORMED,
+     "allocation 0: no ID"},
+    {FSM_ALLOC_DESIRED_TRANSITION, "eval without JobID", d_eval_job, CV_EMALFORMED, "no JobID"},
+    {FSM_GC, "job key without \\x01", d_gc_job, CV_EMALFORMED, "gc: GCJobs 0"},
+    {FSM_GC, "eval without ID", d_eval_id, CV_EMALFORMED, "no ID"},
+    {FSM_STATE_RESTORE, "no Snapshot", d_snapshot, CV_EMALFORMED, "state restore: no Snapshot"},
+    {FSM_STATE_RESTORE, "not base64", d_snapshot_b64, CV_EMALFORMED, "not base64"},
+    {FSM_STATE_RESTORE, "snapshot node without ID", d_snapshot_node, CV_EMALFORMED,
+     "state restore: snapshot: node 0: no ID"},
+    {FSM_STATE_RESTORE, "snapshot alloc without NodeID", d_snapshot_alloc, CV_EMALFORMED,
+     "snapshot: allocation 0: no NodeID"},
+    {FSM_STATE_RESTORE, "snapshot eval without JobID", d_snapshot_eval, CV_EMALFORMED,
+     "snapshot: evaluation 0: no JobID"},
+    {FSM_EVAL_UPDATE, "unknown type", d_type, CV_EMALFORMED, "unknown command type 99"},
+};
+
+static void state_bytes(struct state *s, char **out, size_t *len)
+{
+    struct state_snap *sn = state_snapshot(s);
+    fsm_snapshot_encode(sn, out, len);
+    snap_unref(sn);
+}
+
+/* Every command type's minimal malformed variants (each required field left out, or
+ * holding the key separator) are refused with a message naming it, and change nothing:
+ * the state encodes to the same bytes, indexes included. Each is tried as the leader
+ * applies it (its own command: the field NULL) and as followers do (the entry decoded:
+ * the field ""), on a state nobody holds (written in place) and on one a reader holds
+ * (copied); the undamaged command is applied in each case, so the refusal is the
+ * damage's. */
+START_TEST(test_malformed_commands)
+{
+    struct log l = {0};
+    build_log(&l);
+    for (size_t m = 0; m < sizeof malformed / sizeof malformed[0]; m++) {
+        for (int form = 0; form < 2; form++) {
+            for (int held = 0; held < 2; held++) {
+                for (int damaged = 0; damaged < 2; damaged++) {
+                    struct fsm_cmd c;
+                    valid_cmd(&c, malformed[m].type);
+                    if (damaged)
+                        malformed[m].damage(&c);
+                    struct state *s = apply_all(&l);
+                    char *before, *after;
+                    size_t blen, alen;
+                    state_bytes(s, &before, &blen);
+                    struct state_snap *reader = held ? state_snapshot(s) : NULL;
+                    char err[CV_ERRMSG_SIZE] = "";
+                    int rc;
+                    if (form == 0) {
+                        rc = fsm_apply_cmd(s, 100, &c, NULL, err);
+                    } else {
+                        char *buf;
+                        size_t len;
+                        fsm_cmd_encode(&c, &buf, &len);
+                        rc = fsm_apply(s, 100, buf, len, NULL, err);
+                        free(buf);
+                    }
+                    st_clear(&ST_FSM_CMD, &c);
+                    snap_unref(reader);
+                    if (!damaged) {
+                        ck_assert_msg(rc == 0, "%s (undamaged, form %d): %s", malformed[m].what,
+                                      form, err);
+                    } else {
+                        ck_assert_msg(rc == -malformed[m].code, "%s (form %d, held %d): %d %s",
+                                      malformed[m].what, form, held, rc, err);
+                        ck_assert_msg(strstr(err, malformed[m].msg), "%s: \"%s\" lacks \"%s\"",
+                                      malformed[m].what, err, malformed[m].msg);
+                        state_bytes(s, &after, &alen);
+                        ck_assert_msg(alen == blen && memcmp(before, after, blen) == 0,
+                                      "%s (form %d): the state changed", malformed[m].what, form);
+                        free(after);
+                    }
+                    free(before);
+                    state_free(s);
+                }
+            }
+        }
+    }
+    free_log(&l);
+}
+END_TEST
+
+/* A snapshot object whose key is empty was stored by an earlier version, which did not
+ * refuse one: it restores (the state a server saved must come back), while an absent key,
+ * which no version writes, is refused (test_malformed_commands). */
+START_TEST(test_snapshot_empty_keys_restore)
+{
+    char *text = snapshot_of("Evals", 2, "ID", "", "JobID", "web");
+    size_t n = strlen(text);
+    unsigned char *raw = xmalloc(n);
+    int len = EVP_DecodeBlock(raw, (const unsigned char *)text, (int)n);
+    ck_assert_int_gt(len, 0);
+    struct state_snap *sn;
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(fsm_snapshot_decode((const char *)raw, (size_t)len, &sn, err), 0);
+    ck_assert_uint_eq(snap_count(sn, STATE_EVALS), 1);
+    ck_assert_ptr_nonnull(snap_eval(sn, ""));
+    snap_unref(sn);
+    free(raw);
+    free(text);
+}
+END_TEST
+
+/* An absent and an empty namespace are the default one, in every key: a command the
+ * leader applies with NULL where its followers decode "" files its objects alike, so
+ * their states stay byte for byte the same. */
+START_TEST(test_empty_namespace_is_default)
+{
+    struct log l = {0};
+    build_log(&l);
+    struct state *a = apply_all(&l), *b = apply_all(&l);
+    struct fsm_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = FSM_PLAN_APPLY;
+    c.now = 9000;
+    c.n_allocs = 1;
+    c.allocs = xcalloc(1, sizeof *c.allocs);
+    alloc_fill(&c.allocs[0], "a2");
+    no_string(&c.allocs[0].namespace);
+    c.n_stopped = 1;
+    c.stopped = xcalloc(1, sizeof *c.stopped); /* no DesiredStatus: a stop */
+    c.stopped[0].refs = 1;
+    c.stopped[0].id = xstrdup("a1");
+    char *buf;
+    size_t len;
+    fsm_cmd_encode(&c, &buf, &len); /* followers: Namespace "" */
+    char err[CV_ERRMSG_SIZE];
+    ck_assert_int_eq(fsm_apply_cmd(a, 100, &c, NULL, err), 0); /* the leader: NULL */
+    ck_assert_int_eq(fsm_apply(b, 100, buf, len, NULL, err), 0);
+    st_clear(&ST_FSM_CMD, &c);
+    free(buf);
+    char *ea, *eb;
+    size_t la, lb;
+    state_bytes(a, &ea, &la);
+    state_bytes(b, &eb, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert(memcmp(ea, eb, la) == 0);
+    struct state_snap *sn = state_snapshot(b);
+    const struct alloc *placed = snap_alloc(sn, "a2");
+    ck_assert_ptr_nonnull(placed);
+    ck_assert_ptr_eq(placed->job, snap_job(sn, "default", "web")); /* found its job */
+    size_t n = 0;
+    snap_allocs_by_job(sn, "default", "web", count_cb, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(snap_alloc(sn, "a1")->desired_status, ALLOC_DESIRED_STOP);
+    snap_unref(sn);
+    free(ea);
+    free(eb);
+    state_free(a);
+    state_free(b);
+    free_log(&l);
 }
 END_TEST
 
@@ -477,7 +896,9 @@ int main(void)
     tcase_add_test(tc, test_snapshot_pack);
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_compressed_entries);
-    tcase_add_test(tc, test_plan_without_ids);
+    tcase_add_test(tc, test_malformed_commands);
+    tcase_add_test(tc, test_empty_namespace_is_default);
+    tcase_add_test(tc, test_snapshot_empty_keys_restore);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
