@@ -558,8 +558,12 @@ int fsm_apply_cmd(struct state *s, uint64_t index, struct fsm_cmd *cmd,
 /* ---------------------------------------------------------------- entry codec */
 
 #define ENTRY_LZ4_HEADER 12
-/* The largest command a compressed entry may claim to hold; LZ4 expands at most ~255x. */
-#define ENTRY_LZ4_MAX_RAW ((size_t)1 << 30)
+/* The largest command a compressed entry may claim to hold; LZ4 expands at most ~255x.
+ * Every command comes from one RPC request of at most RPC_MAX_FRAME (64 MiB) plus what
+ * the leader adds, so 128 MiB is ample, and it bounds what a damaged entry of ~0.5 MiB
+ * can make every server allocate (decoding takes a small multiple of the raw size);
+ * a larger command is written plain, as an incompressible one is. */
+#define ENTRY_LZ4_MAX_RAW ((size_t)128 << 20)
 
 static void put_be32(char *p, uint32_t v)
 {
